@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv/ first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-unit test-integration test-e2e down lock clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --disable-pip-version-check -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/sdlab demo
+
+test: install
+	$(BIN)/pytest tests
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install
+	$(BIN)/pytest tests/integration
+
+test-e2e: install
+	$(BIN)/pytest tests/e2e
+
+down: install
+	$(BIN)/sdlab down
+
+lock: $(BIN)/python
+	$(BIN)/pip install -q -e ".[dev]"
+	{ echo "# Exact versions for repeatable installs (pip install -c constraints.txt -e .[dev])."; \
+	  echo "# Regenerate after changing pyproject.toml: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^system-design-lab'; } > constraints.txt
+
+clean:
+	-$(BIN)/sdlab down
+	rm -rf $(VENV) .lab

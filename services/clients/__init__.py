@@ -1,0 +1,1 @@
+"""Lifespan-managed clients for the lab's real parts: Redis, sharded PostgreSQL, Kafka."""

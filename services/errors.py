@@ -1,0 +1,57 @@
+"""Error kinds shared by every design's domain.
+
+Domains raise these (pure Python, no web framework); only the HTTP entrypoints turn them
+into status codes, through :mod:`services.http`.
+"""
+
+from __future__ import annotations
+
+
+class LabError(Exception):
+    """Base of every expected error; ``code`` is a stable machine-readable name."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(LabError):
+    code = "invalid_input"
+
+
+class NotFound(LabError):
+    code = "not_found"
+
+
+class Gone(LabError):
+    code = "gone"
+
+
+class Conflict(LabError):
+    code = "conflict"
+
+
+class Forbidden(LabError):
+    code = "forbidden"
+
+
+class RateLimited(LabError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(LabError):
+    """A dependency is down or overloaded; the caller should retry later."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s

@@ -1,0 +1,1 @@
+"""The lab: the ``sdlab`` CLI, its supervisor, fault injection, load and experiments."""

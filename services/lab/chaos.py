@@ -1,0 +1,128 @@
+"""Fault primitives. Local mode acts on processes; compose mode on containers and Toxiproxy.
+
+- kill:    SIGKILL to the component's process tree (a crash; PostgreSQL recovers from WAL).
+- pause:   SIGSTOP: the process hangs; peers see open connections that never answer,
+           which is what a network partition looks like from their side.
+- resume:  SIGCONT.
+- restart: stop (if still running) and start again on the same address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from services.lab import procs
+from services.lab.config import LabSettings
+from services.lab.errors import LabCommandError
+from services.lab.stack import Component
+from services.lab.state import LabState, exclusive
+from services.lab.supervisor import EventSink, _quiet, _start, _wait_ready, require_state
+
+ACTIONS = ("kill", "pause", "resume", "restart")
+
+
+def _component(state: LabState, name: str):
+    if name not in state.components:
+        known = ", ".join(state.components) or "none"
+        raise LabCommandError(f"unknown component {name!r}; running components: {known}")
+    return state.components[name]
+
+
+def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSink = _quiet) -> str:
+    if action not in ACTIONS:
+        raise LabCommandError(f"unknown chaos action {action!r}; choose from: {', '.join(ACTIONS)}")
+    with exclusive(settings.state_dir):
+        state = require_state(settings)
+        c = _component(state, name)
+        ref = c.ref
+        if action == "kill":
+            if not procs.signal_tree(ref, signal.SIGKILL):
+                return f"{name} was not running"
+            procs.wait_gone(ref)
+            return f"killed {name} (pid {c.pid})"
+        if action == "pause":
+            if not procs.signal_tree(ref, signal.SIGSTOP):
+                raise LabCommandError(f"{name} is not running; start it with `sdlab chaos restart {name}`")
+            return f"paused {name} (pid {c.pid}); resume with `sdlab chaos resume {name}`"
+        if action == "resume":
+            if not procs.signal_tree(ref, signal.SIGCONT):
+                raise LabCommandError(f"{name} is not running; start it with `sdlab chaos restart {name}`")
+            return f"resumed {name} (pid {c.pid})"
+        procs.stop(ref, c.stop_signal)
+        spec_fields = {k: v for k, v in vars(c).items() if k not in ("pid", "create_time", "log")}
+        running = _start(state, Component(**spec_fields), on_event)
+        asyncio.run(_wait_ready([running], settings.ready_timeout_s, on_event))
+        return f"restarted {name} (pid {running.pid}) on {running.address}"
+
+
+# --- compose mode -------------------------------------------------------------------------
+
+COMPOSE_VERBS = {"kill": ["kill", "-s", "SIGKILL"], "pause": ["pause"], "resume": ["unpause"], "restart": ["restart"]}
+TOXICS = ("latency", "bandwidth", "reset", "down", "up", "clear")
+
+
+def compose_command(action: str, service: str) -> list[str]:
+    if action not in COMPOSE_VERBS:
+        raise LabCommandError(f"unknown chaos action {action!r}; choose from: {', '.join(COMPOSE_VERBS)}")
+    return ["docker", "compose", *COMPOSE_VERBS[action], service]
+
+
+def compose_chaos(action: str, service: str) -> str:
+    cmd = compose_command(action, service)
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise LabCommandError("docker is not installed; compose mode needs Docker (local mode does not)") from None
+    if result.returncode != 0:
+        raise LabCommandError(f"`{' '.join(cmd)}` failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+    return f"{action}: {service}"
+
+
+@dataclass(frozen=True)
+class ToxiproxyCall:
+    method: str
+    path: str
+    body: dict | None
+
+
+def toxic_calls(part: str, toxic: str, *, latency_ms: int = 100, jitter_ms: int = 0, rate_kbps: int = 64) -> list[ToxiproxyCall]:
+    """The Toxiproxy API calls for a network fault on the proxy in front of ``part``."""
+    if toxic == "latency":
+        attrs = {"latency": latency_ms, "jitter": jitter_ms}
+        return [ToxiproxyCall("POST", f"/proxies/{part}/toxics", {"name": f"{part}-latency", "type": "latency", "stream": "downstream", "toxicity": 1.0, "attributes": attrs})]
+    if toxic == "bandwidth":
+        attrs = {"rate": rate_kbps}
+        return [ToxiproxyCall("POST", f"/proxies/{part}/toxics", {"name": f"{part}-bandwidth", "type": "bandwidth", "stream": "downstream", "toxicity": 1.0, "attributes": attrs})]
+    if toxic == "reset":
+        attrs = {"timeout": 0}
+        return [ToxiproxyCall("POST", f"/proxies/{part}/toxics", {"name": f"{part}-reset", "type": "reset_peer", "stream": "downstream", "toxicity": 1.0, "attributes": attrs})]
+    if toxic == "down":
+        return [ToxiproxyCall("POST", f"/proxies/{part}", {"enabled": False})]
+    if toxic == "up":
+        return [ToxiproxyCall("POST", f"/proxies/{part}", {"enabled": True})]
+    if toxic == "clear":
+        return [ToxiproxyCall("POST", "/reset", None)]
+    raise LabCommandError(f"unknown toxic {toxic!r}; choose from: {', '.join(TOXICS)}")
+
+
+def apply_toxic(toxiproxy_url: str, calls: list[ToxiproxyCall]) -> str:
+    for call in calls:
+        data = json.dumps(call.body).encode() if call.body is not None else None
+        req = urllib.request.Request(f"{toxiproxy_url}{call.path}", data=data, method=call.method)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=5):
+                pass
+        except urllib.error.HTTPError as exc:
+            raise LabCommandError(f"Toxiproxy refused {call.method} {call.path}: {exc.code} {exc.read()[:200]!r}") from None
+        except OSError as exc:
+            raise LabCommandError(
+                f"cannot reach Toxiproxy at {toxiproxy_url} ({exc}); toxics need compose mode (`docker compose up`)"
+            ) from None
+    return f"applied {len(calls)} Toxiproxy call(s)"

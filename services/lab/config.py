@@ -1,0 +1,58 @@
+"""The lab's own settings (``SDLAB_*``), plus the variables that swap a part for an existing server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from services.settings import split_csv
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = REPO_ROOT / "deploy"
+
+
+class LabSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SDLAB_", extra="ignore")
+
+    home: Path = Path(".lab")
+    host: str = "127.0.0.1"
+    redis_port: int = Field(6379, ge=1, le=65535)
+    # Shard i listens on postgres_port + i.
+    postgres_port: int = Field(5432, ge=1, le=65535)
+    postgres_shards: int = Field(2, ge=1, le=8)
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    # App instances take consecutive ports from here.
+    app_port: int = Field(8100, ge=1, le=65535)
+    # The load balancer's public port per design.
+    shortener_port: int = Field(8080, ge=1, le=65535)
+    shortener_instances: int = Field(2, ge=1, le=16)
+    ready_timeout_s: float = Field(60.0, gt=0)
+    # Compose mode only: the Toxiproxy API that network faults go through.
+    toxiproxy_url: str = "http://127.0.0.1:8474"
+
+    # Point the lab at servers that already run instead of starting its own.
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "SDLAB_REDIS_URL"))
+    database_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("DATABASE_URLS", "SDLAB_DATABASE_URLS")
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SDLAB_KAFKA_BOOTSTRAP_SERVERS")
+    )
+
+    @field_validator("database_urls", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_csv(value) if value is not None else []
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home.resolve()
+
+    def design_port(self, design: str) -> int:
+        return int(getattr(self, f"{design}_port"))
+
+    def design_instances(self, design: str) -> int:
+        return int(getattr(self, f"{design}_instances"))

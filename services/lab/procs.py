@@ -1,0 +1,175 @@
+"""Process helpers: spawn detached, check liveness safely against pid reuse, stop by process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+# Every process the lab starts carries this variable, so that ``down`` can find a process even
+# when ``up`` crashed before writing it to the state file.
+MARKER_ENV = "SDLAB_STACK"
+
+
+@dataclass(frozen=True)
+class ProcessRef:
+    pid: int
+    create_time: float
+
+    def process(self) -> psutil.Process | None:
+        """The live process, or None when it is gone, a zombie, or the pid was reused."""
+        try:
+            proc = psutil.Process(self.pid)
+            if abs(proc.create_time() - self.create_time) > 0.05:
+                return None
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                _reap(self.pid)
+                return None
+            return proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+
+    def alive(self) -> bool:
+        return self.process() is not None
+
+    def paused(self) -> bool:
+        proc = self.process()
+        try:
+            return proc is not None and proc.status() == psutil.STATUS_STOPPED
+        except psutil.NoSuchProcess:
+            return False
+
+
+def wait_gone(ref: ProcessRef, timeout_s: float = 5.0) -> bool:
+    """Wait until the pid is fully gone, zombie included (PostgreSQL's lock file check treats a
+    zombie as alive). True when gone."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if abs(psutil.Process(ref.pid).create_time() - ref.create_time) > 0.05:
+                return True  # the pid now belongs to another process
+        except psutil.NoSuchProcess:
+            return True
+        _reap(ref.pid)
+        time.sleep(0.02)
+    return False
+
+
+def _reap(pid: int) -> None:
+    """Collect a zombie child of ours (only possible when this process started it)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def spawn(
+    cmd: list[str],
+    *,
+    log_path: Path,
+    env: dict[str, str],
+    cwd: Path,
+    user: str | None = None,
+) -> ProcessRef:
+    """Start ``cmd`` in its own session (so it outlives the CLI and is stopped as a group)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            user=user,
+            start_new_session=True,
+        )
+    return ProcessRef(proc.pid, psutil.Process(proc.pid).create_time())
+
+
+def _tree(proc: psutil.Process) -> list[psutil.Process]:
+    """The process and all its descendants, collected before any is signalled (once the leader
+    dies its children are reparented and can no longer be found through it). Process groups are
+    not enough: PostgreSQL's backends call setsid() and leave the postmaster's group."""
+    try:
+        return [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def signal_tree(ref: ProcessRef, sig: int) -> bool:
+    """Send ``sig`` to the component's whole process tree; False if it is already gone."""
+    proc = ref.process()
+    if proc is None:
+        return False
+    for member in _tree(proc):
+        try:
+            member.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
+    return True
+
+
+def stop(ref: ProcessRef, stop_signal: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+    """Graceful stop: ``stop_signal`` to the leader, then SIGKILL to what is left of its tree."""
+    proc = ref.process()
+    if proc is None:
+        return
+    tree = _tree(proc)
+    try:
+        proc.send_signal(stop_signal)
+        for member in tree:  # a paused process keeps the signal pending until it runs again
+            member.resume()
+    except psutil.NoSuchProcess:
+        pass
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and ref.alive():
+        time.sleep(0.05)
+    for member in tree:
+        try:
+            member.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(tree, timeout=2)
+    wait_gone(ref)
+
+
+def find_marked(marker: str) -> list[psutil.Process]:
+    """Every process whose environment carries ``SDLAB_STACK=marker``."""
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == me:
+            continue
+        try:
+            if proc.environ().get(MARKER_ENV) == marker:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+    return found
+
+
+def kill_marked(marker: str, timeout_s: float = 5.0) -> int:
+    """SIGTERM then SIGKILL every marked process; returns how many there were."""
+    procs = find_marked(marker)
+    for proc in procs:
+        try:
+            proc.terminate()
+            proc.resume()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=timeout_s)
+    return len(procs)

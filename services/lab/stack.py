@@ -1,0 +1,240 @@
+"""The stack definition: which components run, on which ports, with which environment.
+
+This is the single description of the local topology; ``docker-compose.yml`` is held against
+it by a test (same services, same env names, same health paths).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from services.lab import binaries
+from services.lab.config import DEPLOY_DIR, LabSettings
+from services.lab.designs import Design
+
+# Health paths every app instance serves (the kit's app factory adds them).
+LIVENESS_PATH = "/healthz"
+READINESS_PATH = "/readyz"
+
+
+@dataclass
+class Component:
+    name: str
+    kind: str  # redis | postgres | kafka | app | caddy
+    address: str  # host:port it listens on
+    url: str  # how a client reaches it
+    cmd: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to the lab's environment
+    user: str | None = None
+    stop_signal: int = signal.SIGTERM
+    design: str | None = None
+    data_dir: str | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ExternalPart:
+    name: str
+    kind: str
+    url: str
+
+
+@dataclass
+class StackPlan:
+    infra: list[Component]
+    apps: list[Component]
+    balancer: Component | None
+    external: list[ExternalPart]
+    design_env: dict[str, dict[str, str]]  # per design: the env its instances and migrations get
+
+    @property
+    def components(self) -> list[Component]:
+        return self.infra + self.apps + ([self.balancer] if self.balancer else [])
+
+
+def uvicorn_cmd(factory: str, host: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", factory, "--factory",
+        "--host", host, "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+        # The app decides whom to believe about X-Forwarded-For (SHORTENER_TRUSTED_PROXIES).
+        "--no-proxy-headers",
+        "--timeout-graceful-shutdown", "5",
+    ]
+
+
+def _needs(designs: list[Design], part: str) -> bool:
+    return any(part in d.needs for d in designs)
+
+
+def plan_stack(settings: LabSettings, designs: list[Design]) -> StackPlan:
+    home = settings.state_dir
+    host = settings.host
+    infra: list[Component] = []
+    external: list[ExternalPart] = []
+
+    if settings.redis_url:
+        redis_url = settings.redis_url
+        external.append(ExternalPart("redis", "redis", redis_url))
+    elif _needs(designs, "redis"):
+        addr = f"{host}:{settings.redis_port}"
+        redis_url = f"redis://{addr}/0"
+        data = home / "redis"
+        infra.append(
+            Component(
+                name="redis",
+                kind="redis",
+                address=addr,
+                url=redis_url,
+                cmd=[
+                    str(binaries.redis_server()),
+                    "--port", str(settings.redis_port),
+                    "--bind", host,
+                    "--dir", str(data),
+                    # A cache: no snapshots. Only keys with a TTL may be evicted, so counters
+                    # and rate-limit buckets survive memory pressure.
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--maxmemory", "512mb",
+                    "--maxmemory-policy", "volatile-lru",
+                ],
+                data_dir=str(data),
+            )
+        )
+    else:
+        redis_url = ""
+
+    if settings.database_urls:
+        database_urls = list(settings.database_urls)
+        external += [ExternalPart(f"postgres-{i}", "postgres", u) for i, u in enumerate(database_urls)]
+    elif _needs(designs, "postgres"):
+        database_urls = []
+        for shard in range(settings.postgres_shards):
+            port = settings.postgres_port + shard
+            addr = f"{host}:{port}"
+            url = f"postgresql://postgres@{addr}/postgres"
+            database_urls.append(url)
+            data = home / f"postgres-{shard}" / "data"
+            infra.append(
+                Component(
+                    name=f"postgres-{shard}",
+                    kind="postgres",
+                    address=addr,
+                    url=url,
+                    cmd=[
+                        str(binaries.postgres_bin()),
+                        "-D", str(data),
+                        "-p", str(port),
+                        "-h", host,
+                        "-c", "unix_socket_directories=",
+                        "-c", "max_connections=300",
+                        "-c", "shared_buffers=128MB",
+                    ],
+                    # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM waits for every client to leave.
+                    stop_signal=signal.SIGINT,
+                    data_dir=str(data),
+                )
+            )
+    else:
+        database_urls = []
+
+    if settings.kafka_bootstrap_servers:
+        kafka = settings.kafka_bootstrap_servers
+        external.append(ExternalPart("kafka", "kafka", kafka))
+    elif _needs(designs, "kafka"):
+        kafka = f"{host}:{settings.kafka_port}"
+        listener = f"tcp://{kafka}"
+        infra.append(
+            Component(
+                name="kafka",
+                kind="kafka",
+                address=kafka,
+                url=kafka,
+                # Tansu keeps its log in memory only: a restart loses topics and offsets.
+                cmd=[
+                    str(binaries.tansu()), "broker",
+                    "--listener-url", listener,
+                    "--advertised-listener-url", listener,
+                    "--storage-engine", "memory://tansu/",
+                ],
+            )
+        )
+    else:
+        kafka = ""
+
+    apps: list[Component] = []
+    design_env: dict[str, dict[str, str]] = {}
+    caddy_env = {
+        "LAB_BIND": host,
+        "LAB_CADDY_SITES": str(home / "caddy" / "sites" / "*.caddy"),
+        "XDG_DATA_HOME": str(home / "caddy" / "data"),
+        "XDG_CONFIG_HOME": str(home / "caddy" / "config"),
+    }
+    next_port = settings.app_port
+    for design in designs:
+        prefix = design.env_prefix
+        public_port = settings.design_port(design.name)
+        env = {
+            f"{prefix}PUBLIC_URL": f"http://{host}:{public_port}",
+            f"{prefix}LOG_FORMAT": "json",
+            f"{prefix}TRUSTED_PROXIES": host,
+        }
+        if "redis" in design.needs:
+            env[f"{prefix}REDIS_URL"] = redis_url
+        if "postgres" in design.needs:
+            env[f"{prefix}DATABASE_URLS"] = ",".join(database_urls)
+        if "kafka" in design.needs:
+            env[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] = kafka
+        design_env[design.name] = env
+        upstreams = []
+        processes = [(f"{design.name}-{i}", design.app, True) for i in range(1, settings.design_instances(design.name) + 1)]
+        processes += [(f"{design.name}-{worker}-1", app, False) for worker, app in design.workers]
+        for name, factory, balanced in processes:
+            addr = f"{host}:{next_port}"
+            next_port += 1
+            if balanced:
+                upstreams.append(addr)
+            apps.append(
+                Component(
+                    name=name,
+                    kind="app",
+                    address=addr,
+                    url=f"http://{addr}",
+                    cmd=uvicorn_cmd(factory, host, int(addr.rsplit(":", 1)[1])),
+                    env={**env, f"{prefix}INSTANCE_ID": name},
+                    design=design.name,
+                )
+            )
+        caddy_env[f"{design.name.upper()}_PORT"] = str(public_port)
+        caddy_env[f"{design.name.upper()}_UPSTREAMS"] = " ".join(upstreams)
+
+    balancer = None
+    if designs:
+        first_port = settings.design_port(designs[0].name)
+        balancer = Component(
+            name="caddy",
+            kind="caddy",
+            address=f"{host}:{first_port}",
+            url=f"http://{host}:{first_port}",
+            cmd=[str(binaries.caddy()), "run", "--config", str(DEPLOY_DIR / "Caddyfile"), "--adapter", "caddyfile"],
+            env=caddy_env,
+        )
+    return StackPlan(infra=infra, apps=apps, balancer=balancer, external=external, design_env=design_env)
+
+
+def caddy_site_file(design: str) -> Path:
+    return DEPLOY_DIR / "caddy" / f"{design}.caddy"
+
+
+def balancer_ports(settings: LabSettings, designs: list[Design]) -> dict[str, int]:
+    return {d.name: settings.design_port(d.name) for d in designs}

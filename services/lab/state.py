@@ -1,0 +1,105 @@
+"""The state file (``.lab/state.json``): what the lab started, so any later command can find it."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.lab.errors import LabCommandError
+from services.lab.procs import ProcessRef
+
+
+@dataclass
+class RunningComponent:
+    name: str
+    kind: str
+    address: str
+    url: str
+    cmd: list[str]
+    env: dict[str, str]
+    user: str | None
+    stop_signal: int
+    design: str | None
+    data_dir: str | None
+    pid: int
+    create_time: float
+    log: str
+
+    @property
+    def ref(self) -> ProcessRef:
+        return ProcessRef(self.pid, self.create_time)
+
+
+@dataclass
+class LabState:
+    home: Path
+    marker: str
+    designs: list[str]
+    started_at: float = field(default_factory=time.time)
+    components: dict[str, RunningComponent] = field(default_factory=dict)
+    external: list[dict[str, str]] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)  # public port per design
+
+    @property
+    def path(self) -> Path:
+        return state_path(self.home)
+
+    def save(self) -> None:
+        data = {
+            "marker": self.marker,
+            "designs": self.designs,
+            "started_at": self.started_at,
+            "components": {n: vars(c) for n, c in self.components.items()},
+            "external": self.external,
+            "ports": self.ports,
+        }
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, self.path)  # atomic: a crash never leaves half a state file
+
+    def any_alive(self) -> bool:
+        return any(c.ref.alive() for c in self.components.values())
+
+
+def state_path(home: Path) -> Path:
+    return home / "state.json"
+
+
+def load_state(home: Path) -> LabState | None:
+    path = state_path(home)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LabCommandError(f"cannot read {path} ({exc}); run `sdlab down` to clean up") from exc
+    return LabState(
+        home=home,
+        marker=data["marker"],
+        designs=data["designs"],
+        started_at=data["started_at"],
+        components={n: RunningComponent(**c) for n, c in data["components"].items()},
+        external=data.get("external", []),
+        ports=data.get("ports", {}),
+    )
+
+
+@contextmanager
+def exclusive(home: Path) -> Iterator[None]:
+    """One state-changing command at a time per lab home."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise LabCommandError(f"another sdlab command is changing the lab in {home}; wait for it to finish") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

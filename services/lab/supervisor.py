@@ -1,0 +1,245 @@
+"""Start, watch and stop the stack: ``up``, ``down``, ``status``, and the process side of chaos."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from services.lab import procs
+from services.lab.config import REPO_ROOT, LabSettings
+from services.lab.designs import Design, resolve
+from services.lab.errors import LabCommandError
+from services.lab.prepare import prepare, prepare_caddy
+from services.lab.probes import external_probe, try_probe
+from services.lab.stack import Component, StackPlan, plan_stack
+from services.lab.state import LabState, RunningComponent, exclusive, load_state
+
+# Called as on_event(component, event, detail): "starting", "ready", "waiting", "stopped".
+EventSink = Callable[[str, str, str], None]
+
+
+def _quiet(_: str, __: str, ___: str) -> None:
+    return None
+
+
+def _port_setting(component: Component) -> str:
+    return {
+        "redis": "SDLAB_REDIS_PORT",
+        "postgres": "SDLAB_POSTGRES_PORT",
+        "kafka": "SDLAB_KAFKA_PORT",
+        "app": "SDLAB_APP_PORT",
+    }.get(component.kind, f"SDLAB_{(component.design or 'SHORTENER').upper()}_PORT")
+
+
+def _check_ports_free(plan: StackPlan, balancer_ports: dict[str, int], host: str) -> None:
+    wanted = [(c.name, c.port, _port_setting(c)) for c in plan.infra + plan.apps]
+    wanted += [(f"caddy ({d})", p, f"SDLAB_{d.upper()}_PORT") for d, p in balancer_ports.items()]
+    for name, port, setting in wanted:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As servers do: connections of an earlier run in TIME_WAIT do not hold the port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                raise LabCommandError(
+                    f"port {port} for {name} is already in use; stop what holds it or pick another with {setting}=<port>"
+                ) from None
+
+
+def _child_env(state: LabState, component: Component | RunningComponent) -> dict[str, str]:
+    return {**os.environ, **component.env, procs.MARKER_ENV: state.marker}
+
+
+def _start(state: LabState, component: Component, on_event: EventSink) -> RunningComponent:
+    log = state.home / "logs" / f"{component.name}.log"
+    on_event(component.name, "starting", component.address)
+    ref = procs.spawn(component.cmd, log_path=log, env=_child_env(state, component), cwd=REPO_ROOT, user=component.user)
+    running = RunningComponent(**component.to_dict(), pid=ref.pid, create_time=ref.create_time, log=str(log))
+    state.components[component.name] = running
+    state.save()  # written at once: a crash of `up` from here on still lets `down` find it
+    return running
+
+
+def _log_tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return "\n".join(fh.read().decode(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+async def _wait_ready(components: list[RunningComponent], timeout_s: float, on_event: EventSink) -> None:
+    async def one(c: RunningComponent) -> None:
+        start = time.monotonic()
+        reason = "not probed yet"
+        while time.monotonic() - start < timeout_s:
+            if not c.ref.alive():
+                raise LabCommandError(
+                    f"{c.name} exited while starting; see `sdlab logs {c.name}`. Last lines:\n{_log_tail(c.log)}"
+                )
+            state, reason = await try_probe(c.kind, c.address, c.url)
+            if state == "ready":
+                on_event(c.name, "ready", f"{time.monotonic() - start:.1f}s")
+                return
+            on_event(c.name, "waiting", reason)
+            await asyncio.sleep(0.1)
+        raise LabCommandError(f"{c.name} not ready after {timeout_s:.0f}s ({reason}); see `sdlab logs {c.name}`")
+
+    await asyncio.gather(*(one(c) for c in components))
+
+
+def _migrate(design: Design, env: dict[str, str], state: LabState, on_event: EventSink) -> None:
+    if design.migrate_module is None:
+        return
+    name = f"{design.name}-migrate"
+    on_event(name, "starting", "schema")
+    log = state.home / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with open(log, "ab") as out:
+        result = subprocess.run(
+            [sys.executable, "-m", design.migrate_module],
+            env={**os.environ, **env, procs.MARKER_ENV: state.marker},
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+        )
+    if result.returncode != 0:
+        raise LabCommandError(f"schema migration for {design.name} failed; see {log}. Last lines:\n{_log_tail(str(log))}")
+    on_event(name, "ready", f"{time.monotonic() - start:.1f}s")
+
+
+def up(
+    settings: LabSettings,
+    design_names: list[str],
+    on_event: EventSink = _quiet,
+) -> LabState:
+    """Start the stack and return once every component is ready (like ``docker compose up -d``)."""
+    designs = resolve(design_names)
+    home = settings.state_dir
+    with exclusive(home):
+        existing = load_state(home)
+        if existing is not None and existing.any_alive():
+            if sorted(existing.designs) == sorted(d.name for d in designs) and all(
+                c.ref.alive() for c in existing.components.values()
+            ):
+                return existing
+            raise LabCommandError(
+                f"a lab is already running from {home} ({', '.join(existing.designs) or 'no designs'}); "
+                "run `sdlab down` first"
+            )
+        procs.kill_marked(str(home))  # leftovers of a crashed run that never wrote its state
+        plan = plan_stack(settings, designs)
+        ports = {d.name: settings.design_port(d.name) for d in designs}
+        _check_ports_free(plan, ports, settings.host)
+        state = LabState(home=home, marker=str(home), designs=[d.name for d in designs], ports=ports)
+        state.external = [vars(e) for e in plan.external]
+        state.save()
+        try:
+            for component in plan.infra:
+                prepare(component, home)
+            infra = [_start(state, c, on_event) for c in plan.infra]
+            asyncio.run(_wait_ready(infra, settings.ready_timeout_s, on_event))
+            for design in designs:
+                _migrate(design, plan.design_env[design.name], state, on_event)
+            apps = [_start(state, c, on_event) for c in plan.apps]
+            asyncio.run(_wait_ready(apps, settings.ready_timeout_s, on_event))
+            if plan.balancer is not None:
+                # Started last: connections refused by instances still starting would count as
+                # passive failures and keep them out of the pool for fail_duration.
+                prepare_caddy(home, state.designs)
+                balancer = _start(state, plan.balancer, on_event)
+                asyncio.run(_wait_ready([balancer], settings.ready_timeout_s, on_event))
+        except BaseException:
+            _stop_all(state, on_event)  # like compose: a failed `up` leaves nothing running
+            raise
+        return state
+
+
+def _stop_all(state: LabState, on_event: EventSink) -> list[str]:
+    tiers = [
+        [c for c in state.components.values() if c.kind == "caddy"],
+        [c for c in state.components.values() if c.kind == "app"],
+        [c for c in state.components.values() if c.kind not in ("caddy", "app")],
+    ]
+    stopped: list[str] = []
+
+    def stop_one(c: RunningComponent) -> None:
+        procs.stop(c.ref, c.stop_signal)
+        on_event(c.name, "stopped", "")
+        stopped.append(c.name)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for tier in tiers:
+            list(pool.map(stop_one, tier))
+    procs.kill_marked(state.marker)
+    state.path.unlink(missing_ok=True)
+    return stopped
+
+
+def down(settings: LabSettings, on_event: EventSink = _quiet) -> list[str]:
+    """Stop everything the lab started in this home, even after a crash of ``up``."""
+    home = settings.state_dir
+    with exclusive(home):
+        state = load_state(home)
+        if state is None:
+            swept = procs.kill_marked(str(home))
+            return [f"{swept} stray process(es)"] if swept else []
+        return _stop_all(state, on_event)
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    kind: str
+    pid: int | None
+    address: str
+    state: str  # ready | degraded | unready | paused | down | external | external-down
+    detail: str = ""
+
+
+def require_state(settings: LabSettings) -> LabState:
+    state = load_state(settings.state_dir)
+    if state is None:
+        raise LabCommandError(f"the lab is not running (no state in {settings.state_dir}); start it with `sdlab up`")
+    return state
+
+
+async def _status_of(c: RunningComponent) -> ComponentStatus:
+    ref = c.ref
+    if not ref.alive():
+        return ComponentStatus(c.name, c.kind, None, c.address, "down", "process gone")
+    if ref.paused():
+        return ComponentStatus(c.name, c.kind, c.pid, c.address, "paused", "SIGSTOP")
+    state, reason = await try_probe(c.kind, c.address, c.url)
+    return ComponentStatus(c.name, c.kind, c.pid, c.address, state, reason)
+
+
+async def _status_of_external(part: dict[str, str]) -> ComponentStatus:
+    try:
+        await asyncio.wait_for(external_probe(part["kind"], part["url"]), 2.0)
+        return ComponentStatus(part["name"], part["kind"], None, part["url"], "external", "reachable")
+    except Exception as exc:  # reported, not raised: status must show every row
+        return ComponentStatus(part["name"], part["kind"], None, part["url"], "external-down", str(exc)[:120])
+
+
+def status(settings: LabSettings) -> tuple[LabState, list[ComponentStatus]]:
+    state = require_state(settings)
+
+    async def gather() -> list[ComponentStatus]:
+        return list(
+            await asyncio.gather(
+                *(_status_of(c) for c in state.components.values()),
+                *(_status_of_external(p) for p in state.external),
+            )
+        )
+
+    return state, asyncio.run(gather())

@@ -1,0 +1,73 @@
+"""Terminal output for the CLI: progress while starting, the component table, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+
+from rich.console import Console
+from rich.table import Table
+
+from services.lab.supervisor import ComponentStatus
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False)
+
+STATE_STYLE = {"ready": "green", "degraded": "yellow", "external": "green", "unready": "yellow", "paused": "magenta", "down": "red", "external-down": "red"}
+
+
+class Progress:
+    """Prints one line per component as it starts and becomes ready, with a heartbeat while waiting.
+
+    Plain lines work the same in a terminal, a CI log and a pipe.
+    """
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.pending: dict[str, str] = {}
+        self.last_heartbeat = 0.0
+
+    def __call__(self, name: str, event: str, detail: str) -> None:
+        elapsed = time.monotonic() - self.start
+        if event == "starting":
+            self.pending[name] = "starting"
+            console.print(f"[{elapsed:5.1f}s] starting {name:<14} {detail}")
+        elif event == "ready":
+            self.pending.pop(name, None)
+            console.print(f"[{elapsed:5.1f}s] [green]ready[/]    {name:<14} after {detail}")
+        elif event == "stopped":
+            console.print(f"stopped {name}")
+        elif event == "waiting":
+            self.pending[name] = detail
+            if elapsed - self.last_heartbeat >= 3 and self.pending:
+                self.last_heartbeat = elapsed
+                waiting = ", ".join(f"{n} ({why})" for n, why in list(self.pending.items())[:3])
+                console.print(f"[{elapsed:5.1f}s] waiting for {waiting}", style="dim")
+
+
+def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bool, host: str) -> None:
+    if as_json:
+        payload = {
+            "components": [asdict(r) for r in rows],
+            "urls": {design: f"http://{host}:{port}" for design, port in ports.items()},
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    table = Table(title="System Design Lab", title_justify="left")
+    for col in ("component", "pid", "address", "state", "detail"):
+        table.add_column(col)
+    for r in rows:
+        style = STATE_STYLE.get(r.state, "")
+        table.add_row(r.name, str(r.pid or "-"), r.address, f"[{style}]{r.state}[/]", r.detail[:60])
+    console.print(table)
+    for design, port in ports.items():
+        console.print(f"{design}: http://{host}:{port}  (API docs at /docs)")
+
+
+def error(message: str) -> None:
+    first, *rest = message.splitlines() or [""]
+    err_console.print(f"sdlab: error: {first}", markup=False, soft_wrap=True)
+    for line in rest:
+        err_console.print(f"  {line}", markup=False, style="dim", soft_wrap=True)

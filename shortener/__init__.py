@@ -1,0 +1,1 @@
+"""URL shortener: hash IDs, PostgreSQL, Redis cache, click analytics over Kafka."""

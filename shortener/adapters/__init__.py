@@ -1,0 +1,1 @@
+"""Adapters: the shortener's ports implemented on PostgreSQL, Redis and Kafka."""

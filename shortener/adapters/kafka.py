@@ -1,0 +1,187 @@
+"""Click analytics over Kafka: a batching publisher (the ClickSink) and the aggregating consumer loop.
+
+A redirect only increments a counter in memory. Every ``flush_interval`` the counts go to the
+``link-clicked`` topic as one message per chunk of codes, each with a unique ``batch_id``; a
+batch that fails to send is retried with the same id, and the consumer applies each id once.
+What can be lost, precisely: clicks counted in an instance's memory when that instance is
+killed (at most one flush interval of them), clicks beyond ``max_pending_codes`` distinct codes
+while Kafka is unreachable (counted in ``clicks_dropped_total``), and, on Tansu only, batches
+acknowledged but not yet consumed when the broker restarts (Tansu keeps its log in memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from aiokafka.errors import KafkaError
+
+from services.clients.kafka import KafkaConsumer, KafkaProducer
+from services.logging import get_logger
+from shortener.domain import LinkClicked
+from shortener.ports import LinkRepository, StoreUnavailable
+
+log = get_logger(__name__)
+MAX_CODES_PER_MESSAGE = 5000
+_SEND_FAILURES = (KafkaError, OSError, asyncio.TimeoutError)
+
+
+class ClickPublisher:
+    name = "click-publisher"
+    critical = False
+
+    def __init__(self, producer: KafkaProducer, *, topic: str, instance: str, flush_interval_s: float,
+                 max_pending_codes: int) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._instance = instance
+        self._interval = flush_interval_s
+        self._max_pending = max_pending_codes
+        self._pending: dict[str, int] = {}
+        self._unsent: list[LinkClicked] = []
+        self._started = False
+        self._task: asyncio.Task | None = None
+        self.recorded = 0
+        self.published = 0
+        self.dropped = 0
+
+    # The hot path: no await, no allocation beyond a dict slot.
+    def record(self, code: str) -> None:
+        pending = self._pending
+        if code in pending:
+            pending[code] += 1
+        elif len(pending) < self._max_pending:
+            pending[code] = 1
+        else:
+            self.dropped += 1
+            return
+        self.recorded += 1
+
+    async def start(self) -> None:
+        try:
+            await asyncio.wait_for(self._producer.start(), 10.0)
+            self._started = True
+        except (asyncio.TimeoutError, *_SEND_FAILURES) as exc:
+            # Redirects must not wait on analytics: start anyway, connect on a later flush.
+            log.warning("click_producer_not_started", error=str(exc)[:200])
+        self._task = asyncio.create_task(self._loop(), name="click-publisher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        try:
+            await asyncio.wait_for(self.flush(), 5.0)  # a graceful stop loses nothing
+        except (asyncio.TimeoutError, *_SEND_FAILURES):
+            log.warning("clicks_unflushed_at_stop", batches=len(self._unsent))
+        if self._started:
+            await self._producer.stop()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except _SEND_FAILURES as exc:
+                log.warning("click_flush_failed", error=str(exc)[:200], unsent=len(self._unsent))
+
+    def _cut_batches(self) -> None:
+        pending, self._pending = self._pending, {}
+        items = list(pending.items())
+        for i in range(0, len(items), MAX_CODES_PER_MESSAGE):
+            self._unsent.append(LinkClicked(uuid.uuid4().hex, self._instance, dict(items[i:i + MAX_CODES_PER_MESSAGE])))
+
+    async def flush(self) -> None:
+        self._cut_batches()
+        if not self._unsent:
+            return
+        if not self._started:
+            await self._producer.start()
+            self._started = True
+        while self._unsent:
+            batch = self._unsent[0]
+            try:
+                await self._producer.send(self._topic, json.dumps(batch.to_json()).encode(),
+                                          key=self._instance.encode())
+            except _SEND_FAILURES:
+                # The topic may be gone (Tansu restarted with an empty log): recreate and retry later.
+                try:
+                    await self._producer.ensure_topics()
+                except _SEND_FAILURES:
+                    pass
+                raise
+            self._unsent.pop(0)
+            self.published += sum(batch.counts.values())
+
+    def health_checks(self) -> dict:
+        return self._producer.health_checks() if self._started else {}
+
+
+class ClickAggregator:
+    """Consumer-group member: applies each batch to PostgreSQL once, then commits (at-least-once in, exactly-once effect)."""
+
+    name = "click-aggregator"
+    critical = True  # the aggregator process is useless without its consumer
+
+    def __init__(self, consumer: KafkaConsumer, repo: LinkRepository) -> None:
+        self._consumer = consumer
+        self._repo = repo
+        self._task: asyncio.Task | None = None
+        self.applied = 0
+        self.duplicates = 0
+        self.malformed = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._loop(), name="click-aggregator")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._consumer.stop()
+
+    async def _apply(self, raw: bytes) -> None:
+        try:
+            batch = LinkClicked.from_json(json.loads(raw))
+        except (ValueError, KeyError, TypeError):
+            self.malformed += 1
+            log.error("malformed_click_batch", size=len(raw))
+            return
+        while True:
+            try:
+                if await self._repo.apply_clicks(batch):
+                    self.applied += 1
+                else:
+                    self.duplicates += 1
+                return
+            except StoreUnavailable:
+                # Hold the partition until PostgreSQL is back: skipping would lose the batch.
+                await asyncio.sleep(0.5)
+
+    async def _loop(self) -> None:
+        consumer = self._consumer.consumer
+        while True:
+            try:
+                records = await consumer.getmany(timeout_ms=1000, max_records=200)
+                for messages in records.values():
+                    for message in messages:
+                        await self._apply(message.value)
+                if records:
+                    await consumer.commit()
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                # Uncommitted batches are redelivered after a rebalance; the batch id dedups them.
+                log.warning("click_consume_failed", error=str(exc)[:200])
+                await asyncio.sleep(0.5)
+
+    def health_checks(self) -> dict:
+        return self._consumer.health_checks()

@@ -1,0 +1,67 @@
+"""``create_app(settings)``: the shortener's composition root (uvicorn --factory calls it with none)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+
+from services.app import create_service_app
+from services.clients.kafka import KafkaProducer, TopicSpec
+from services.clients.postgres import PostgresShards
+from services.clients.redis import RedisClient
+from shortener.adapters.kafka import ClickPublisher
+from shortener.adapters.redis import (
+    InvalidationListener,
+    RedisCounterSource,
+    RedisInvalidator,
+    RedisLinkCache,
+    RedisRateLimiter,
+)
+from shortener.adapters.sql import SqlLinkRepository
+from shortener.api import RedirectFastPath, build_router
+from shortener.config import ShortenerSettings
+from shortener.metrics import ShortenerCollector
+from shortener.service import ShortenerService
+
+SERVICE = "shortener"
+
+
+def clicks_topic(settings: ShortenerSettings) -> TopicSpec:
+    return TopicSpec(settings.clicks_topic, partitions=3)
+
+
+def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
+    settings = settings or ShortenerSettings()
+    # No dependency is critical for readiness: with any one of them down, the shortener still
+    # serves redirects (from cache, or from PostgreSQL), so no instance should leave the pool.
+    redis = RedisClient(str(settings.redis_url), timeout_s=settings.redis_timeout_s)
+    db = PostgresShards([str(settings.database_urls[0])], timeout_s=settings.database_timeout_s,
+                        pool_size=settings.db_pool_size)
+    repo = SqlLinkRepository(lambda: db.engine(0))
+    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id=settings.instance_id,
+                             topics=[clicks_topic(settings)])
+    publisher = ClickPublisher(producer, topic=settings.clicks_topic, instance=settings.instance_id,
+                               flush_interval_s=settings.analytics_flush_interval_s,
+                               max_pending_codes=settings.analytics_max_pending_codes)
+    service = ShortenerService(
+        settings,
+        repo=repo,
+        cache=RedisLinkCache(lambda: redis.redis),
+        limiter=RedisRateLimiter(lambda: redis.redis, settings.rate_limit_per_minute, settings.rate_limit_burst),
+        clicks=publisher,
+        invalidator=RedisInvalidator(lambda: redis.redis),
+        counter=RedisCounterSource(lambda: redis.redis, repo) if settings.id_scheme == "counter" else None,
+    )
+    listener = InvalidationListener(lambda: redis.redis, service.local.discard, service.local.clear)
+    resources = [redis, db, listener] + ([publisher] if settings.analytics_enabled else [])
+    app = create_service_app(
+        service=SERVICE,
+        settings=settings,
+        resources=resources,
+        routers=[build_router(service)],
+        middleware=[Middleware(RedirectFastPath, service=service)],
+        description="URL shortener: hash IDs, PostgreSQL, Redis cache-aside, click analytics over Kafka.",
+    )
+    app.state.metrics.registry.register(ShortenerCollector(SERVICE, service, publisher))
+    app.state.service = service
+    return app

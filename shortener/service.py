@@ -1,0 +1,265 @@
+"""The shortener's use cases: shorten, resolve (the hot path), read, delete."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from services.errors import Conflict, Forbidden, NotFound, RateLimited, Unavailable
+from services.local_cache import LocalCache
+from services.logging import get_logger
+from services.resilience import CircuitBreaker, CircuitOpen, SingleFlight
+from shortener import domain
+from shortener.config import ShortenerSettings
+from shortener.domain import Link, LinkCreated, ShortenUrl
+from shortener.ports import (
+    CacheUnavailable,
+    ClickSink,
+    CounterSource,
+    Invalidator,
+    LinkCache,
+    LinkRepository,
+    RateLimiter,
+    StoreUnavailable,
+)
+
+log = get_logger(__name__)
+MAX_CODE_ATTEMPTS = 8
+_MISSING = object()  # the local cache's "known not to exist"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Stats:
+    """Plain counters on the hot path (cheaper than metric objects); exported at scrape time."""
+
+    local_hits: int = 0
+    redis_hits: int = 0
+    misses: int = 0
+    db_reads: int = 0
+    coalesced: int = 0
+    cache_errors: int = 0
+    collisions: int = 0
+    rate_limited: int = 0
+    limiter_errors: int = 0
+
+
+class CounterCodes:
+    """Counter values leased in ranges (one round trip per range), turned into non-sequential codes."""
+
+    def __init__(self, source: CounterSource, lease_size: int, obfuscator: domain.CounterObfuscator) -> None:
+        self._source = source
+        self._lease_size = lease_size
+        self._obfuscator = obfuscator
+        self._next = 0
+        self._end = 0
+
+    async def next_code(self) -> str:
+        if self._next >= self._end:
+            self._next, self._end = await self._source.lease(self._lease_size)
+        value = self._next
+        self._next += 1
+        return self._obfuscator.code(value)
+
+
+class ShortenerService:
+    def __init__(
+        self,
+        settings: ShortenerSettings,
+        repo: LinkRepository,
+        cache: LinkCache,
+        limiter: RateLimiter,
+        clicks: ClickSink,
+        invalidator: Invalidator,
+        counter: CounterSource | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.cache = cache
+        self.limiter = limiter
+        self.clicks = clicks
+        self.invalidator = invalidator
+        self.clock = clock
+        self.stats = Stats()
+        self.local: LocalCache[object] = LocalCache(settings.local_cache_size, settings.local_cache_ttl_s)
+        self.redis_breaker = CircuitBreaker("redis", failure_threshold=settings.redis_breaker_failures,
+                                            reset_after_s=settings.redis_breaker_reset_s)
+        self.db_breaker = CircuitBreaker("postgres", failure_threshold=settings.db_breaker_failures,
+                                         reset_after_s=settings.db_breaker_reset_s)
+        self._flight: SingleFlight[str, Link | None] = SingleFlight()
+        # Codes deleted while Redis could not be told; retried until it can, ignored in Redis until then.
+        self.pending_invalidations: set[str] = set()
+        self._own_hosts = settings.all_own_hosts
+        self._counter = (
+            CounterCodes(counter, settings.counter_lease_size,
+                         domain.CounterObfuscator(settings.id_secret.get_secret_value().encode(), settings.code_length))
+            if counter is not None else None
+        )
+
+    # --- the hot path ------------------------------------------------------------------------
+
+    async def resolve(self, code: str) -> Link:
+        """The link behind ``code``, through the local cache, Redis, then PostgreSQL."""
+        hit, value = self.local.get(code)
+        if hit:
+            self.stats.local_hits += 1
+            return self._live(code, value)
+        if self.settings.cache_enabled and self.redis_breaker.allow():
+            try:
+                entry = await self.cache.get(code)
+                self.redis_breaker.record_success()
+            except CacheUnavailable:
+                self.redis_breaker.record_failure()
+                self.stats.cache_errors += 1
+                entry = None
+            if entry is not None and code not in self.pending_invalidations:
+                self.stats.redis_hits += 1
+                self.local.put(code, entry.link if entry.found and entry.link else _MISSING)
+                return self._live(code, entry.link)
+        self.stats.misses += 1
+        if self.settings.single_flight:
+            before = self._flight.coalesced
+            link = await self._flight.do(code, lambda: self._load(code))
+            self.stats.coalesced += self._flight.coalesced - before
+        else:
+            link = await self._load(code)
+        self.local.put(code, link if link is not None else _MISSING, None if link else self.settings.negative_ttl_s)
+        return self._live(code, link)
+
+    def _live(self, code: str, value: object) -> Link:
+        if value is None or value is _MISSING:
+            raise NotFound(f"no link with code {code!r}", code="link_not_found")
+        assert isinstance(value, Link)
+        value.require_live(self.clock())
+        return value
+
+    async def _load(self, code: str) -> Link | None:
+        link = await self._db(lambda: self.repo.get(code))
+        self.stats.db_reads += 1
+        if self.settings.cache_enabled and self.redis_breaker.allow():
+            try:
+                if link is None:
+                    await self.cache.put_missing(code, self.settings.negative_ttl_s)
+                else:
+                    await self.cache.put(link, self._ttl())
+                self.redis_breaker.record_success()
+            except CacheUnavailable:
+                self.redis_breaker.record_failure()
+                self.stats.cache_errors += 1
+        return link
+
+    def _ttl(self) -> int:
+        """TTL with jitter, so that keys cached together do not all expire together."""
+        base = self.settings.cache_ttl_s
+        return max(1, int(base * (1 + random.uniform(-self.settings.cache_ttl_jitter, self.settings.cache_ttl_jitter))))
+
+    async def _db(self, fn):
+        try:
+            return await self.db_breaker.call(fn, (StoreUnavailable,))
+        except (CircuitOpen, StoreUnavailable):
+            raise Unavailable("the link database is unavailable; retry shortly", retry_after_s=2,
+                              code="database_unavailable") from None
+
+    def clicked(self, code: str) -> None:
+        if self.settings.analytics_enabled:
+            self.clicks.record(code)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    async def shorten(self, cmd: ShortenUrl, client: str) -> LinkCreated:
+        await self._limit(client)
+        url = domain.validate_url(cmd.url, self._own_hosts, self.settings.max_url_length)
+        expires_in = domain.validate_expiry(cmd.expires_in)
+        now = self.clock()
+        expires_at = now + expires_in if expires_in else None
+        token = domain.new_delete_token()
+        token_digest, url_digest = domain.token_digest(token), domain.url_digest(url)
+        if cmd.alias is not None:
+            link = Link(domain.validate_alias(cmd.alias), url, now, expires_at, custom_alias=True)
+            outcome = await self._db(lambda: self.repo.insert(link, url_digest, token_digest))
+            if not outcome.inserted:
+                raise Conflict(f"alias {cmd.alias!r} is taken", code="alias_taken")
+            return await self._created(link, token)
+        for attempt in range(MAX_CODE_ATTEMPTS):
+            code = await self._next_code(url, attempt)
+            if code.lower() in domain.RESERVED:
+                continue
+            link = Link(code, url, now, expires_at)
+            outcome = await self._db(lambda: self.repo.insert(link, url_digest, token_digest))
+            if outcome.inserted:
+                return await self._created(link, token)
+            if outcome.existing_by_url is not None:
+                existing = outcome.existing_by_url
+                if not existing.expired(now):
+                    return LinkCreated(existing, None, created=False)
+                await self._db(lambda: self.repo.delete_expired_url(url_digest))
+                await self._forget(existing.code)
+                continue
+            self.stats.collisions += 1
+        raise Unavailable("no free code found; retry", code="code_space_busy")
+
+    async def _next_code(self, url: str, attempt: int) -> str:
+        scheme = self.settings.id_scheme
+        if scheme == "hash":
+            return domain.hash_code(url, attempt, self.settings.code_length)
+        if scheme == "random":
+            return domain.random_code(self.settings.code_length)
+        assert self._counter is not None, "counter scheme needs a CounterSource"
+        try:
+            return await self._counter.next_code()
+        except (CacheUnavailable, StoreUnavailable):
+            raise Unavailable("the ID allocator (Redis) is unavailable; retry shortly", code="ids_unavailable") from None
+
+    async def _created(self, link: Link, token: str) -> LinkCreated:
+        await self._forget(link.code)  # the code may sit in a negative cache from an earlier probe
+        return LinkCreated(link, token, created=True)
+
+    async def _limit(self, client: str) -> None:
+        try:
+            wait = await self.limiter.acquire(client)
+        except CacheUnavailable:
+            # Fail open: a Redis outage must not stop creates; the breach is counted.
+            self.stats.limiter_errors += 1
+            return
+        if wait > 0:
+            self.stats.rate_limited += 1
+            raise RateLimited(f"too many links created from {client}; retry in {wait:.1f}s", retry_after_s=wait)
+
+    async def get_link(self, code: str) -> Link:
+        link = await self._db(lambda: self.repo.get_with_clicks(code))
+        if link is None:
+            raise NotFound(f"no link with code {code!r}", code="link_not_found")
+        return link
+
+    async def delete(self, code: str, token: str) -> None:
+        digest = await self._db(lambda: self.repo.token_digest(code))
+        if digest is None:
+            raise NotFound(f"no link with code {code!r}", code="link_not_found")
+        if not domain.token_matches(token, digest):
+            raise Forbidden("the delete token does not match this link", code="bad_delete_token")
+        await self._db(lambda: self.repo.delete(code))
+        await self._forget(code)
+
+    async def _forget(self, code: str) -> None:
+        """Drop ``code`` from every cache: this instance's, Redis, and the other instances'."""
+        self.local.discard(code)
+        try:
+            await self.cache.delete(code)
+            await self.invalidator.invalidated(code)
+            self.pending_invalidations.discard(code)
+        except CacheUnavailable:
+            # A hung (not dead) Redis would keep the stale entry; retry_invalidations() tells it
+            # later. Other instances' local copies expire within local_cache_ttl_s.
+            self.stats.cache_errors += 1
+            self.pending_invalidations.add(code)
+            log.warning("cache_invalidation_deferred", code=code)
+
+    async def retry_invalidations(self) -> None:
+        for code in list(self.pending_invalidations):
+            await self._forget(code)

@@ -52,28 +52,41 @@ class ErrorBody(BaseModel):
 ERRORS = {s: {"model": ErrorBody} for s in (404, 409, 410, 422, 429, 503)}
 
 
-def client_address(request_client: str | None, forwarded_for: str | None, trusted: frozenset[str]) -> str:
+def client_address(request_client: str | None, forwarded_for: str | None,
+                   trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
     """The client's address: X-Forwarded-For is believed only when it comes from a trusted proxy.
 
     Of the forwarded chain, the rightmost address that is not a trusted proxy is the client as
     our own proxy saw it; everything left of it could be forged by the client.
     """
     peer = request_client or "unknown"
-    if peer not in trusted or not forwarded_for:
+    if not forwarded_for or not _is_trusted(peer, trusted):
         return peer
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
         try:
             ipaddress.ip_address(hop)
         except ValueError:
             return peer
-        if hop not in trusted:
+        if not _is_trusted(hop, trusted):
             return hop
     return peer
 
 
+def _is_trusted(address: str, trusted) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+def trusted_networks(entries: list[str]) -> tuple:
+    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+
 def build_router(service: ShortenerService) -> APIRouter:
     settings = service.settings
-    trusted = frozenset(settings.trusted_proxies)
+    trusted = trusted_networks(settings.trusted_proxies)
     router = APIRouter()
 
     def short_url(code: str) -> str:

@@ -17,7 +17,8 @@ class ShortenerSettings(ServiceSettings):
     public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
     # Extra host names that are this shortener too (links to them would loop).
     own_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
-    # Peers allowed to tell us the client address in X-Forwarded-For (the load balancer).
+    # Peers (addresses or CIDR networks) allowed to tell us the client address in
+    # X-Forwarded-For: the load balancer only.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1"])
 
     id_scheme: Literal["hash", "counter", "random"] = "hash"
@@ -56,6 +57,18 @@ class ShortenerSettings(ServiceSettings):
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         return split_csv(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted proxy {entry!r} is not an IP address or network") from None
+        return entries
 
     @property
     def public_base(self) -> str:

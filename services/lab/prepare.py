@@ -10,6 +10,7 @@ from pathlib import Path
 
 from services.lab import binaries
 from services.lab.errors import LabCommandError
+from services.lab.procs import as_user
 from services.lab.stack import Component, caddy_site_file
 
 # PostgreSQL refuses to run as root; as root the lab runs it as this system user.
@@ -50,10 +51,11 @@ def prepare_postgres(component: Component) -> None:
         return
     result = subprocess.run(
         [str(binaries.postgres_bin("initdb")), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=UTF8"],
-        user=user,
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=data,
+        **as_user(user),
     )
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -68,6 +69,14 @@ def _reap(pid: int) -> None:
         pass
 
 
+def as_user(user: str | None) -> dict:
+    """Popen arguments to run as ``user`` with its own group only (a kept root gid would make
+    root-group permission bits apply to it instead of the "other" bits)."""
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
 def spawn(
     cmd: list[str],
     *,
@@ -88,8 +97,8 @@ def spawn(
             stderr=subprocess.STDOUT,
             env=env,
             cwd=cwd,
-            user=user,
             start_new_session=True,
+            **as_user(user),
         )
     return ProcessRef(proc.pid, psutil.Process(proc.pid).create_time())
 

@@ -1,0 +1,81 @@
+"""docker-compose.yml is held against the local stack definition: same services, env, health paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from services.lab.config import DEPLOY_DIR, REPO_ROOT, LabSettings
+from services.lab.designs import DESIGNS, resolve
+from services.lab.stack import LIVENESS_PATH, READINESS_PATH, plan_stack
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+COMPOSE_ONLY = {"toxiproxy", "prometheus", "grafana"} | {f"{d}-migrate" for d in DESIGNS}
+
+
+def _compose_instances(design: str) -> int:
+    return sum(1 for name in SERVICES if name.removeprefix(f"{design}-").isdigit())
+
+
+def _local_plan():
+    counts = {f"{d}_instances": _compose_instances(d) for d in DESIGNS}
+    return plan_stack(LabSettings(home="/tmp/sdlab-compose-check", **counts), resolve([]))
+
+
+def test_same_services():
+    local = {c.name for c in _local_plan().components}
+    assert set(SERVICES) - COMPOSE_ONLY == local
+
+
+def test_app_services_get_the_same_env_names():
+    for component in _local_plan().apps:
+        compose_env = set(SERVICES[component.name]["environment"])
+        assert set(component.env) <= compose_env, (component.name, set(component.env) - compose_env)
+
+
+def test_health_paths_match():
+    for component in _local_plan().apps:
+        test = " ".join(SERVICES[component.name]["healthcheck"]["test"])
+        assert READINESS_PATH in test, component.name
+    assert LIVENESS_PATH in " ".join(SERVICES["caddy"]["healthcheck"]["test"])
+    for design in DESIGNS:
+        site = (DEPLOY_DIR / "caddy" / f"{design}.caddy").read_text()
+        assert f"health_uri {READINESS_PATH}" in site
+
+
+def test_infrastructure_has_healthchecks_and_apps_wait_for_them():
+    for name in ("redis", "postgres-0", "postgres-1", "kafka", "toxiproxy"):
+        assert "healthcheck" in SERVICES[name], name
+    for component in _local_plan().apps:
+        depends = SERVICES[component.name]["depends_on"]
+        for part in ("redis", "postgres-0", "postgres-1", "kafka"):
+            assert depends[part]["condition"] == "service_healthy"
+
+
+def test_caddy_gets_the_same_variables():
+    caddy = _local_plan().balancer
+    compose_env = SERVICES["caddy"]["environment"]
+    assert {k for k in caddy.env if not k.startswith("XDG_")} <= set(compose_env)
+    upstreams = compose_env["SHORTENER_UPSTREAMS"].split()
+    assert [u.split(":")[0] for u in upstreams] == [f"shortener-{i}" for i in range(1, len(upstreams) + 1)]
+
+
+def test_toxiproxy_sits_in_front_of_every_part():
+    proxies = {p["name"]: p for p in json.loads((DEPLOY_DIR / "toxiproxy.json").read_text())}
+    assert set(proxies) == {"redis", "postgres-0", "postgres-1", "kafka"}
+    env = SERVICES["shortener-1"]["environment"]
+    for name, proxy in proxies.items():
+        port = proxy["listen"].rsplit(":", 1)[1]
+        assert f"toxiproxy:{port}" in " ".join(str(v) for v in env.values()), name
+
+
+def test_grafana_dashboard_has_the_promised_panels():
+    dashboard = json.loads((DEPLOY_DIR / "grafana" / "dashboards" / "lab.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
+    for metric in ("http_requests_total", "http_request_duration_seconds_bucket", "cache_hits_total",
+                   "cache_misses_total", 'status=~"5.."'):
+        assert metric in exprs, metric
+    assert Path(REPO_ROOT / "deploy" / "Dockerfile").exists()

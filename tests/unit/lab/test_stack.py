@@ -1,0 +1,83 @@
+"""The stack definition, external overrides, CLI errors that need no running stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.lab import binaries, cli
+from services.lab.config import LabSettings
+from services.lab.designs import DESIGNS, resolve
+from services.lab.errors import LabCommandError
+from services.lab.stack import plan_stack
+
+
+def _settings(**kw) -> LabSettings:
+    return LabSettings(home="/tmp/sdlab-unit", **kw)
+
+
+def test_default_plan_has_every_part_on_its_port():
+    plan = plan_stack(_settings(), resolve([]))
+    names = [c.name for c in plan.components]
+    assert names == ["redis", "postgres-0", "postgres-1", "kafka", "shortener-1", "shortener-2",
+                     "shortener-analytics-1", "caddy"]
+    ports = {c.name: c.port for c in plan.components}
+    assert ports["redis"] == 6379 and ports["postgres-1"] == 5433 and ports["kafka"] == 9092
+    assert ports["shortener-1"] == 8100 and ports["shortener-analytics-1"] == 8102 and ports["caddy"] == 8080
+    caddy = plan.balancer
+    assert caddy.env["SHORTENER_UPSTREAMS"] == "127.0.0.1:8100 127.0.0.1:8101"  # the worker is not balanced
+    app = plan.apps[0]
+    assert app.env["SHORTENER_DATABASE_URLS"] == "postgresql://postgres@127.0.0.1:5432/postgres,postgresql://postgres@127.0.0.1:5433/postgres"
+    assert app.env["SHORTENER_INSTANCE_ID"] == "shortener-1"
+    assert app.env["SHORTENER_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:9092"
+
+
+def test_shards_and_instances_are_configurable():
+    plan = plan_stack(_settings(postgres_shards=4, shortener_instances=3, postgres_port=6000), resolve(["shortener"]))
+    assert [c.port for c in plan.infra if c.kind == "postgres"] == [6000, 6001, 6002, 6003]
+    assert len(plan.balancer.env["SHORTENER_UPSTREAMS"].split()) == 3
+
+
+def test_existing_servers_replace_parts(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://cache.internal:6379/2")
+    monkeypatch.setenv("DATABASE_URLS", "postgresql://a@db1/x,postgresql://a@db2/x")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker:9092")
+    plan = plan_stack(LabSettings(home="/tmp/x"), resolve([]))
+    assert [c.kind for c in plan.infra] == []
+    assert [(p.name, p.url) for p in plan.external] == [
+        ("redis", "redis://cache.internal:6379/2"),
+        ("postgres-0", "postgresql://a@db1/x"),
+        ("postgres-1", "postgresql://a@db2/x"),
+        ("kafka", "broker:9092"),
+    ]
+    env = plan.apps[0].env
+    assert env["SHORTENER_REDIS_URL"] == "redis://cache.internal:6379/2"
+    assert env["SHORTENER_DATABASE_URLS"] == "postgresql://a@db1/x,postgresql://a@db2/x"
+    assert env["SHORTENER_KAFKA_BOOTSTRAP_SERVERS"] == "broker:9092"
+
+
+def test_unknown_design_is_a_clear_error():
+    with pytest.raises(LabCommandError, match="unknown design 'chat'; choose from: shortener"):
+        resolve(["chat"])
+    assert set(DESIGNS) == {"shortener"}
+
+
+def test_missing_binary_says_how_to_install(monkeypatch, capsys):
+    monkeypatch.setattr(binaries, "_package_dir", lambda package: None)
+    monkeypatch.setenv("SDLAB_HOME", "/tmp/sdlab-missing-binary")
+    assert cli.main(["up"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("sdlab: error: redis-server not found") and "make install" in err
+
+
+def test_bad_setting_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("SDLAB_REDIS_PORT", "not-a-port")
+    assert cli.main(["status"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "redis_port" in err and "SDLAB_" in err
+
+
+def test_usage_errors_are_one_line(capsys):
+    assert cli.main(["chaos"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("sdlab: error:")

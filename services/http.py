@@ -37,8 +37,13 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def retry_after_value(seconds: float) -> str:
+    """Whole seconds, rounded up: a client that waits that long will find a token."""
+    return str(max(1, math.ceil(seconds)))
+
+
 def _retry_after(seconds: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+    return {"Retry-After": retry_after_value(seconds)}
 
 
 async def _lab_error(_: Request, exc: Exception) -> JSONResponse:

@@ -77,6 +77,10 @@ class CircuitBreaker:
 K = TypeVar("K", bound=Hashable)
 
 
+class _LeaderCancelled(Exception):
+    """The caller doing the work was cancelled; its waiters were not, and try again themselves."""
+
+
 class SingleFlight(Generic[K, T]):
     """Concurrent calls for the same key share one execution (a cache miss reads the database once)."""
 
@@ -85,20 +89,23 @@ class SingleFlight(Generic[K, T]):
         self.coalesced = 0  # calls that waited on another's result instead of doing the work
 
     async def do(self, key: K, fn: Callable[[], Awaitable[T]]) -> T:
-        existing = self._inflight.get(key)
-        if existing is not None:
+        while (existing := self._inflight.get(key)) is not None:
             self.coalesced += 1
-            return await asyncio.shield(existing)
+            try:
+                return await asyncio.shield(existing)
+            except _LeaderCancelled:
+                self.coalesced -= 1  # it did not get a shared result after all
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             result = await fn()
         except asyncio.CancelledError:
-            future.cancel()
+            future.set_exception(_LeaderCancelled())
+            future.exception()  # retrieved: no warning when nobody waited
             raise
         except BaseException as exc:
             future.set_exception(exc)
-            future.exception()  # mark retrieved: no "never retrieved" warning when nobody waited
+            future.exception()
             raise
         else:
             future.set_result(result)

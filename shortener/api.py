@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.errors import LabError, NotFound
-from services.http import status_for
+from services.http import retry_after_value, status_for
 from shortener.domain import Link, ShortenUrl, is_code_shaped
 from shortener.service import ShortenerService
 
@@ -156,7 +156,7 @@ class RedirectFastPath:
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             retry = getattr(exc, "retry_after_s", None)
             if retry is not None:
-                headers.append((b"retry-after", str(max(1, round(retry))).encode()))
+                headers.append((b"retry-after", retry_after_value(retry).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": b"" if head else body})
             return

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import socket
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -76,13 +78,18 @@ class LinkClicked:
 # --- validation ----------------------------------------------------------------------------
 
 def validate_url(url: str, own_hosts: frozenset[str], max_length: int = 2048) -> str:
+    """The URL as it will be stored and sent in ``Location`` (ASCII), or InvalidInput naming the problem.
+
+    Every check runs on the normalised URL, so a Unicode spelling of a host (full-width
+    letters, an ideographic full stop) cannot slip past the own-host check.
+    """
     if len(url) > max_length:
         raise InvalidInput(f"url is {len(url)} characters; the limit is {max_length}", code="url_too_long")
-    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
+    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp") for ch in url):
         raise InvalidInput("url contains whitespace or control characters; percent-encode them", code="url_invalid")
     try:
         parts = urlsplit(url)
-        port = parts.port  # raises ValueError on a bad port
+        parts.port  # raises ValueError on a bad port
     except ValueError as exc:
         raise InvalidInput(f"url is not a valid URL: {exc}", code="url_invalid") from None
     scheme = parts.scheme.lower()
@@ -91,13 +98,27 @@ def validate_url(url: str, own_hosts: frozenset[str], max_length: int = 2048) ->
         raise InvalidInput(f"url scheme {shown!r} is not allowed; only http and https", code="url_scheme")
     if parts.username is not None or parts.password is not None:
         raise InvalidInput("url contains credentials (user:password@); remove them", code="url_credentials")
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host:
+    if not parts.hostname:
         raise InvalidInput("url has no host", code="url_invalid")
-    if host in own_hosts:
+    stored = url if url.isascii() else _ascii_url(url)
+    if len(stored) > max_length:
+        raise InvalidInput(f"url is {len(stored)} characters once encoded as ASCII; the limit is {max_length}",
+                           code="url_too_long")
+    host = _canonical_host(urlsplit(stored).hostname or "")
+    if host in own_hosts or host in {_canonical_host(h) for h in own_hosts}:
         raise InvalidInput(f"url points at this shortener ({host}); links to itself would loop", code="url_self")
-    del port
-    return url if url.isascii() else _ascii_url(url)
+    return stored
+
+
+def _canonical_host(host: str) -> str:
+    """Lower case, no trailing dot, and IPv4 shorthands (``127.1``, ``2130706433``) as dotted quads."""
+    host = host.lower().rstrip(".")
+    if host and all(c in "0123456789abcdefx." for c in host):
+        try:
+            return socket.inet_ntoa(socket.inet_aton(host))
+        except OSError:
+            pass
+    return host
 
 
 def _ascii_url(url: str) -> str:
@@ -107,6 +128,10 @@ def _ascii_url(url: str) -> str:
         host = parts.hostname.encode("idna").decode() if parts.hostname else ""
     except UnicodeError:
         raise InvalidInput("url host is not a valid internationalised domain name", code="url_invalid") from None
+    if any(ch.isspace() for ch in host):
+        raise InvalidInput("url host contains whitespace", code="url_invalid")
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
     netloc = host + (f":{parts.port}" if parts.port is not None else "")
     keep = "!#$%&'()*+,-./:;=?@[]_~"
     return urlunsplit((parts.scheme, netloc, quote(parts.path, safe=keep), quote(parts.query, safe=keep),

@@ -28,7 +28,7 @@ class ShortenerCollector(Collector):
         for metric, doc, value in (
             ("cache_misses", "Link lookups that missed every cache", s.misses),
             ("db_reads", "Link reads from PostgreSQL on the redirect path", s.db_reads),
-            ("single_flight_coalesced", "Lookups that waited for another's database read", s.coalesced),
+            ("single_flight_coalesced", "Lookups that waited for another's database read", self.service.coalesced),
             ("cache_errors", "Redis calls that failed (timeouts, refused)", s.cache_errors),
             ("code_collisions", "Generated codes that were taken", s.collisions),
             ("rate_limited", "Creates refused by the rate limiter", s.rate_limited),

@@ -42,7 +42,6 @@ class Stats:
     redis_hits: int = 0
     misses: int = 0
     db_reads: int = 0
-    coalesced: int = 0
     cache_errors: int = 0
     collisions: int = 0
     rate_limited: int = 0
@@ -87,7 +86,9 @@ class ShortenerService:
         self.invalidator = invalidator
         self.clock = clock
         self.stats = Stats()
-        self.local: LocalCache[object] = LocalCache(settings.local_cache_size, settings.local_cache_ttl_s)
+        # "Cache off" means every cache: Redis and the in-process one.
+        self.local: LocalCache[object] = LocalCache(settings.local_cache_size if settings.cache_enabled else 0,
+                                                    settings.local_cache_ttl_s)
         self.redis_breaker = CircuitBreaker("redis", failure_threshold=settings.redis_breaker_failures,
                                             reset_after_s=settings.redis_breaker_reset_s)
         self.db_breaker = CircuitBreaker("postgres", failure_threshold=settings.db_breaker_failures,
@@ -101,6 +102,11 @@ class ShortenerService:
                          domain.CounterObfuscator(settings.id_secret.get_secret_value().encode(), settings.code_length))
             if counter is not None else None
         )
+
+    @property
+    def coalesced(self) -> int:
+        """Lookups that waited for another's database read instead of reading themselves."""
+        return self._flight.coalesced
 
     # --- the hot path ------------------------------------------------------------------------
 
@@ -124,9 +130,7 @@ class ShortenerService:
                 return self._live(code, entry.link)
         self.stats.misses += 1
         if self.settings.single_flight:
-            before = self._flight.coalesced
             link = await self._flight.do(code, lambda: self._load(code))
-            self.stats.coalesced += self._flight.coalesced - before
         else:
             link = await self._load(code)
         self.local.put(code, link if link is not None else _MISSING, None if link else self.settings.negative_ttl_s)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from services.lab import chaos, supervisor, ui
+from services.lab import chaos, load, report, supervisor, ui
 from services.lab.config import LabSettings
 from services.lab.designs import DESIGNS
 from services.lab.errors import LabCommandError
@@ -41,6 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("component")
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.add_argument("-f", "--follow", action="store_true")
+
+    ld = sub.add_parser("load", help="run Locust against the running stack")
+    ld.add_argument("design")
+    ld.add_argument("--users", type=int, default=50, help="concurrent simulated users (default 50)")
+    ld.add_argument("--rate", type=float, help="total requests/s to offer (default: as fast as answers come)")
+    ld.add_argument("--duration", type=float, default=30, help="seconds (default 30)")
+    ld.add_argument("--shape", choices=load.SHAPES, help="steady|step|spike|soak (default steady)")
+    ld.add_argument("--read-write", default="10:1", help="read:write weights (default 10:1)")
+    ld.add_argument("--zipf", type=float, default=1.1, help="popularity skew s (default 1.1)")
+    ld.add_argument("--seed-links", type=int, default=2000, help="links created before the run (default 2000)")
+    ld.add_argument("--faults", default="", help="e.g. 'at 10s kill redis; at 20s restart redis'")
+    ld.add_argument("--name", default=None, help="name of the results folder")
+
+    ex = sub.add_parser("experiment", help="run an experiment and write its report")
+    ex.add_argument("name", nargs="?", help="e.g. shortener.cache; omit to list them")
+    ex.add_argument("--duration", type=float, help="seconds of load per variant (default: the experiment's)")
+    ex.add_argument("--users", type=int, help="simulated users (default: the experiment's)")
+
+    bn = sub.add_parser("bench", help="redirect hot path vs a bare ASGI 302 ceiling, in one sitting")
+    bn.add_argument("design", choices=["shortener"])
+    bn.add_argument("--duration", type=int, default=10, help="seconds per target (default 10)")
+    bn.add_argument("--connections", type=int, default=64, help="open connections (default 64)")
+
+    dm = sub.add_parser("demo", help="start the stack, run a short load on each design, print the numbers")
+    dm.add_argument("--duration", type=float, default=20, help="seconds of load per design (default 20)")
 
     ch = sub.add_parser("chaos", help="inject a fault: kill, pause, resume, restart, toxic")
     ch.add_argument("action", choices=[*chaos.ACTIONS, "toxic"], metavar="ACTION", help="kill|pause|resume|restart|toxic")
@@ -112,7 +137,81 @@ def cmd_chaos(args: argparse.Namespace) -> None:
         ui.console.print(chaos.local_chaos(settings, args.action, args.component, on_event=ui.Progress()))
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "chaos": cmd_chaos}
+def _read_write(text: str) -> tuple[int, int]:
+    try:
+        read, write = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise LabCommandError(f"--read-write takes READ:WRITE weights like 10:1, not {text!r}") from None
+    if read < 0 or write < 0 or read + write == 0:
+        raise LabCommandError("--read-write weights must be >= 0 and not both 0")
+    return read, write
+
+
+def cmd_load(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    read, write = _read_write(args.read_write)
+    for flag, value in (("--users", args.users), ("--duration", args.duration)):
+        if value <= 0:
+            raise LabCommandError(f"{flag} must be positive")
+    spec = load.LoadSpec(design=args.design, name=args.name or f"{args.design}-load", users=args.users, rate=args.rate,
+                         duration_s=args.duration, shape=args.shape, read_weight=read, write_weight=write,
+                         zipf_s=args.zipf, seed_count=args.seed_links, faults=args.faults)
+    result = load.run_load(settings, spec, say=ui.console.print)
+    summary = result.summary
+    windows = {"run": summary.get("fault_windows", [])}
+    chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name, windows)
+    path = report.load_report(summary, result.out_dir, chart)
+    ui.print_load_summary(summary, path)
+
+
+def cmd_experiment(args: argparse.Namespace) -> None:
+    from services.lab import experiment
+
+    if not args.name:
+        for exp in experiment.registry().values():
+            ui.console.print(f"{exp.name:<28} {exp.title}")
+        return
+    experiment.find(args.name)  # an unknown name fails before anything is stopped
+    out, outcome, _ = experiment.run_experiment(args.name, _settings(args), duration_s=args.duration,
+                                                users=args.users, say=ui.console.print)
+    ui.console.print(f"{'PASS' if outcome.passed else 'FAIL'}: {args.name}")
+    for check in outcome.checks:
+        ui.console.print(f"  [{'x' if check.passed else ' '}] {check.description} {check.detail and f'({check.detail})'}")
+    ui.console.print(f"claim: {outcome.claim}")
+    ui.console.print(f"report: {out / 'report.md'}")
+    if not outcome.passed:
+        raise SystemExit(1)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from services.lab import bench
+
+    out, summary = bench.run_bench(_settings(args), args.design, duration_s=args.duration,
+                                   connections=args.connections, say=ui.console.print)
+    ui.print_bench(summary, out)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    ui.console.print("1/3 starting the stack")
+    state = supervisor.up(settings, [], on_event=ui.Progress())
+    headlines = []
+    for i, design in enumerate(state.designs, start=2):
+        ui.console.print(f"{i}/3 a {args.duration:.0f}-second load on {design}")
+        spec = load.LoadSpec(design=design, name=f"demo-{design}", users=30, rate=300, duration_s=args.duration)
+        result = load.run_load(settings, spec, say=ui.console.print)
+        chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name)
+        headlines.append((result.summary, report.load_report(result.summary, result.out_dir, chart)))
+    ui.console.print("3/3 headline numbers")
+    for summary, path in headlines:
+        ui.print_load_summary(summary, path)
+    _, rows = supervisor.status(settings)
+    ui.print_status(rows, state.ports, False, settings.host)
+    ui.console.print("Next: `sdlab experiment` lists the experiments; `sdlab down` stops the stack.")
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "chaos": cmd_chaos, "load": cmd_load, "experiment": cmd_experiment, "bench": cmd_bench,
+            "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,9 +61,9 @@ class StackPlan:
         return self.infra + self.apps + ([self.balancer] if self.balancer else [])
 
 
-def uvicorn_cmd(factory: str, host: str, port: int) -> list[str]:
+def uvicorn_cmd(app: str, host: str, port: int, *, factory: bool = True) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", factory, "--factory",
+        sys.executable, "-m", "uvicorn", app, *(["--factory"] if factory else []),
         "--host", host, "--port", str(port),
         "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning",
@@ -77,7 +77,9 @@ def _needs(designs: list[Design], part: str) -> bool:
     return any(part in d.needs for d in designs)
 
 
-def plan_stack(settings: LabSettings, designs: list[Design]) -> StackPlan:
+def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, str] | None = None) -> StackPlan:
+    """The components for ``designs``; ``app_env`` adds settings for every app process (an
+    experiment's variant, e.g. ``SHORTENER_CACHE_ENABLED=false``)."""
     home = settings.state_dir
     host = settings.host
     infra: list[Component] = []
@@ -176,6 +178,7 @@ def plan_stack(settings: LabSettings, designs: list[Design]) -> StackPlan:
     design_env: dict[str, dict[str, str]] = {}
     caddy_env = {
         "LAB_BIND": host,
+        "LAB_TRUSTED_PROXIES": f"{host}/32",
         "LAB_CADDY_SITES": str(home / "caddy" / "sites" / "*.caddy"),
         "XDG_DATA_HOME": str(home / "caddy" / "data"),
         "XDG_CONFIG_HOME": str(home / "caddy" / "config"),
@@ -188,6 +191,7 @@ def plan_stack(settings: LabSettings, designs: list[Design]) -> StackPlan:
             f"{prefix}PUBLIC_URL": f"http://{host}:{public_port}",
             f"{prefix}LOG_FORMAT": "json",
             f"{prefix}TRUSTED_PROXIES": host,
+            **{k: v for k, v in (app_env or {}).items() if k.startswith(prefix)},
         }
         if "redis" in design.needs:
             env[f"{prefix}REDIS_URL"] = redis_url

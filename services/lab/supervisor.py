@@ -121,6 +121,7 @@ def up(
     settings: LabSettings,
     design_names: list[str],
     on_event: EventSink = _quiet,
+    app_env: dict[str, str] | None = None,
 ) -> LabState:
     """Start the stack and return once every component is ready (like ``docker compose up -d``)."""
     designs = resolve(design_names)
@@ -137,7 +138,7 @@ def up(
                 "run `sdlab down` first"
             )
         procs.kill_marked(str(home))  # leftovers of a crashed run that never wrote its state
-        plan = plan_stack(settings, designs)
+        plan = plan_stack(settings, designs, app_env)
         ports = {d.name: settings.design_port(d.name) for d in designs}
         _check_ports_free(plan, ports, settings.host)
         state = LabState(home=home, marker=str(home), designs=[d.name for d in designs], ports=ports)

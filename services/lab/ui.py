@@ -71,3 +71,26 @@ def error(message: str) -> None:
     err_console.print(f"sdlab: error: {first}", markup=False, soft_wrap=True)
     for line in rest:
         err_console.print(f"  {line}", markup=False, style="dim", soft_wrap=True)
+
+
+def print_load_summary(summary: dict, report_path) -> None:
+    fail_pct = 100.0 * summary["failures"] / summary["requests"] if summary["requests"] else 0.0
+    console.print(
+        f"{summary['name']}: {summary['achieved_rps']:,.0f} req/s achieved ({summary['offered']}), "
+        f"p50 {summary['p50_ms']:.0f} ms, p99 {summary['p99_ms']:.0f} ms, errors {fail_pct:.2f}%, "
+        f"load generator CPU {summary['generator_cpu_avg'] or 0:.0f}% avg"
+    )
+    if (summary.get("generator_cpu_max") or 0) >= 95:
+        console.print("[yellow]warning:[/] the load generator hit 100% CPU: the server may be faster than measured")
+    console.print(f"report: {report_path}")
+
+
+def print_bench(summary: dict, out) -> None:
+    table = Table(title=f"sdlab bench ({summary['generator']}, {summary['connections']} connections, "
+                        f"{summary['duration_s']} s each, {summary['popularity']})", title_justify="left")
+    for col in ("target", "req/s", "p50", "p99", "ratio to ceiling"):
+        table.add_column(col)
+    for f in summary["figures"]:
+        table.add_row(f["target"], f"{f['rps']:,.0f}", f"{f['p50_ms']:.2f} ms", f"{f['p99_ms']:.2f} ms", f"{f['ratio']:.2f}x")
+    console.print(table)
+    console.print(f"results: {out}")

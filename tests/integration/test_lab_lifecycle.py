@@ -60,7 +60,7 @@ def test_cli_errors_are_one_line(lab):
 
 
 def test_up_on_a_port_in_use_says_which(tmp_path):
-    other = Lab.create(tmp_path / "busy", port_start=33000)
+    other = Lab.create(tmp_path / "busy", port_start=26000)
     import socket
 
     with socket.socket() as sock:
@@ -74,12 +74,12 @@ def test_up_on_a_port_in_use_says_which(tmp_path):
 
 
 def test_status_when_not_running_says_how_to_start(tmp_path):
-    result = Lab.create(tmp_path / "none", port_start=33100).run("status", check=False)
+    result = Lab.create(tmp_path / "none", port_start=26500).run("status", check=False)
     assert result.returncode == 2 and "sdlab up" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_down_leaves_zero_processes(tmp_path):
-    lab = Lab.create(tmp_path / "own", port_start=34000, SDLAB_SHORTENER_INSTANCES="1")
+    lab = Lab.create(tmp_path / "own", port_start=27000, SDLAB_SHORTENER_INSTANCES="1")
     lab.run("up", timeout=180)
     pids = lab.pids()
     children = [p.pid for pid in pids for p in psutil.Process(pid).children(recursive=True)]
@@ -91,7 +91,7 @@ def test_down_leaves_zero_processes(tmp_path):
 
 def test_down_after_up_crashed_leaves_zero_processes(tmp_path):
     """SIGKILL `sdlab up` half way; `sdlab down` must still find and stop what it had started."""
-    lab = Lab.create(tmp_path / "crash", port_start=35000, SDLAB_SHORTENER_INSTANCES="1")
+    lab = Lab.create(tmp_path / "crash", port_start=28000, SDLAB_SHORTENER_INSTANCES="1")
     up = subprocess.Popen([sys.executable, "-m", "services.lab.cli", "up"], cwd=REPO,
                           env={**os.environ, **lab.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = tmp_path / "crash" / "state.json"

@@ -29,7 +29,7 @@ def free_port_block(size: int, start: int = 20000, used: set[int] | None = None)
     """The first port of ``size`` consecutive free ports (the lab numbers shards and instances up from a base)."""
     used = used if used is not None else set()
     port = start
-    while port < 60000:
+    while port < 32700:  # below the ephemeral range, where a probe could connect a port to itself
         block = range(port, port + size)
         if not used.intersection(block) and all(_free(p) for p in block):
             used.update(block)

@@ -1,0 +1,138 @@
+"""Create links to load-test the redirect path against.
+
+    python -m loadtests.shortener.seed --host http://127.0.0.1:8080 --count 2000 --out results/seed.json
+
+Each request comes from a random address of the benchmarking range 198.18.0.0/15, sent in
+X-Forwarded-For (the load balancer passes it on), so the per-client rate limiter sees many
+clients instead of throttling one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import secrets
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+BENCH_NET_START = 0xC6120000  # 198.18.0.0
+BENCH_NET_SIZE = 1 << 17  # /15
+MAX_TRIES = 10
+MAX_RETRY_WAIT_S = 2.0
+MIN_CREATED_RATIO = 0.95
+
+
+def random_client_address() -> str:
+    n = BENCH_NET_START + random.randrange(BENCH_NET_SIZE)
+    return f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+def _retry_wait(response: httpx.Response | None, attempt: int) -> float:
+    if response is not None:
+        try:
+            return min(MAX_RETRY_WAIT_S, max(0.0, float(response.headers["retry-after"])))
+        except (KeyError, ValueError):
+            pass
+    return min(MAX_RETRY_WAIT_S, 0.05 * 2**attempt)
+
+
+async def _create(client: httpx.AsyncClient, url: str) -> dict | None:
+    response = None
+    for attempt in range(MAX_TRIES):
+        try:
+            response = await client.post("/api/v1/links", json={"url": url},
+                                         headers={"X-Forwarded-For": random_client_address()})
+        except httpx.TransportError:
+            response = None  # a reset or timeout under load; the URL dedup makes a retry safe
+        else:
+            if response.status_code in (200, 201):
+                return {"code": response.json()["code"], "url": url}
+            if response.status_code not in (429, 503):
+                return None
+        await asyncio.sleep(_retry_wait(response, attempt))
+    return None
+
+
+async def seed(host: str, count: int, concurrency: int = 32, progress=print) -> list[dict]:
+    """Create ``count`` links on ``host``; returns ``[{"code", "url"}, ...]`` of those created."""
+    links: list[dict] = []
+    failed = 0
+    indexes = iter(range(count))
+    started = last_report = time.monotonic()
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal failed, last_report
+        for i in indexes:
+            link = await _create(client, f"https://example.com/seed/{i}/{secrets.token_hex(8)}")
+            if link is None:
+                failed += 1
+            else:
+                links.append(link)
+            now = time.monotonic()
+            if progress and now - last_report >= 1.0:
+                last_report = now
+                progress(f"seeded {len(links)}/{count} ({len(links) / (now - started):.0f}/s)")
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=host, limits=limits, timeout=10.0) as client:
+        await asyncio.gather(*(worker(client) for _ in range(max(1, min(concurrency, count)))))
+    if progress:
+        elapsed = time.monotonic() - started
+        progress(f"seeded {len(links)}/{count} in {elapsed:.1f}s ({len(links) / max(elapsed, 1e-9):.0f}/s), "
+                 f"{failed} failed")
+    return links
+
+
+async def warm(host: str, links: list[dict], concurrency: int = 32) -> int:
+    """Redirect every seeded link once, so that each one sits in the caches; returns how many answered 302."""
+    sem = asyncio.Semaphore(concurrency)
+    ok = 0
+    async with httpx.AsyncClient(base_url=host, timeout=10) as client:
+
+        async def one(code: str) -> None:
+            nonlocal ok
+            async with sem:
+                if (await client.get(f"/{code}")).status_code == 302:
+                    ok += 1
+
+        await asyncio.gather(*(one(link["code"]) for link in links))
+    return ok
+
+
+def load_seed(path: str | Path) -> list[dict]:
+    """The links of a seed file written by this module."""
+    links = json.loads(Path(path).read_text())["links"]
+    if not links:
+        raise ValueError(f"{path}: the seed file has no links")
+    return links
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.shortener.seed", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", required=True, help="base URL of the shortener, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--out", required=True, type=Path, help="JSON file to write the links to")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.concurrency < 1:
+        parser.error("--count and --concurrency must be at least 1")
+
+    host = args.host.rstrip("/")
+    links = asyncio.run(seed(host, args.count, args.concurrency))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"host": host, "created_at": datetime.now(timezone.utc).isoformat(),
+                                    "links": links}))
+    if len(links) < MIN_CREATED_RATIO * args.count:
+        print(f"seed failed: only {len(links)} of {args.count} links were created", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Fault schedules: ``at 20s kill redis; at 40s restart redis`` (or ``at 40%`` of the run)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.lab.chaos import ACTIONS
+from services.lab.errors import LabCommandError
+
+_STEP = re.compile(r"^at\s+(\d+(?:\.\d+)?)\s*(s|%)\s+(\w+)\s+([\w-]+)$")
+
+
+@dataclass(frozen=True)
+class FaultStep:
+    at_s: float
+    action: str
+    component: str
+
+
+@dataclass
+class FaultWindow:
+    component: str
+    kind: str  # kill | pause
+    start_s: float
+    end_s: float | None = None
+
+
+def parse_schedule(text: str, duration_s: float) -> list[FaultStep]:
+    steps = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        m = _STEP.match(part)
+        if not m:
+            raise LabCommandError(f"bad fault step {part!r}; write e.g. 'at 20s kill redis' or 'at 50% restart redis'")
+        value, unit, action, component = m.groups()
+        if action not in ACTIONS:
+            raise LabCommandError(f"bad fault action {action!r} in {part!r}; choose from: {', '.join(ACTIONS)}")
+        at = float(value) * (duration_s / 100 if unit == "%" else 1)
+        if at > duration_s:
+            raise LabCommandError(f"fault step {part!r} is after the end of the run ({duration_s:.0f}s)")
+        steps.append(FaultStep(at, action, component))
+    return sorted(steps, key=lambda s: s.at_s)
+
+
+def windows(log: list[tuple[float, FaultStep]]) -> list[FaultWindow]:
+    """Kill→restart and pause→resume intervals, for shading charts; an open one ends with the run."""
+    open_: dict[str, FaultWindow] = {}
+    done: list[FaultWindow] = []
+    for t, step in log:
+        if step.action in ("kill", "pause"):
+            open_[step.component] = FaultWindow(step.component, step.action, t)
+        elif step.component in open_:
+            w = open_.pop(step.component)
+            w.end_s = t
+            done.append(w)
+    return done + list(open_.values())
+
+
+@dataclass
+class FaultRunner:
+    """Applies the steps at their times, on a thread, while the load runs."""
+
+    steps: list[FaultStep]
+    apply: Callable[[FaultStep], str]
+    on_event: Callable[[str], None] = print
+    log: list[tuple[float, FaultStep]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def start(self, t0: float) -> threading.Thread:
+        thread = threading.Thread(target=self._run, args=(t0,), name="faults", daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self, t0: float) -> None:
+        for step in self.steps:
+            delay = t0 + step.at_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            at = time.monotonic() - t0
+            try:
+                message = self.apply(step)
+                self.log.append((at, step))
+                self.on_event(f"[fault @ {at:5.1f}s] {message}")
+            except LabCommandError as exc:
+                self.errors.append(f"{step.action} {step.component}: {exc}")
+                self.on_event(f"[fault @ {at:5.1f}s] FAILED {step.action} {step.component}: {exc}")

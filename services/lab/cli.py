@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -156,7 +158,7 @@ def cmd_load(args: argparse.Namespace) -> None:
     spec = load.LoadSpec(design=args.design, name=args.name or f"{args.design}-load", users=args.users, rate=args.rate,
                          duration_s=args.duration, shape=args.shape, read_weight=read, write_weight=write,
                          zipf_s=args.zipf, seed_count=args.seed_links, faults=args.faults)
-    result = load.run_load(settings, spec, say=ui.console.print)
+    result = load.run_load(settings, spec, say=ui.say)
     summary = result.summary
     windows = {"run": summary.get("fault_windows", [])}
     chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name, windows)
@@ -173,12 +175,12 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         return
     experiment.find(args.name)  # an unknown name fails before anything is stopped
     out, outcome, _ = experiment.run_experiment(args.name, _settings(args), duration_s=args.duration,
-                                                users=args.users, say=ui.console.print)
-    ui.console.print(f"{'PASS' if outcome.passed else 'FAIL'}: {args.name}")
+                                                users=args.users, say=ui.say)
+    ui.say(f"{'PASS' if outcome.passed else 'FAIL'}: {args.name}")
     for check in outcome.checks:
-        ui.console.print(f"  [{'x' if check.passed else ' '}] {check.description} {check.detail and f'({check.detail})'}")
-    ui.console.print(f"claim: {outcome.claim}")
-    ui.console.print(f"report: {out / 'report.md'}")
+        ui.say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))
+    ui.say(f"claim: {outcome.claim}")
+    ui.say(f"report: {out / 'report.md'}")
     if not outcome.passed:
         raise SystemExit(1)
 
@@ -187,7 +189,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from services.lab import bench
 
     out, summary = bench.run_bench(_settings(args), args.design, duration_s=args.duration,
-                                   connections=args.connections, say=ui.console.print)
+                                   connections=args.connections, say=ui.say)
     ui.print_bench(summary, out)
 
 
@@ -199,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     for i, design in enumerate(state.designs, start=2):
         ui.console.print(f"{i}/3 a {args.duration:.0f}-second load on {design}")
         spec = load.LoadSpec(design=design, name=f"demo-{design}", users=30, rate=300, duration_s=args.duration)
-        result = load.run_load(settings, spec, say=ui.console.print)
+        result = load.run_load(settings, spec, say=ui.say)
         chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name)
         headlines.append((result.summary, report.load_report(result.summary, result.out_dir, chart)))
     ui.console.print("3/3 headline numbers")
@@ -230,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         ui.error("interrupted")
         return 130
+    except Exception:  # a bug, not a user error: one line here, the traceback in a file
+        path = Path(tempfile.gettempdir()) / "sdlab-crash.log"
+        path.write_text(traceback.format_exc())
+        ui.error(f"internal error (a bug in sdlab): {sys.exc_info()[1]!r}; traceback in {path}")
+        return 70
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ def _fill(seconds: list[dict], t0: float, duration_s: float) -> list[dict]:
     """One row per second from the start, zero where nothing completed (a hang shows as a gap)."""
     by_t = {int(s["t"] - t0): s for s in seconds}
     rows = []
-    for i in range(int(duration_s) + 1):
+    for i in range(int(duration_s)):  # the last, partial second would read as a drop
         row = by_t.get(i, {"requests": 0, "failures": 0, "p50_ms": None, "p99_ms": None, "users": None, "by_name": {}})
         rows.append({**row, "t": i})
     return rows
@@ -207,6 +207,7 @@ def run_load(
     steps = parse_schedule(spec.faults, spec.duration_s) if spec.faults else []
     host = f"http://{settings.host}:{state.ports[spec.design]}"
     out = out or results_dir(spec.name)
+    out.mkdir(parents=True, exist_ok=True)
     say(f"results: {out}")
     seed_file = _seed(spec, host, out, say)
     if spec.warm_cache:

@@ -43,7 +43,8 @@ def timeline_chart(series: dict[str, list[dict]], path: Path, title: str,
     ax_lat.legend(loc="upper right", fontsize=7, ncol=2)
     for ax in (ax_rps, ax_lat, ax_err):
         ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0 if ax is not ax_lat else None)
+    ax_rps.set_ylim(bottom=0)
+    ax_err.set_ylim(0, max(1.0, ax_err.get_ylim()[1]))  # an all-zero error line sits on a readable 0-1% axis
     for windows in (fault_windows or {}).values():
         for ax in (ax_rps, ax_lat, ax_err):
             _shade(ax, windows, end, label=ax is ax_rps)

@@ -33,10 +33,10 @@ class Progress:
         elapsed = time.monotonic() - self.start
         if event == "starting":
             self.pending[name] = "starting"
-            console.print(f"[{elapsed:5.1f}s] starting {name:<14} {detail}")
+            say(f"[{elapsed:5.1f}s] starting {name:<14} {detail}")
         elif event == "ready":
             self.pending.pop(name, None)
-            console.print(f"[{elapsed:5.1f}s] [green]ready[/]    {name:<14} after {detail}")
+            console.print(f"\\[{elapsed:5.1f}s] [green]ready[/]    {name:<14} after {detail}")
         elif event == "stopped":
             console.print(f"stopped {name}")
         elif event == "waiting":
@@ -44,7 +44,7 @@ class Progress:
             if elapsed - self.last_heartbeat >= 3 and self.pending:
                 self.last_heartbeat = elapsed
                 waiting = ", ".join(f"{n} ({why})" for n, why in list(self.pending.items())[:3])
-                console.print(f"[{elapsed:5.1f}s] waiting for {waiting}", style="dim")
+                console.print(f"[{elapsed:5.1f}s] waiting for {waiting}", style="dim", markup=False)
 
 
 def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bool, host: str) -> None:
@@ -64,6 +64,11 @@ def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bo
     console.print(table)
     for design, port in ports.items():
         console.print(f"{design}: http://{host}:{port}  (API docs at /docs)")
+
+
+def say(message: str) -> None:
+    """Plain text, no Rich markup: lab messages contain brackets such as "[fault @ 7.2s]"."""
+    console.print(message, markup=False)
 
 
 def error(message: str) -> None:

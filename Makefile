@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-unit test-integration test-e2e down lock clean
+.PHONY: install demo test test-unit test-integration test-e2e bench down lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,12 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/pytest tests/e2e
+
+# wrk measures the ceiling that Locust cannot reach; installed from Debian's packages when missing.
+bench: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk; } \
+	  || echo "wrk is not installed and cannot be installed here; sdlab bench falls back to Locust"
+	$(BIN)/sdlab bench shortener
 
 down: install
 	$(BIN)/sdlab down

@@ -44,7 +44,9 @@ class ServiceSettings(BaseSettings):
     # Timeouts are short on purpose: a dependency that hangs must not hang the caller.
     redis_timeout_s: float = Field(0.25, gt=0)
     database_timeout_s: float = Field(1.0, gt=0)
-    readiness_timeout_s: float = Field(1.0, gt=0)
+    # Well under the load balancer's health-check timeout (2 s): a readiness probe that waits on a
+    # hung dependency must still answer in time, or the balancer drops a healthy instance.
+    readiness_timeout_s: float = Field(0.5, gt=0)
 
     @field_validator("database_urls", "kafka_bootstrap_servers", mode="before")
     @classmethod

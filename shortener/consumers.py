@@ -44,7 +44,7 @@ def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
     db = PostgresShards([str(settings.database_urls[0])], timeout_s=settings.database_timeout_s, pool_size=4)
     consumer = KafkaConsumer(settings.kafka_bootstrap_servers, group_id=GROUP_ID, topics=[clicks_topic(settings)],
                              client_id=settings.instance_id, critical=True)
-    aggregator = ClickAggregator(consumer, SqlLinkRepository(lambda: db.engine(0)))
+    aggregator = ClickAggregator(consumer, SqlLinkRepository(lambda: db.engine(0), settings.database_timeout_s))
     app = create_service_app(service=SERVICE, settings=settings, resources=[db, aggregator],
                              description="Aggregates link-clicked events into click counts.")
     app.state.metrics.registry.register(AggregatorCollector(aggregator))

@@ -37,7 +37,7 @@ def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
     redis = RedisClient(str(settings.redis_url), timeout_s=settings.redis_timeout_s)
     db = PostgresShards([str(settings.database_urls[0])], timeout_s=settings.database_timeout_s,
                         pool_size=settings.db_pool_size)
-    repo = SqlLinkRepository(lambda: db.engine(0))
+    repo = SqlLinkRepository(lambda: db.engine(0), settings.database_timeout_s)
     producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id=settings.instance_id,
                              topics=[clicks_topic(settings)])
     publisher = ClickPublisher(producer, topic=settings.clicks_topic, instance=settings.instance_id,

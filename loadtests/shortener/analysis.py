@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from collections import Counter
@@ -20,6 +21,12 @@ def window(summary: dict, component: str) -> tuple[float, float]:
         if w["component"] == component:
             return w["start_s"], w["end_s"] if w.get("end_s") is not None else summary["duration_s"]
     return 0.0, 0.0
+
+
+def balanced_instances(summary: dict) -> list[str]:
+    """The instances behind the load balancer (``shortener-1``...), not workers like the aggregator."""
+    design = summary["spec"]["design"]
+    return [n for n in summary["instances_scraped"] if re.fullmatch(rf"{design}-\d+", n)]
 
 
 def p99_between(timeline: list[dict], start: float, end: float) -> float:
@@ -48,17 +55,24 @@ def in_window(timeline: list[dict], name: str, start: float, end: float) -> dict
     return {"requests": requests, "failures": failures, "max_ms": slowest}
 
 
-def bottleneck(timeline: list[dict]) -> str:
-    """The component with the highest average CPU, and the machine's total, over the run."""
-    sums: Counter = Counter()
+def cpu_averages(timeline: list[dict]) -> dict[str, float]:
     rows = [r["cpu"] for r in timeline if r.get("cpu")]
+    sums: Counter = Counter()
     for cpu in rows:
         sums.update(cpu)
-    if not rows:
+    return {k: v / len(rows) for k, v in sums.items()} if rows else {}
+
+
+def bottleneck(timeline: list[dict], cores: int = 2) -> str:
+    """Where the CPU went: the machine's total and the three busiest components (100% = one core)."""
+    avg = cpu_averages(timeline)
+    if not avg:
         return "unknown"
-    avg = {k: v / len(rows) for k, v in sums.items()}
-    name, value = max(avg.items(), key=lambda kv: kv[1])
-    return f"{name} {value:.0f}% (all lab processes {sum(avg.values()):.0f}% of 200%)"
+    total = sum(avg.values())
+    top = sorted(avg.items(), key=lambda kv: -kv[1])[:3]
+    state = "saturated" if total >= 0.85 * 100 * cores else "not saturated"
+    return (f"CPU {state}: {total:.0f}% of {100 * cores}% ("
+            + ", ".join(f"{name} {value:.0f}%" for name, value in top) + ")")
 
 
 def _prefix_share(codes: list[str], prefix: int = 4) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -59,8 +60,41 @@ async def _read_back(host: str, acknowledged: dict[str, str], concurrency: int =
     return lost, unreadable
 
 
-def verify(host: str, out_dir: Path) -> dict:
+async def _clicks(host: str, codes: list[str], concurrency: int = 32) -> int:
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=host, timeout=5) as client:
+
+        async def one(code: str) -> int:
+            async with sem:
+                resp = await client.get(f"/api/v1/links/{code}")
+                return resp.json()["clicks"] if resp.status_code == 200 else 0
+
+        return sum(await asyncio.gather(*(one(c) for c in codes)))
+
+
+def count_clicks(host: str, seed_file: Path, redirects_ok: int, settle_s: float = 15.0) -> dict:
+    """Clicks PostgreSQL counted for the seeded links against redirects the load generator got.
+
+    Waits until the count stops moving (the aggregator drains Kafka), at most ``settle_s``.
+    Warm-up redirects before the run count as clicks too; they are subtracted via ``baseline``.
+    """
+    codes = [link["code"] for link in json.loads(seed_file.read_text())["links"]]
+    baseline = json.loads(seed_file.read_text()).get("clicks_before", 0)
+    deadline, last, counted = time.monotonic() + settle_s, -1, 0
+    while time.monotonic() < deadline:
+        counted = asyncio.run(_clicks(host, codes)) - baseline
+        if counted == last and counted >= redirects_ok:
+            break
+        last = counted
+        time.sleep(2.0)
+    return {"redirects_ok": redirects_ok, "clicks_counted": counted, "clicks_missing": redirects_ok - counted}
+
+
+def verify(host: str, out_dir: Path, redirects_ok: int | None = None) -> dict:
     attempted, acknowledged = read_acks(out_dir / "acks.jsonl")
     lost, unreadable = asyncio.run(_read_back(host, acknowledged)) if acknowledged else ([], [])
-    return {"attempted": attempted, "acknowledged": len(acknowledged), "lost": len(lost),
-            "unreadable": len(unreadable), "lost_codes": lost[:20]}
+    result = {"attempted": attempted, "acknowledged": len(acknowledged), "lost": len(lost),
+              "unreadable": len(unreadable), "lost_codes": lost[:20]}
+    if redirects_ok is not None:
+        result["clicks"] = count_clicks(host, out_dir / "seed.json", redirects_ok)
+    return result

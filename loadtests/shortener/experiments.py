@@ -129,15 +129,18 @@ INSTANCE_FAILURE = Experiment(
 def _db_outage(results: dict[str, VariantResult]) -> Outcome:
     r = results["postgres paused"]
     w = analysis.window(r.summary, "postgres-0")
-    red = analysis.in_window(r.load.timeline, REDIRECT, *w)
-    cre = analysis.in_window(r.load.timeline, CREATE, *w)
+    # One second in from each edge: a request that completes in the window's first or last
+    # second may have been served before the pause or after the resume.
+    inner = (w[0] + 1, w[1] - 1)
+    red = analysis.in_window(r.load.timeline, REDIRECT, *inner)
+    cre = analysis.in_window(r.load.timeline, CREATE, *inner)
     red_ok = 1 - red["failures"] / red["requests"] if red["requests"] else 0.0
     checks = [
         Check("the fault schedule ran", not r.summary.get("fault_errors") and len(r.summary.get("faults", [])) == 2),
         Check("cached redirects keep serving while PostgreSQL hangs (>= 99.9%)", red_ok >= 0.999, pct(red_ok)),
         Check("creates fail while PostgreSQL hangs", cre["requests"] > 0 and cre["failures"] == cre["requests"],
               f"{cre['failures']} of {cre['requests']} failed"),
-        Check("creates fail fast (slowest under 2.5 s, not a hang)", 0 < cre["max_ms"] < 2500, f"{cre['max_ms']:.0f} ms"),
+        Check("creates fail fast (slowest under 1.5 s, not a hang)", 0 < cre["max_ms"] < 1500, f"{cre['max_ms']:.0f} ms"),
     ]
     claim = (f"With PostgreSQL hung for {w[1] - w[0]:.0f} s, {pct(red_ok)} of redirects (all cached) still succeeded "
              f"while creates failed with 503 within {cre['max_ms']:.0f} ms: the shortener chose availability for "
@@ -205,7 +208,7 @@ def reads_per_expiry(r: VariantResult) -> float:
 def _stampede(results: dict[str, VariantResult]) -> Outcome:
     on, off = results["single-flight on"], results["single-flight off"]
     per_on, per_off = reads_per_expiry(on), reads_per_expiry(off)
-    instances = on.summary["instances_scraped"]
+    instances = analysis.balanced_instances(on.summary)
     checks = [Check("single-flight: at most one database read per expiry per instance", per_on <= len(instances) + 0.5,
                     f"{per_on:.1f} reads per expiry, {len(instances)} instances"),
               Check("without single-flight more reads per expiry", per_off > per_on, f"{per_off:.1f} vs {per_on:.1f}")]
@@ -234,16 +237,20 @@ STAMPEDE = Experiment(
 def _scale_out(results: dict[str, VariantResult]) -> Outcome:
     rps = {n: r.summary["achieved_rps"] for n, r in results.items()}
     names = list(results)
-    best = max(names, key=lambda n: rps[n])
-    bottleneck = {n: analysis.bottleneck(r.load.timeline) for n, r in results.items()}
-    gains = [rps[names[i + 1]] / rps[names[i]] for i in range(len(names) - 1)]
-    stop = next((names[i + 1] for i, g in enumerate(gains) if g < 1.15), None)
-    checks = [Check("every variant served the load without errors above 1%",
+    where = {n: analysis.bottleneck(r.load.timeline) for n, r in results.items()}
+    # The last variant that still added at least 15% over the one before it.
+    best = names[0]
+    for before, after in zip(names, names[1:]):
+        if rps[after] < 1.15 * rps[before]:
+            break
+        best = after
+    checks = [Check("every variant served the load with errors under 1%",
                     all(r.summary["failures"] <= 0.01 * max(1, r.summary["requests"]) for r in results.values()))]
-    where = f"it stops growing at {stop}" if stop else "it was still growing at the largest count"
-    claim = (f"Throughput went {' → '.join(f'{rps[n]:,.0f}' for n in names)} req/s for {', '.join(names)}; {where}, "
-             f"where the busiest component is {bottleneck[stop or best]} on this {len(results)}-variant run.")
-    return Outcome(checks, claim, {f"bottleneck ({n})": b for n, b in bottleneck.items()})
+    growth = ("throughput stopped growing after " + best if best != names[-1]
+              else "throughput was still growing at " + best)
+    claim = (f"On this 2-core machine, {', '.join(f'{n}: {rps[n]:,.0f} req/s' for n in names)}; {growth}, "
+             f"because {where[best]}.")
+    return Outcome(checks, claim, {f"where the CPU went ({n})": w for n, w in where.items()})
 
 
 SCALE_OUT = Experiment(
@@ -253,7 +260,7 @@ SCALE_OUT = Experiment(
     load=LoadSpec(design="shortener", users=120, duration_s=30, read_weight=20, write_weight=1),
     variants=[Variant("1 instance", instances=1), Variant("2 instances", instances=2), Variant("4 instances", instances=4)],
     evaluate=_scale_out,
-    columns=[("busiest component (avg CPU)", lambda r: analysis.bottleneck(r.load.timeline))],
+    columns=[("where the CPU went", lambda r: analysis.bottleneck(r.load.timeline))],
 )
 
 EXPERIMENTS = [CACHE, REDIS_OUTAGE, INSTANCE_FAILURE, DB_OUTAGE, IDS, STAMPEDE, SCALE_OUT]

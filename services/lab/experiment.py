@@ -104,7 +104,8 @@ def _verify(design: str, settings: LabSettings, state: LabState, result: LoadRes
     except ModuleNotFoundError:
         return None
     host = f"http://{settings.host}:{state.ports[design]}"
-    return checks.verify(host, result.out_dir)
+    redirects = result.summary["endpoints"].get("/{code}", {})
+    return checks.verify(host, result.out_dir, redirects.get("requests", 0) - redirects.get("failures", 0))
 
 
 def run_experiment(

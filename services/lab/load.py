@@ -26,7 +26,7 @@ from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.errors import LabCommandError
 from services.lab.faults import FaultRunner, FaultStep, parse_schedule, windows
 from services.lab.machine import invoked_command, machine_spec
-from services.lab.state import LabState
+from services.lab.state import LabState, load_state
 from services.lab.supervisor import require_state
 
 SHAPES = ("steady", "step", "spike", "soak")
@@ -108,29 +108,30 @@ class CpuSampler:
     """CPU% per component (its whole process tree) and of the load generator, once a second."""
 
     def __init__(self, state: LabState, generator: psutil.Process) -> None:
-        self.procs: dict[str, psutil.Process] = {}
-        for name, c in state.components.items():
-            proc = c.ref.process()
-            if proc is not None:
-                self.procs[name] = proc
-        self.procs["load-generator"] = generator
-        self._prime()
+        self.procs: dict[str, psutil.Process] = {"load-generator": generator}
+        self._cache: dict[int, psutil.Process] = {}
+        self.refresh(state)
+
+    def refresh(self, state: LabState | None) -> None:
+        """Follow components that a fault restarted (they have a new pid)."""
+        for name, c in (state.components.items() if state else ()):
+            known = self.procs.get(name)
+            if known is None or known.pid != c.pid:
+                proc = c.ref.process()
+                if proc is not None:
+                    self.procs[name] = proc
+                    for p in self._tree(proc):
+                        self._cache.setdefault(p.pid, p)
+                        try:
+                            p.cpu_percent(None)
+                        except psutil.Error:
+                            pass
 
     def _tree(self, proc: psutil.Process) -> list[psutil.Process]:
         try:
             return [proc, *proc.children(recursive=True)]
         except psutil.Error:
             return []
-
-    def _prime(self) -> None:
-        self._cache: dict[int, psutil.Process] = {}
-        for proc in self.procs.values():
-            for p in self._tree(proc):
-                self._cache[p.pid] = p
-                try:
-                    p.cpu_percent(None)
-                except psutil.Error:
-                    pass
 
     def sample(self) -> dict[str, float]:
         out = {}
@@ -211,9 +212,10 @@ def run_load(
     say(f"results: {out}")
     seed_file = _seed(spec, host, out, say)
     if spec.warm_cache:
-        links = json.loads(seed_file.read_text())["links"]
-        asyncio.run(_design_module(spec.design, "seed").warm(host, links))
-        say(f"warmed the cache with {len(links)} links")
+        seeded = json.loads(seed_file.read_text())
+        warmed = asyncio.run(_design_module(spec.design, "seed").warm(host, seeded["links"]))
+        seed_file.write_text(json.dumps({**seeded, "clicks_before": warmed}))  # not the load's clicks
+        say(f"warmed the cache with {warmed} links")
     before = metrics_scrape.scrape(state, spec.design, out / "metrics", "before")
 
     log = open(out / "locust.log", "w")
@@ -238,6 +240,7 @@ def run_load(
     try:
         while proc.poll() is None:
             time.sleep(1.0)
+            sampler.refresh(load_state(settings.state_dir))
             cpu = sampler.sample()
             cpu_rows.append({"t": int(time.time() - t0_wall), **cpu})
             new, offset = _read_new(out / "timeline-raw.jsonl", offset)

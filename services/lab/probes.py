@@ -67,7 +67,7 @@ async def http_ok(url: str, timeout_s: float) -> None:
         raise RuntimeError(f"/healthz through the balancer answered {resp.status_code}")
 
 
-# An instance's /readyz waits up to its own readiness timeout (1 s) on a hung dependency.
+# An instance's /readyz waits up to its own readiness timeout (0.5 s) on a hung dependency.
 APP_PROBE_TIMEOUT_S = 2.5
 
 

@@ -117,8 +117,11 @@ class ClickPublisher:
             self._unsent.pop(0)
             self.published += sum(batch.counts.values())
 
+    async def _not_connected(self) -> None:
+        raise ConnectionError("click producer has not connected to Kafka yet; clicks are buffered")
+
     def health_checks(self) -> dict:
-        return self._producer.health_checks() if self._started else {}
+        return self._producer.health_checks() if self._started else {"kafka": self._not_connected}
 
 
 class ClickAggregator:

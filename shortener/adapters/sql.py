@@ -32,8 +32,11 @@ def _link(row, clicks: int = 0) -> Link:
 
 
 class SqlLinkRepository:
-    def __init__(self, engine: Callable[[], AsyncEngine]) -> None:
+    def __init__(self, engine: Callable[[], AsyncEngine], deadline_s: float = 1.0) -> None:
         self._get_engine = engine  # a callable: the engine exists only once the lifespan started it
+        # One deadline for the whole operation (pool checkout, pre-ping, query, commit): each
+        # step has its own timeout, and three of them in a row is not "fail fast".
+        self._deadline_s = deadline_s
 
     @property
     def _engine(self) -> AsyncEngine:
@@ -41,7 +44,7 @@ class SqlLinkRepository:
 
     async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await fn()
+            return await asyncio.wait_for(fn(), self._deadline_s)
         except _UNREACHABLE as exc:
             raise StoreUnavailable(str(exc)[:200]) from exc
         except DBAPIError as exc:

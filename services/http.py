@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -57,6 +58,9 @@ async def _lab_error(_: Request, exc: Exception) -> JSONResponse:
 def _describe_validation(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            parts.append(f"the request body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})")
+            continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
@@ -67,10 +71,38 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", _describe_validation(exc))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _routes(routes) -> Iterator:
+    """Every route, including those of included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None) or getattr(route, "app", None)
+        if hasattr(route, "path_regex"):
+            yield route
+        elif inner is not None and hasattr(inner, "routes"):
+            yield from _routes(inner.routes)
+
+
+def allowed_methods(app, path: str) -> list[str]:
+    """The methods of every route whose path matches: Starlette's 405 names only the first route's."""
+    methods: set[str] = set()
+    for route in _routes(app.router.routes):
+        if route.path_regex.match(path) and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+        message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+    elif exc.status_code == 400:
+        message = f"the request body could not be parsed ({exc.detail}); send JSON with Content-Type: application/json"
+    code = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, message, headers or None)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

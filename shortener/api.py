@@ -23,8 +23,12 @@ from shortener.service import ShortenerService
 
 
 class CreateLink(BaseModel):
-    url: str = Field(..., description="http(s) URL to shorten, up to 2048 characters")
-    alias: str | None = Field(None, description="custom code: 3-32 of A-Z a-z 0-9 _ -")
+    # The patterns document the rules; the domain enforces them with messages that name the
+    # problem (a scheme, credentials, this shortener's own host), which a schema cannot say.
+    url: str = Field(..., description="http(s) URL to shorten, up to 2048 characters",
+                     json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/@\\s]+", "maxLength": 2048})
+    alias: str | None = Field(None, description="custom code: 3-32 of A-Z a-z 0-9 _ -, not a reserved path",
+                              json_schema_extra={"pattern": "^[A-Za-z0-9_-]{3,32}$"})
     expires_in: int | None = Field(None, ge=1, le=315_360_000, description="seconds until the link expires")
 
 
@@ -49,7 +53,7 @@ class ErrorBody(BaseModel):
     error: dict
 
 
-ERRORS = {s: {"model": ErrorBody} for s in (404, 409, 410, 422, 429, 503)}
+ERRORS = {s: {"model": ErrorBody} for s in (400, 404, 405, 409, 410, 422, 429, 503)}
 
 
 def client_address(request_client: str | None, forwarded_for: str | None,

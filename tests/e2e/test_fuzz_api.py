@@ -1,22 +1,26 @@
-"""Fuzz the shortener's OpenAPI spec against a real instance: no 5xx, answers match the schema."""
+"""Fuzz the shortener's OpenAPI spec with schemathesis against a real instance.
+
+Every check runs (no 5xx, status codes, content types, headers and bodies match the schema,
+invalid data is rejected, stateful links between operations) except
+``positive_data_acceptance``: the domain refuses some schema-valid URLs on purpose (control
+characters in the host, links to this shortener, credentials), with a 422 that names the
+problem, and no JSON Schema can state those rules.
+"""
 
 from __future__ import annotations
 
-import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
+import subprocess
+import sys
+from pathlib import Path
 
 
-@pytest.fixture(scope="session")
-def shortener_schema(lab):
+def test_openapi_fuzz_finds_nothing(lab, tmp_path):
     instance = lab.state["components"]["shortener-1"]["url"]
-    return schemathesis.openapi.from_url(f"{instance}/openapi.json")
-
-
-schema = schemathesis.pytest.from_fixture("shortener_schema")
-
-
-@schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms(case):
-    case.call_and_validate()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "schemathesis"), "run", f"{instance}/openapi.json",
+         "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+         "--max-examples", "40", "--request-timeout", "10", "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "Tested: 4" in result.stdout, result.stdout[-2000:]

@@ -87,7 +87,10 @@ def test_alias_and_bad_input_get_clear_4xx(api):
         resp = api.post("/api/v1/links", json=payload)
         assert resp.status_code == 422, payload
         assert needle in resp.json()["error"]["message"], (payload, resp.json())
-    assert api.post("/api/v1/links", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    bad_json = api.post("/api/v1/links", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad_json.status_code == 422 and "not valid JSON" in bad_json.json()["error"]["message"]
+    not_allowed = api.put("/api/v1/links/abc")
+    assert not_allowed.status_code == 405 and not_allowed.headers["allow"] == "DELETE, GET, HEAD"
     assert api.get("/nosuchcode").status_code == 404
 
 

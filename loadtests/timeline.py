@@ -39,11 +39,13 @@ def _init(environment, **_kwargs) -> None:
     path = os.environ.get("SDLAB_TIMELINE")
     if not path:
         return
-    _state.update(out=open(path, "a", buffering=1), buckets={}, env=environment, current=0)
+    # Seconds count from the engine's start instant, the same clock its fault schedule uses.
+    t0 = float(os.environ.get("SDLAB_T0", time.time()))
+    _state.update(out=open(path, "a", buffering=1), buckets={}, env=environment, current=0, t0=t0)
 
     @environment.events.request.add_listener
     def _on_request(name, response_time, exception, **_kw) -> None:
-        second = int(time.time())
+        second = int(time.time() - t0)
         if second != _state["current"]:
             _flush(second)
             _state["current"] = second
@@ -64,4 +66,4 @@ def _init(environment, **_kwargs) -> None:
 
     @environment.events.quitting.add_listener
     def _on_quit(**_kw) -> None:
-        _flush(int(time.time()) + 10)
+        _flush(int(time.time() - t0) + 10)

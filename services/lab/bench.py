@@ -116,7 +116,7 @@ def run_bench(settings: LabSettings, design: str, *, duration_s: int = 10, conne
     if load_state(settings.state_dir) is not None:
         say("stopping the running lab: the benchmark starts its own (one instance)")
         down(settings)
-    one = LabSettings(**{**settings.model_dump(), "shortener_instances": 1})
+    one = settings.model_copy(update={"shortener_instances": 1})
     state = up(one, [design], app_env={"SHORTENER_ANALYTICS_ENABLED": "true"})
     bare_port = one.app_port + 50
     bare = procs.spawn(uvicorn_cmd("services.lab.bench_app:app", one.host, bare_port, factory=False),

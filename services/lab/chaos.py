@@ -22,7 +22,7 @@ from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
 from services.lab.stack import Component
 from services.lab.state import LabState, exclusive
-from services.lab.supervisor import EventSink, _quiet, _start, _wait_ready, require_state
+from services.lab.supervisor import EventSink, quiet, require_state, start_component, wait_ready
 
 ACTIONS = ("kill", "pause", "resume", "restart")
 
@@ -34,7 +34,7 @@ def _component(state: LabState, name: str):
     return state.components[name]
 
 
-def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSink = _quiet) -> str:
+def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSink = quiet) -> str:
     if action not in ACTIONS:
         raise LabCommandError(f"unknown chaos action {action!r}; choose from: {', '.join(ACTIONS)}")
     with exclusive(settings.state_dir):
@@ -56,8 +56,8 @@ def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSi
             return f"resumed {name} (pid {c.pid})"
         procs.stop(ref, c.stop_signal)
         spec_fields = {k: v for k, v in vars(c).items() if k not in ("pid", "create_time", "log")}
-        running = _start(state, Component(**spec_fields), on_event)
-        asyncio.run(_wait_ready([running], settings.ready_timeout_s, on_event))
+        running = start_component(state, Component(**spec_fields), on_event)
+        asyncio.run(wait_ready([running], settings.ready_timeout_s, on_event))
         return f"restarted {name} (pid {running.pid}) on {running.address}"
 
 

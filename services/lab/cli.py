@@ -88,8 +88,7 @@ def _settings(args: argparse.Namespace) -> LabSettings:
         for design in args.designs or DESIGNS:
             if design in DESIGNS:
                 overrides[f"{design}_instances"] = args.instances
-    settings = LabSettings()
-    return LabSettings(**{**settings.model_dump(), **overrides}) if overrides else settings
+    return LabSettings().model_copy(update=overrides)
 
 
 def cmd_up(args: argparse.Namespace) -> None:

@@ -127,7 +127,7 @@ def run_experiment(
     results: dict[str, VariantResult] = {}
     for variant in exp.variants:
         overrides = {f"{exp.design}_instances": variant.instances} if variant.instances else {}
-        vsettings = LabSettings(**{**settings.model_dump(), **overrides})
+        vsettings = settings.model_copy(update=overrides)
         spec = replace(exp.load, name=variant.name, **variant.load)
         if duration_s is not None:
             spec = replace(spec, duration_s=duration_s)
@@ -151,6 +151,7 @@ def run_experiment(
             down(vsettings)
     outcome = exp.evaluate(results)
     for vr in results.values():
+        outcome.checks += _click_checks(exp.design, vr)
         loss = vr.summary.get("loss")
         if loss and loss["acknowledged"]:
             outcome.checks.append(Check(f"{vr.variant.name}: no acknowledged create lost",
@@ -159,6 +160,22 @@ def run_experiment(
                                         f"{loss['unreadable']} unreadable"))
     summary = _write(exp, out, results, outcome)
     return out, outcome, summary
+
+
+def _click_checks(design: str, vr: VariantResult) -> list[Check]:
+    """Clicks PostgreSQL counted against redirects served: never more (no double count); exactly
+    as many unless a fault killed an instance, whose unflushed clicks are lost by design."""
+    clicks = (vr.summary.get("loss") or {}).get("clicks")
+    if not clicks:
+        return []
+    detail = f"{clicks['clicks_counted']} counted of {clicks['redirects_ok']} served"
+    checks = [Check(f"{vr.variant.name}: no click counted twice", clicks["clicks_counted"] <= clicks["redirects_ok"],
+                    detail)]
+    killed_instance = any(f["action"] == "kill" and f["component"].startswith(f"{design}-")
+                          for f in vr.summary.get("faults", []))
+    if not killed_instance:
+        checks.append(Check(f"{vr.variant.name}: every click counted", clicks["clicks_missing"] == 0, detail))
+    return checks
 
 
 def _write(exp: Experiment, out: Path, results: dict[str, VariantResult], outcome: Outcome) -> dict:

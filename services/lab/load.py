@@ -83,7 +83,7 @@ def _locust_cmd(spec: LoadSpec, host: str, out: Path) -> list[str]:
     locustfile = REPO_ROOT / "loadtests" / spec.design / "locustfile.py"
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host,
            "--csv", str(out / "locust"), "--html", str(out / "report.html"), "--only-summary",
-           "--loglevel", "WARNING", "--stop-timeout", "5", "--reset-stats"]
+           "--loglevel", "WARNING", "--stop-timeout", "5"]
     if spec.shape is None:
         cmd += ["-u", str(spec.users), "-r", str(spec.users), "-t", f"{int(spec.duration_s)}s"]
     return cmd
@@ -182,9 +182,9 @@ def _locust_stats(out: Path) -> dict[str, dict]:
     return stats
 
 
-def _fill(seconds: list[dict], t0: float, duration_s: float) -> list[dict]:
+def _fill(seconds: list[dict], duration_s: float) -> list[dict]:
     """One row per second from the start, zero where nothing completed (a hang shows as a gap)."""
-    by_t = {int(s["t"] - t0): s for s in seconds}
+    by_t = {s["t"]: s for s in seconds}
     rows = []
     for i in range(int(duration_s)):  # the last, partial second would read as a drop
         row = by_t.get(i, {"requests": 0, "failures": 0, "p50_ms": None, "p99_ms": None, "users": None, "by_name": {}})
@@ -219,9 +219,10 @@ def run_load(
     before = metrics_scrape.scrape(state, spec.design, out / "metrics", "before")
 
     log = open(out / "locust.log", "w")
-    proc = subprocess.Popen(_locust_cmd(spec, host, out), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **_locust_env(spec, seed_file, out)})
+    # One start instant for the timeline (wall clock, in the Locust process) and the faults (monotonic).
     t0_wall, t0 = time.time(), time.monotonic()
+    proc = subprocess.Popen(_locust_cmd(spec, host, out), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **_locust_env(spec, seed_file, out), "SDLAB_T0": repr(t0_wall)})
     sampler = CpuSampler(state, psutil.Process(proc.pid))
     runner = None
     if steps:
@@ -265,23 +266,39 @@ def run_load(
     seconds += new
     elapsed = time.monotonic() - t0
     after = metrics_scrape.scrape(state, spec.design, out / "metrics", "after")
-    timeline = _fill(seconds, t0_wall, elapsed)
+    timeline = _fill(seconds, elapsed)
     cpu_by_t = {row["t"]: row for row in cpu_rows}
     for row in timeline:
         row["cpu"] = {k: v for k, v in cpu_by_t.get(row["t"], {}).items() if k != "t"}
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     if proc.returncode not in (0, 1):  # Locust exits 1 when any request failed: that is data, not a crash
         raise LabCommandError(f"Locust exited with {proc.returncode}; see {out / 'locust.log'}")
-    summary = _summarize(spec, out, timeline, elapsed, before, after, runner)
+    summary = _summarize(spec, out, timeline, seconds, elapsed, before, after, runner)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return LoadResult(out, summary, timeline)
 
 
-def _summarize(spec: LoadSpec, out: Path, timeline: list[dict], elapsed: float, before, after, runner) -> dict:
+def _counts(seconds: list[dict]) -> dict[str, dict[str, int]]:
+    """Requests and failures per endpoint from the per-second timeline: Locust's final CSV is
+    written before its last requests complete and misses them."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in seconds:
+        for name, (n, failed, *_rest) in row.get("by_name", {}).items():
+            c = counts.setdefault(name, {"requests": 0, "failures": 0})
+            c["requests"] += n
+            c["failures"] += failed
+    return counts
+
+
+def _summarize(spec: LoadSpec, out: Path, timeline: list[dict], seconds: list[dict], elapsed: float,
+               before, after, runner) -> dict:
     stats = _locust_stats(out)
+    for name, counted in _counts(seconds).items():
+        stats.setdefault(name, {}).update(counted)
     total = stats.get("Aggregated", {})
+    total.update(requests=sum(s["requests"] for s in seconds), failures=sum(s["failures"] for s in seconds))
     gen_cpu = [r["cpu"].get("load-generator", 0) for r in timeline if r.get("cpu")]
-    achieved = total.get("requests", 0) / elapsed if elapsed else 0
+    achieved = total["requests"] / elapsed if elapsed else 0
     server = metrics_scrape.delta(before, after)
     summary = {
         "name": spec.name,

@@ -238,7 +238,3 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
 
 def caddy_site_file(design: str) -> Path:
     return DEPLOY_DIR / "caddy" / f"{design}.caddy"
-
-
-def balancer_ports(settings: LabSettings, designs: list[Design]) -> dict[str, int]:
-    return {d.name: settings.design_port(d.name) for d in designs}

@@ -25,7 +25,7 @@ from services.lab.state import LabState, RunningComponent, exclusive, load_state
 EventSink = Callable[[str, str, str], None]
 
 
-def _quiet(_: str, __: str, ___: str) -> None:
+def quiet(_: str, __: str, ___: str) -> None:
     return None
 
 
@@ -57,7 +57,7 @@ def _child_env(state: LabState, component: Component | RunningComponent) -> dict
     return {**os.environ, **component.env, procs.MARKER_ENV: state.marker}
 
 
-def _start(state: LabState, component: Component, on_event: EventSink) -> RunningComponent:
+def start_component(state: LabState, component: Component, on_event: EventSink) -> RunningComponent:
     log = state.home / "logs" / f"{component.name}.log"
     on_event(component.name, "starting", component.address)
     ref = procs.spawn(component.cmd, log_path=log, env=_child_env(state, component), cwd=REPO_ROOT, user=component.user)
@@ -75,7 +75,7 @@ def _log_tail(path: str, lines: int = 5) -> str:
         return ""
 
 
-async def _wait_ready(components: list[RunningComponent], timeout_s: float, on_event: EventSink) -> None:
+async def wait_ready(components: list[RunningComponent], timeout_s: float, on_event: EventSink) -> None:
     async def one(c: RunningComponent) -> None:
         start = time.monotonic()
         reason = "not probed yet"
@@ -120,7 +120,7 @@ def _migrate(design: Design, env: dict[str, str], state: LabState, on_event: Eve
 def up(
     settings: LabSettings,
     design_names: list[str],
-    on_event: EventSink = _quiet,
+    on_event: EventSink = quiet,
     app_env: dict[str, str] | None = None,
 ) -> LabState:
     """Start the stack and return once every component is ready (like ``docker compose up -d``)."""
@@ -128,17 +128,16 @@ def up(
     home = settings.state_dir
     with exclusive(home):
         existing = load_state(home)
+        plan = plan_stack(settings, designs, app_env)
         if existing is not None and existing.any_alive():
-            if sorted(existing.designs) == sorted(d.name for d in designs) and all(
-                c.ref.alive() for c in existing.components.values()
-            ):
-                return existing
+            wanted = {c.name for c in plan.components}
+            if set(existing.components) == wanted and all(c.ref.alive() for c in existing.components.values()):
+                return existing  # already up as asked: like compose, nothing to do
             raise LabCommandError(
                 f"a lab is already running from {home} ({', '.join(existing.designs) or 'no designs'}); "
                 "run `sdlab down` first"
             )
         procs.kill_marked(str(home))  # leftovers of a crashed run that never wrote its state
-        plan = plan_stack(settings, designs, app_env)
         ports = {d.name: settings.design_port(d.name) for d in designs}
         _check_ports_free(plan, ports, settings.host)
         state = LabState(home=home, marker=str(home), designs=[d.name for d in designs], ports=ports)
@@ -147,18 +146,18 @@ def up(
         try:
             for component in plan.infra:
                 prepare(component, home)
-            infra = [_start(state, c, on_event) for c in plan.infra]
-            asyncio.run(_wait_ready(infra, settings.ready_timeout_s, on_event))
+            infra = [start_component(state, c, on_event) for c in plan.infra]
+            asyncio.run(wait_ready(infra, settings.ready_timeout_s, on_event))
             for design in designs:
                 _migrate(design, plan.design_env[design.name], state, on_event)
-            apps = [_start(state, c, on_event) for c in plan.apps]
-            asyncio.run(_wait_ready(apps, settings.ready_timeout_s, on_event))
+            apps = [start_component(state, c, on_event) for c in plan.apps]
+            asyncio.run(wait_ready(apps, settings.ready_timeout_s, on_event))
             if plan.balancer is not None:
                 # Started last: connections refused by instances still starting would count as
                 # passive failures and keep them out of the pool for fail_duration.
                 prepare_caddy(home, state.designs)
-                balancer = _start(state, plan.balancer, on_event)
-                asyncio.run(_wait_ready([balancer], settings.ready_timeout_s, on_event))
+                balancer = start_component(state, plan.balancer, on_event)
+                asyncio.run(wait_ready([balancer], settings.ready_timeout_s, on_event))
         except BaseException:
             _stop_all(state, on_event)  # like compose: a failed `up` leaves nothing running
             raise
@@ -186,7 +185,7 @@ def _stop_all(state: LabState, on_event: EventSink) -> list[str]:
     return stopped
 
 
-def down(settings: LabSettings, on_event: EventSink = _quiet) -> list[str]:
+def down(settings: LabSettings, on_event: EventSink = quiet) -> list[str]:
     """Stop everything the lab started in this home, even after a crash of ``up``."""
     home = settings.state_dir
     with exclusive(home):

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from services.clients.kafka import KafkaConsumer, KafkaProducer
 from services.logging import get_logger
+from services.tasks import cancel_and_wait
 from shortener.domain import LinkClicked
 from shortener.ports import LinkRepository, StoreUnavailable
 
@@ -42,6 +43,8 @@ class ClickPublisher:
         self._unsent: list[LinkClicked] = []
         self._started = False
         self._task: asyncio.Task | None = None
+        # One flush at a time: two would both send the batch at the head of the queue.
+        self._flushing = asyncio.Lock()
         self.recorded = 0
         self.published = 0
         self.dropped = 0
@@ -68,12 +71,7 @@ class ClickPublisher:
         self._task = asyncio.create_task(self._loop(), name="click-publisher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         try:
             await asyncio.wait_for(self.flush(), 5.0)  # a graceful stop loses nothing
         except (asyncio.TimeoutError, *_SEND_FAILURES):
@@ -96,6 +94,10 @@ class ClickPublisher:
             self._unsent.append(LinkClicked(uuid.uuid4().hex, self._instance, dict(items[i:i + MAX_CODES_PER_MESSAGE])))
 
     async def flush(self) -> None:
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         self._cut_batches()
         if not self._unsent:
             return
@@ -143,12 +145,7 @@ class ClickAggregator:
         self._task = asyncio.create_task(self._loop(), name="click-aggregator")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         await self._consumer.stop()
 
     async def _apply(self, raw: bytes) -> None:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.logging import get_logger
+from services.tasks import cancel_and_wait
 from shortener.domain import Link
 from shortener.ports import CacheEntry, CacheUnavailable, LinkRepository
 
@@ -179,12 +180,7 @@ class InvalidationListener:
         self._task = asyncio.create_task(self._run(), name="invalidation-listener")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

@@ -26,6 +26,12 @@ _ADD_CLICKS = text(
 _LINK_COLUMNS = (links.c.code, links.c.url, links.c.created_at, links.c.expires_at, links.c.custom_alias)
 
 
+def _swallow(task: asyncio.Task) -> None:
+    """Retrieve the abandoned operation's outcome, so that asyncio does not log it as unhandled."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _link(row, clicks: int = 0) -> Link:
     return Link(code=row.code, url=row.url, created_at=row.created_at, expires_at=row.expires_at,
                 custom_alias=row.custom_alias, clicks=clicks)
@@ -43,8 +49,21 @@ class SqlLinkRepository:
         return self._get_engine()
 
     async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        # Race the operation against the deadline instead of asyncio.wait_for, which would also
+        # wait for the cancelled operation to clean up (a rollback on a hung server has a
+        # timeout of its own). The cleanup finishes in the background; the caller gets its 503 now.
+        task = asyncio.ensure_future(fn())
         try:
-            return await asyncio.wait_for(fn(), self._deadline_s)
+            done, _ = await asyncio.wait({task}, timeout=self._deadline_s)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_swallow)
+            raise StoreUnavailable(f"no answer from PostgreSQL within {self._deadline_s}s")
+        try:
+            return task.result()
         except _UNREACHABLE as exc:
             raise StoreUnavailable(str(exc)[:200]) from exc
         except DBAPIError as exc:

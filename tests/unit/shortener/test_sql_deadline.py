@@ -31,3 +31,22 @@ async def test_a_refused_connection_is_store_unavailable():
 
     with pytest.raises(StoreUnavailable, match="refused"):
         await repo._run(refused)
+
+
+async def test_a_slow_cleanup_does_not_delay_the_answer():
+    """Cancelling a query on a hung server runs a rollback that hangs too; the caller must not wait for it."""
+    repo = SqlLinkRepository(lambda: None, deadline_s=0.2)
+    cleaned = asyncio.Event()
+
+    async def hang_then_slow_cleanup() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(1.0)  # the rollback on a hung server
+            cleaned.set()
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="within 0.2s"):
+        await repo._run(hang_then_slow_cleanup)
+    assert time.monotonic() - started < 0.5
+    await asyncio.wait_for(cleaned.wait(), 2), "the cleanup still runs, in the background"

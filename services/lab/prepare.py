@@ -43,20 +43,28 @@ def prepare_postgres(component: Component) -> None:
     data.mkdir(parents=True, exist_ok=True)
     if user is not None:
         _allow_traverse(data)
+        # The binaries live in the virtualenv, perhaps under a private (0700) folder.
+        _allow_traverse(binaries.postgres_bin())
         entry = pwd.getpwnam(user)
         for path in (data.parent, data):
             os.chown(path, entry.pw_uid, entry.pw_gid)
         data.chmod(0o700)
     if (data / "PG_VERSION").exists():
         return
-    result = subprocess.run(
-        [str(binaries.postgres_bin("initdb")), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=UTF8"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=data,
-        **as_user(user),
-    )
+    try:
+        result = subprocess.run(
+            [str(binaries.postgres_bin("initdb")), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=UTF8"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=data,
+            **as_user(user),
+        )
+    except PermissionError as exc:
+        raise LabCommandError(
+            f"the PostgreSQL user {user!r} cannot run {exc.filename}: a folder on its path is private; "
+            "make the repo's folders world-traversable (chmod o+x) or run the lab as a non-root user"
+        ) from None
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise LabCommandError(f"initdb failed for {component.name}: {tail[0]}")

@@ -208,7 +208,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         ui.print_load_summary(summary, path)
     _, rows = supervisor.status(settings)
     ui.print_status(rows, state.ports, False, settings.host)
-    ui.console.print("Next: `sdlab experiment` lists the experiments; `sdlab down` stops the stack.")
+    ui.console.print("Next: `.venv/bin/sdlab experiment` lists the experiments; `make down` (or `.venv/bin/sdlab down`) stops the stack.")
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "chaos": cmd_chaos, "load": cmd_load, "experiment": cmd_experiment, "bench": cmd_bench,

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from fastapi import FastAPI
-from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from services.app import create_service_app
 from services.clients.kafka import KafkaConsumer
 from services.clients.postgres import PostgresShards
+from services.metrics import counter_families
 from shortener.adapters.kafka import ClickAggregator
 from shortener.adapters.sql import SqlLinkRepository
 from shortener.config import ShortenerSettings
@@ -29,14 +29,11 @@ class AggregatorCollector(Collector):
         self.aggregator = aggregator
 
     def collect(self) -> Iterator:
-        for metric, doc, value in (
+        yield from counter_families(SERVICE, [
             ("click_batches_applied", "Click batches added to PostgreSQL", self.aggregator.applied),
             ("click_batches_duplicate", "Redelivered click batches skipped by batch id", self.aggregator.duplicates),
             ("click_batches_malformed", "Click messages that could not be parsed", self.aggregator.malformed),
-        ):
-            family = CounterMetricFamily(metric, doc, labels=["service"])
-            family.add_metric([SERVICE], value)
-            yield family
+        ])
 
 
 def create_app(settings: ShortenerSettings | None = None) -> FastAPI:

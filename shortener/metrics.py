@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from services.metrics import counter_families
 from shortener.service import ShortenerService
 
 _BREAKER_STATE = {"closed": 0, "half-open": 1, "open": 2}
@@ -25,7 +26,7 @@ class ShortenerCollector(Collector):
         hits.add_metric([n, "local"], s.local_hits)
         hits.add_metric([n, "redis"], s.redis_hits)
         yield hits
-        for metric, doc, value in (
+        yield from counter_families(n, [
             ("cache_misses", "Link lookups that missed every cache", s.misses),
             ("db_reads", "Link reads from PostgreSQL on the redirect path", s.db_reads),
             ("single_flight_coalesced", "Lookups that waited for another's database read", self.service.coalesced),
@@ -33,19 +34,13 @@ class ShortenerCollector(Collector):
             ("code_collisions", "Generated codes that were taken", s.collisions),
             ("rate_limited", "Creates refused by the rate limiter", s.rate_limited),
             ("rate_limiter_errors", "Creates let through because Redis could not be asked", s.limiter_errors),
-        ):
-            family = CounterMetricFamily(metric, doc, labels=["service"])
-            family.add_metric([n], value)
-            yield family
+        ])
         if self.publisher is not None:
-            for metric, doc, value in (
+            yield from counter_families(n, [
                 ("clicks_recorded", "Clicks counted on this instance", self.publisher.recorded),
                 ("clicks_published", "Clicks acknowledged by Kafka", self.publisher.published),
                 ("clicks_dropped", "Clicks dropped because the buffer was full", self.publisher.dropped),
-            ):
-                family = CounterMetricFamily(metric, doc, labels=["service"])
-                family.add_metric([n], value)
-                yield family
+            ])
         breaker = GaugeMetricFamily("circuit_state", "0 closed, 1 half-open, 2 open", labels=["service", "dependency"])
         breaker.add_metric([n, "redis"], _BREAKER_STATE[self.service.redis_breaker.state])
         breaker.add_metric([n, "postgres"], _BREAKER_STATE[self.service.db_breaker.state])

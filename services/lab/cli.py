@@ -82,13 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> LabSettings:
     overrides: dict[str, int] = {}
-    if getattr(args, "shards", None):
+    flags: dict[str, str] = {}
+    if getattr(args, "shards", None) is not None:
         overrides["postgres_shards"] = args.shards
-    if getattr(args, "instances", None):
+        flags["postgres_shards"] = f"--shards {args.shards}"
+    if getattr(args, "instances", None) is not None:
         for design in args.designs or DESIGNS:
             if design in DESIGNS:
                 overrides[f"{design}_instances"] = args.instances
-    return LabSettings().model_copy(update=overrides)
+                flags[f"{design}_instances"] = f"--instances {args.instances}"
+    try:
+        return LabSettings(**overrides)  # validated, the rest from the environment
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        if field in flags:
+            raise LabCommandError(f"{flags[field]}: {first['msg'].lower()}") from None
+        raise
 
 
 def cmd_up(args: argparse.Namespace) -> None:

@@ -81,3 +81,12 @@ def test_usage_errors_are_one_line(capsys):
     assert cli.main(["chaos"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("sdlab: error:")
+
+
+def test_out_of_range_flags_are_one_line_errors(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("SDLAB_HOME", str(tmp_path))
+    for argv, flag in ((["up", "--instances", "0"], "--instances 0"), (["up", "--shards", "99"], "--shards 99")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith(f"sdlab: error: {flag}: input should be"), err
+    assert not (tmp_path / "state.json").exists(), "nothing was started"

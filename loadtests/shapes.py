@@ -2,8 +2,8 @@
 
 ``SDLAB_USERS`` (default 50), ``SDLAB_SPAWN_RATE`` (users started or stopped per second;
 default: all of them in one second) and ``SDLAB_DURATION_S`` (default 60; the whole run,
-ramps included). The curves are in :func:`users_at`, a pure function, so they can be tested
-without Locust running.
+ramps included). The curves are in :mod:`loadtests.curves`, pure functions that import no
+Locust, so they can be tested (and named by the CLI) without it.
 """
 
 from __future__ import annotations
@@ -12,25 +12,7 @@ import os
 
 from locust import LoadTestShape
 
-STEPS = 5
-SPIKE_START, SPIKE_END = 0.4, 0.6
-
-
-def users_at(shape_name: str, t: float, users: int, duration: float) -> int | None:
-    """Users wanted ``t`` seconds into a run of ``shape_name``; None once ``duration`` is over."""
-    if shape_name not in SHAPES:
-        raise ValueError(f"unknown shape {shape_name!r}; choose one of {', '.join(SHAPES)}")
-    if t >= duration:
-        return None
-    if shape_name == "step":
-        step = min(STEPS - 1, int(t * STEPS / duration))
-        return max(1, -(-users * (step + 1) // STEPS))  # ceil: the last step is exactly `users`
-    if shape_name == "spike":
-        if SPIKE_START * duration <= t < SPIKE_END * duration:
-            return users
-        return max(1, users // 4)
-    return users  # steady, soak
-
+from loadtests.curves import users_at
 
 def _env_number(name: str, default: float, kind=int):
     raw = os.environ.get(name, "").strip()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from loadtests.curves import SHAPE_NAMES
 from services.lab import metrics_scrape
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.errors import LabCommandError
@@ -29,7 +30,7 @@ from services.lab.machine import invoked_command, machine_spec
 from services.lab.state import LabState, load_state
 from services.lab.supervisor import require_state
 
-SHAPES = ("steady", "step", "spike", "soak")
+SHAPES = SHAPE_NAMES
 
 
 @dataclass

@@ -109,3 +109,24 @@ def test_rate_limit_answers_429_with_retry_after(lab):
     assert statuses[-1] == 429 and statuses.count(201) >= 50, statuses
     other = httpx.post(f"{base}/api/v1/links", json={"url": _new_url()}, headers={"X-Forwarded-For": "198.19.251.1"})
     assert other.status_code == 201, "another client has its own bucket"
+
+
+def _clicks_reach(api, code: str, expected: int, timeout_s: float = 40) -> int:
+    deadline, clicks = time.monotonic() + timeout_s, -1
+    while time.monotonic() < deadline and clicks < expected:
+        clicks = api.get(f"/api/v1/links/{code}").json()["clicks"]
+        time.sleep(0.5)
+    return clicks
+
+
+def test_clicks_survive_a_broker_restart_that_loses_every_topic(lab, api):
+    """Tansu keeps its log in memory: a restart loses topics and offsets. Producers recreate the
+    topic, the consumer group rejoins, and later clicks are counted again."""
+    code = api.post("/api/v1/links", json={"url": _new_url()}).json()["code"]
+    for _ in range(3):
+        assert api.get(f"/{code}").status_code == 302
+    assert _clicks_reach(api, code, 3) == 3
+    lab.run("chaos", "restart", "kafka")
+    for _ in range(5):
+        assert api.get(f"/{code}").status_code == 302, "redirects do not wait on the broker"
+    assert _clicks_reach(api, code, 8) == 8

@@ -33,9 +33,12 @@ def status_for(exc: errors.LabError) -> int:
     return 400
 
 
+def error_body(status: int, code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "status": status}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(status, code, message), status_code=status, headers=headers)
 
 
 def retry_after_value(seconds: float) -> str:
@@ -43,16 +46,20 @@ def retry_after_value(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-def _retry_after(seconds: float) -> dict[str, str]:
-    return {"Retry-After": retry_after_value(seconds)}
+def lab_error_parts(exc: errors.LabError) -> tuple[int, dict, dict[str, str]]:
+    """Status, JSON body and headers for a domain error: the one mapping for every entrypoint,
+    FastAPI's handler and a raw ASGI fast path alike."""
+    status = status_for(exc)
+    headers = {}
+    if isinstance(exc, (errors.RateLimited, errors.Unavailable)):
+        headers["Retry-After"] = retry_after_value(exc.retry_after_s)
+    return status, error_body(status, exc.code, exc.message), headers
 
 
 async def _lab_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.LabError)
-    headers = None
-    if isinstance(exc, (errors.RateLimited, errors.Unavailable)):
-        headers = _retry_after(exc.retry_after_s)
-    return error_response(status_for(exc), exc.code, exc.message, headers)
+    status, body, headers = lab_error_parts(exc)
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:

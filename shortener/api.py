@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.errors import LabError, NotFound
-from services.http import retry_after_value, status_for
+from services.http import lab_error_parts
 from shortener.domain import Link, ShortenUrl, is_code_shaped
 from shortener.service import ShortenerService
 
@@ -130,10 +130,6 @@ def build_router(service: ShortenerService) -> APIRouter:
     return router
 
 
-def _error_body(exc: LabError, status: int) -> bytes:
-    return json.dumps({"error": {"code": exc.code, "message": exc.message, "status": status}}, separators=(",", ":")).encode()
-
-
 class RedirectFastPath:
     """Answers ``GET|HEAD /{code}`` without FastAPI; everything else passes through."""
 
@@ -155,12 +151,10 @@ class RedirectFastPath:
         try:
             link: Link = await self.service.resolve(code)
         except LabError as exc:
-            status = status_for(exc)
-            body = _error_body(exc, status)
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            retry = getattr(exc, "retry_after_s", None)
-            if retry is not None:
-                headers.append((b"retry-after", retry_after_value(retry).encode()))
+            status, payload, extra = lab_error_parts(exc)
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       *((k.lower().encode(), v.encode()) for k, v in extra.items())]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": b"" if head else body})
             return

@@ -78,8 +78,9 @@ def count_clicks(host: str, seed_file: Path, redirects_ok: int, settle_s: float 
     Waits until the count stops moving (the aggregator drains Kafka), at most ``settle_s``.
     Warm-up redirects before the run count as clicks too; they are subtracted via ``baseline``.
     """
-    codes = [link["code"] for link in json.loads(seed_file.read_text())["links"]]
-    baseline = json.loads(seed_file.read_text()).get("clicks_before", 0)
+    seeded = json.loads(seed_file.read_text())
+    codes = [link["code"] for link in seeded["links"]]
+    baseline = seeded.get("clicks_before", 0)
     deadline, last, counted = time.monotonic() + settle_s, -1, 0
     while time.monotonic() < deadline:
         counted = asyncio.run(_clicks(host, codes)) - baseline

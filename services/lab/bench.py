@@ -28,8 +28,7 @@ from services.lab.errors import LabCommandError
 from services.lab.load import results_dir
 from services.lab.machine import invoked_command, machine_spec
 from services.lab.stack import uvicorn_cmd
-from services.lab.state import load_state
-from services.lab.supervisor import down, up
+from services.lab.supervisor import down, down_if_running, up
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -113,9 +112,7 @@ def run_bench(settings: LabSettings, design: str, *, duration_s: int = 10, conne
     if not have_wrk:
         say("wrk is not installed (`apt-get install wrk`, or `make bench` as root): using Locust, which saturates "
             "near 6k req/s on 2 cores, so these figures bound the generator, not the server")
-    if load_state(settings.state_dir) is not None:
-        say("stopping the running lab: the benchmark starts its own (one instance)")
-        down(settings)
+    down_if_running(settings, say, "the benchmark starts its own (one instance)")
     one = settings.model_copy(update={"shortener_instances": 1})
     state = up(one, [design], app_env={"SHORTENER_ANALYTICS_ENABLED": "true"})
     bare_port = one.app_port + 50

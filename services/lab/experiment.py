@@ -20,8 +20,8 @@ from services.lab.designs import DESIGNS
 from services.lab.errors import LabCommandError
 from services.lab.load import LoadResult, LoadSpec, results_dir, run_load
 from services.lab.machine import invoked_command, machine_spec
-from services.lab.state import LabState, load_state
-from services.lab.supervisor import down, up
+from services.lab.state import LabState
+from services.lab.supervisor import down, down_if_running, up
 
 
 @dataclass
@@ -121,9 +121,7 @@ def run_experiment(
     out = results_dir(f"experiment-{name}")
     say(f"experiment {exp.name}: {exp.question}")
     say(f"results: {out}")
-    if load_state(settings.state_dir) is not None:
-        say("stopping the running lab: each variant starts a stack of its own")
-        down(settings)
+    down_if_running(settings, say, "each variant starts a stack of its own")
     results: dict[str, VariantResult] = {}
     for variant in exp.variants:
         overrides = {f"{exp.design}_instances": variant.instances} if variant.instances else {}
@@ -135,10 +133,8 @@ def run_experiment(
             spec = replace(spec, users=users)
         say(f"== {variant.name}: starting the stack" + (f" ({', '.join(f'{k}={v}' for k, v in variant.app_env.items())})"
                                                         if variant.app_env else ""))
-        up(vsettings, [exp.design], on_event=on_event or (lambda *_: None), app_env=variant.app_env)
+        state = up(vsettings, [exp.design], on_event=on_event or (lambda *_: None), app_env=variant.app_env)
         try:
-            state = load_state(vsettings.state_dir)
-            assert state is not None
             result = run_load(vsettings, spec, say=say, out=out / variant.name.replace(" ", "-"))
             loss = _verify(exp.design, vsettings, state, result)
             if loss is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 
 from loadtests.curves import SHAPE_NAMES
-from services.lab import metrics_scrape
+from services.lab import metrics_scrape, procs
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.errors import LabCommandError
 from services.lab.faults import FaultRunner, FaultStep, parse_schedule, windows
@@ -71,12 +71,17 @@ def _design_module(design: str, module: str):
 
 
 def _seed(spec: LoadSpec, host: str, out: Path, say: Callable[[str], None]) -> Path:
+    """Create the run's links (and, with ``warm_cache``, read each once); write ``seed.json`` once."""
     seed = _design_module(spec.design, "seed")
     started = time.monotonic()
     links = asyncio.run(seed.seed(host, spec.seed_count, progress=say))
-    path = out / "seed.json"
-    path.write_text(json.dumps({"host": host, "links": links}))
     say(f"seeded {len(links)} links in {time.monotonic() - started:.1f}s")
+    record: dict = {"host": host, "links": links}
+    if spec.warm_cache:
+        record["clicks_before"] = asyncio.run(seed.warm(host, links))  # clicks that are not the load's
+        say(f"warmed the cache with {record['clicks_before']} links")
+    path = out / "seed.json"
+    path.write_text(json.dumps(record))
     return path
 
 
@@ -121,24 +126,18 @@ class CpuSampler:
                 proc = c.ref.process()
                 if proc is not None:
                     self.procs[name] = proc
-                    for p in self._tree(proc):
+                    for p in procs.process_tree(proc):
                         self._cache.setdefault(p.pid, p)
                         try:
                             p.cpu_percent(None)
                         except psutil.Error:
                             pass
 
-    def _tree(self, proc: psutil.Process) -> list[psutil.Process]:
-        try:
-            return [proc, *proc.children(recursive=True)]
-        except psutil.Error:
-            return []
-
     def sample(self) -> dict[str, float]:
         out = {}
         for name, proc in self.procs.items():
             total = 0.0
-            for p in self._tree(proc):
+            for p in procs.process_tree(proc):
                 known = self._cache.setdefault(p.pid, p)
                 try:
                     total += known.cpu_percent(None)
@@ -212,11 +211,6 @@ def run_load(
     out.mkdir(parents=True, exist_ok=True)
     say(f"results: {out}")
     seed_file = _seed(spec, host, out, say)
-    if spec.warm_cache:
-        seeded = json.loads(seed_file.read_text())
-        warmed = asyncio.run(_design_module(spec.design, "seed").warm(host, seeded["links"]))
-        seed_file.write_text(json.dumps({**seeded, "clicks_before": warmed}))  # not the load's clicks
-        say(f"warmed the cache with {warmed} links")
     before = metrics_scrape.scrape(state, spec.design, out / "metrics", "before")
 
     log = open(out / "locust.log", "w")

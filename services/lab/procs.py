@@ -103,13 +103,13 @@ def spawn(
     return ProcessRef(proc.pid, psutil.Process(proc.pid).create_time())
 
 
-def _tree(proc: psutil.Process) -> list[psutil.Process]:
+def process_tree(proc: psutil.Process) -> list[psutil.Process]:
     """The process and all its descendants, collected before any is signalled (once the leader
     dies its children are reparented and can no longer be found through it). Process groups are
     not enough: PostgreSQL's backends call setsid() and leave the postmaster's group."""
     try:
         return [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
+    except psutil.Error:  # gone (or a zombie) between the look-up and now
         return []
 
 
@@ -118,7 +118,7 @@ def signal_tree(ref: ProcessRef, sig: int) -> bool:
     proc = ref.process()
     if proc is None:
         return False
-    for member in _tree(proc):
+    for member in process_tree(proc):
         try:
             member.send_signal(sig)
         except psutil.NoSuchProcess:
@@ -131,7 +131,7 @@ def stop(ref: ProcessRef, stop_signal: int = signal.SIGTERM, timeout_s: float = 
     proc = ref.process()
     if proc is None:
         return
-    tree = _tree(proc)
+    tree = process_tree(proc)
     try:
         proc.send_signal(stop_signal)
         for member in tree:  # a paused process keeps the signal pending until it runs again

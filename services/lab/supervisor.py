@@ -185,6 +185,13 @@ def _stop_all(state: LabState, on_event: EventSink) -> list[str]:
     return stopped
 
 
+def down_if_running(settings: LabSettings, say: Callable[[str], None], why: str) -> None:
+    """Experiments and the benchmark start stacks of their own: stop a running lab first, saying so."""
+    if load_state(settings.state_dir) is not None:
+        say(f"stopping the running lab: {why}")
+        down(settings)
+
+
 def down(settings: LabSettings, on_event: EventSink = quiet) -> list[str]:
     """Stop everything the lab started in this home, even after a crash of ``up``."""
     home = settings.state_dir

@@ -107,7 +107,7 @@ def run_bench(settings: LabSettings, design: str, *, duration_s: int = 10, conne
               say=print) -> tuple[Path, dict]:
     if design != "shortener":
         raise LabCommandError(f"no benchmark for {design!r}; available: shortener")
-    out = results_dir("bench-shortener")
+    out = results_dir("bench-shortener", settings.results)
     have_wrk = shutil.which("wrk") is not None
     if not have_wrk:
         say("wrk is not installed (`apt-get install wrk`, or `make bench` as root): using Locust, which saturates "

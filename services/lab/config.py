@@ -30,6 +30,8 @@ class LabSettings(BaseSettings):
     shortener_port: int = Field(8080, ge=1, le=65535)
     shortener_instances: int = Field(2, ge=1, le=16)
     ready_timeout_s: float = Field(60.0, gt=0)
+    # Where load runs, experiments and benchmarks write their folders.
+    results: Path = REPO_ROOT / "results"
     # Compose mode only: the Toxiproxy API that network faults go through.
     toxiproxy_url: str = "http://127.0.0.1:8474"
 

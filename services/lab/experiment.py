@@ -118,7 +118,7 @@ def run_experiment(
     on_event=None,
 ) -> tuple[Path, Outcome, dict]:
     exp = find(name)
-    out = results_dir(f"experiment-{name}")
+    out = results_dir(f"experiment-{name}", settings.results)
     say(f"experiment {exp.name}: {exp.question}")
     say(f"results: {out}")
     down_if_running(settings, say, "each variant starts a stack of its own")

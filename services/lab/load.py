@@ -56,8 +56,7 @@ class LoadResult:
     timeline: list[dict] = field(default_factory=list)
 
 
-def results_dir(name: str, root: Path | None = None) -> Path:
-    root = root or Path(os.environ.get("SDLAB_RESULTS", REPO_ROOT / "results"))
+def results_dir(name: str, root: Path) -> Path:
     out = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     out.mkdir(parents=True, exist_ok=False)
     return out
@@ -207,7 +206,7 @@ def run_load(
         raise LabCommandError(f"unknown shape {spec.shape!r}; choose from: {', '.join(SHAPES)}")
     steps = parse_schedule(spec.faults, spec.duration_s) if spec.faults else []
     host = f"http://{settings.host}:{state.ports[spec.design]}"
-    out = out or results_dir(spec.name)
+    out = out or results_dir(spec.name, settings.results)
     out.mkdir(parents=True, exist_ok=True)
     say(f"results: {out}")
     seed_file = _seed(spec, host, out, say)

@@ -1,34 +1,34 @@
-"""``sdlab bench shortener``: the redirect hot path against the machine's ceiling, in one sitting.
+"""``sdlab bench DESIGN``: a design's hot path against the machine's ceiling, in one sitting.
 
-Both targets run as one uvicorn process with the same flags (uvloop, httptools), both are
-loaded by the same generator with the same Zipf-distributed paths, one after the other. wrk
-is the generator when installed (``apt-get install wrk``); Locust saturates near 6k req/s on
-2 cores, so without wrk the figures measure Locust more than the server, and the output says so.
+The engine runs the design's own benchmark (its plugin's ``bench``) and offers it the parts
+every benchmark needs: wrk with a weighted path script (wrk measures the ceiling that Locust
+cannot reach: ``apt-get install wrk``, or ``make bench`` as root), its output parsed, its CPU
+sampled; and the bare ASGI ceiling app started and stopped beside the stack.
 """
 
 from __future__ import annotations
 
-import asyncio
-import csv
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from services.lab import procs
 from services.lab.config import REPO_ROOT, LabSettings
+from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
-from services.lab.load import results_dir
-from services.lab.machine import invoked_command, machine_spec
+from services.lab.plugin import BenchOptions
 from services.lab.stack import uvicorn_cmd
-from services.lab.supervisor import down, down_if_running, up
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -39,6 +39,16 @@ class BenchFigure:
     rps: float
     p50_ms: float
     p99_ms: float
+    generator_cpu: float | None = None  # % of one core, averaged over the run
+
+
+def run_bench(settings: LabSettings, design: str, *, duration_s: int = 10, connections: int = 64,
+              say: Callable[[str], None] = print) -> tuple[Path, dict]:
+    return plugin_for(design).bench(settings, BenchOptions(duration_s, connections), say)
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
 
 
 def zipf_cdf(n: int, s: float) -> list[float]:
@@ -51,6 +61,7 @@ def zipf_cdf(n: int, s: float) -> list[float]:
 
 
 def wrk_script(paths: list[str], s: float) -> str:
+    """A wrk Lua script that requests ``paths``, the r-th with weight 1/r**s (Zipf)."""
     cdf = zipf_cdf(len(paths), s)
     return (
         "local paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
@@ -80,77 +91,49 @@ def parse_wrk(output: str) -> tuple[float, float, float]:
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     if non2xx and int(non2xx.group(1)) > 0:
-        raise LabCommandError(f"{non2xx.group(1)} answers were not redirects; the benchmark is not valid")
+        raise LabCommandError(f"{non2xx.group(1)} answers were errors; the benchmark is not valid")
     return rps, p50, p99
 
 
-def _wrk(url: str, script: Path, duration_s: int, connections: int) -> tuple[float, float, float, str]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", str(script), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60).stdout
-    return (*parse_wrk(out), out)
-
-
-def _locust(url: str, seed_file: Path, out: Path, duration_s: int, users: int) -> tuple[float, float, float, str]:
-    env = {"SDLAB_SEED_FILE": str(seed_file), "SDLAB_READ_WEIGHT": "1", "SDLAB_WRITE_WEIGHT": "0",
-           "SDLAB_USERS": str(users), "PYTHONPATH": str(REPO_ROOT)}
-    prefix = out / f"locust-{url.rsplit(':', 1)[1]}"
-    cmd = [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests/shortener/locustfile.py"), "--headless",
-           "--host", url, "-u", str(users), "-r", str(users), "-t", f"{duration_s}s", "--csv", str(prefix),
-           "--only-summary", "--loglevel", "WARNING"]
-    subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, timeout=duration_s + 60)
-    with open(f"{prefix}_stats.csv") as fh:
-        row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
-    return float(row["Requests/s"]), float(row["50%"]), float(row["99%"]), ""
-
-
-def run_bench(settings: LabSettings, design: str, *, duration_s: int = 10, connections: int = 64,
-              say=print) -> tuple[Path, dict]:
-    if design != "shortener":
-        raise LabCommandError(f"no benchmark for {design!r}; available: shortener")
-    out = results_dir("bench-shortener", settings.results)
-    have_wrk = shutil.which("wrk") is not None
-    if not have_wrk:
-        say("wrk is not installed (`apt-get install wrk`, or `make bench` as root): using Locust, which saturates "
-            "near 6k req/s on 2 cores, so these figures bound the generator, not the server")
-    down_if_running(settings, say, "the benchmark starts its own (one instance)")
-    one = settings.model_copy(update={"shortener_instances": 1})
-    state = up(one, [design], app_env={"SHORTENER_ANALYTICS_ENABLED": "true"})
-    bare_port = one.app_port + 50
-    bare = procs.spawn(uvicorn_cmd("services.lab.bench_app:app", one.host, bare_port, factory=False),
-                       log_path=out / "bare-asgi.log", env={**os.environ, procs.MARKER_ENV: state.marker},
-                       cwd=REPO_ROOT)
+def _sample_cpu(pid: int, samples: list[float], stop: threading.Event) -> None:
     try:
-        from loadtests.shortener.seed import seed, warm
+        proc = psutil.Process(pid)
+        proc.cpu_percent(None)
+        while not stop.wait(1.0):
+            samples.append(proc.cpu_percent(None))
+    except psutil.Error:
+        return  # wrk ended
 
-        instance = state.components[f"{design}-1"].url
-        links = asyncio.run(seed(f"http://{one.host}:{state.ports[design]}", 2000, progress=lambda *_: None))
-        asyncio.run(warm(instance, links))
-        (out / "seed.json").write_text(json.dumps({"links": links}))
-        bare_url = f"http://{one.host}:{bare_port}"
-        _wait_http(bare_url)
-        figures = []
-        script = out / "zipf.lua"
-        script.write_text(wrk_script([f"/{l['code']}" for l in links], 1.1))
-        for target, url in (("bare ASGI 302 (ceiling)", bare_url), ("shortener redirect", instance)):
-            say(f"loading {target} for {duration_s}s ...")
-            if have_wrk:
-                rps, p50, p99, raw = _wrk(url, script, duration_s, connections)
-                (out / f"wrk-{url.rsplit(':', 1)[1]}.txt").write_text(raw)
-            else:
-                rps, p50, p99, _ = _locust(url, out / "seed.json", out, duration_s, connections)
-            figures.append(BenchFigure(target, rps, p50, p99))
+
+def run_wrk(target: str, url: str, script: Path, duration_s: int, connections: int, out: Path) -> BenchFigure:
+    """wrk -t1 against ``url`` with ``script``; its output is kept in ``out``, its CPU sampled."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", str(script), url]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    samples: list[float] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_cpu, args=(proc.pid, samples, stop), daemon=True)
+    sampler.start()
+    output, _ = proc.communicate(timeout=duration_s + 60)
+    stop.set()
+    sampler.join(2)
+    (out / f"wrk-{url.rsplit(':', 1)[1].split('/')[0]}.txt").write_text(output)
+    rps, p50, p99 = parse_wrk(output)
+    cpu = round(sum(samples) / len(samples), 1) if samples else None
+    return BenchFigure(target, rps, p50, p99, cpu)
+
+
+@contextmanager
+def bare_ceiling(settings: LabSettings, marker: str, out: Path, port_offset: int = 50) -> Iterator[str]:
+    """The bare ASGI app on its own port, same uvicorn flags as the instances; yields its URL."""
+    port = settings.app_port + port_offset
+    bare = procs.spawn(uvicorn_cmd("services.lab.bench_app:app", settings.host, port, factory=False),
+                       log_path=out / "bare-asgi.log", env={**os.environ, procs.MARKER_ENV: marker}, cwd=REPO_ROOT)
+    url = f"http://{settings.host}:{port}"
+    try:
+        _wait_http(url)
+        yield url
     finally:
         procs.stop(bare)
-        down(one)
-    ceiling = figures[0].rps
-    summary = {
-        "machine": machine_spec(), "command": invoked_command(), "generator": "wrk" if have_wrk else "locust",
-        "connections": connections, "duration_s": duration_s, "analytics": "on", "popularity": "Zipf s=1.1 over 2000 links",
-        "figures": [{**vars(f), "ratio": round(f.rps / ceiling, 3)} for f in figures],
-        "ratio": round(figures[1].rps / ceiling, 3),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return out, summary
 
 
 def _wait_http(url: str, timeout_s: float = 15) -> None:

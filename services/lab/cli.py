@@ -44,15 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.add_argument("-f", "--follow", action="store_true")
 
-    ld = sub.add_parser("load", help="run Locust against the running stack")
+    ld = sub.add_parser("load", help="run a load against the running stack (Locust closed loop, or k6 open loop)")
     ld.add_argument("design")
-    ld.add_argument("--users", type=int, default=50, help="concurrent simulated users (default 50)")
-    ld.add_argument("--rate", type=float, help="total requests/s to offer (default: as fast as answers come)")
+    ld.add_argument("--open", action="store_true",
+                    help="open loop with k6 at --rate arrivals/s: the latencies to quote (default: Locust users)")
+    ld.add_argument("--users", type=int, default=50, help="closed loop: concurrent simulated users (default 50)")
+    ld.add_argument("--rate", type=float,
+                    help="requests/s to offer (required with --open; closed loop: pace the users to it)")
     ld.add_argument("--duration", type=float, default=30, help="seconds (default 30)")
-    ld.add_argument("--shape", choices=load.SHAPES, help="steady|step|spike|soak (default steady)")
+    ld.add_argument("--shape", help="closed loop: steady|step|spike|soak; open loop: steady|step|spike|ramp")
     ld.add_argument("--read-write", default="10:1", help="read:write weights (default 10:1)")
-    ld.add_argument("--zipf", type=float, default=1.1, help="popularity skew s (default 1.1)")
-    ld.add_argument("--seed-links", type=int, default=2000, help="links created before the run (default 2000)")
+    ld.add_argument("--zipf", type=float, default=1.1, help="popularity skew s of the seeded items (default 1.1)")
+    ld.add_argument("--seed", type=int, default=2000, help="items the design creates before the run (default 2000)")
     ld.add_argument("--faults", default="", help="e.g. 'at 10s kill redis; at 20s restart redis'")
     ld.add_argument("--name", default=None, help="name of the results folder")
 
@@ -61,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--duration", type=float, help="seconds of load per variant (default: the experiment's)")
     ex.add_argument("--users", type=int, help="simulated users (default: the experiment's)")
 
-    bn = sub.add_parser("bench", help="redirect hot path vs a bare ASGI 302 ceiling, in one sitting")
-    bn.add_argument("design", choices=["shortener"])
+    bn = sub.add_parser("bench", help="a design's hot path against the machine's ceiling, in one sitting")
+    bn.add_argument("design", choices=[d.name for d in DESIGNS.values() if d.plugin])
     bn.add_argument("--duration", type=int, default=10, help="seconds per target (default 10)")
     bn.add_argument("--connections", type=int, default=64, help="open connections (default 64)")
 
@@ -161,13 +164,19 @@ def _read_write(text: str) -> tuple[int, int]:
 def cmd_load(args: argparse.Namespace) -> None:
     settings = _settings(args)
     read, write = _read_write(args.read_write)
-    for flag, value in (("--users", args.users), ("--duration", args.duration)):
+    for flag, value in (("--users", args.users), ("--duration", args.duration), ("--seed", args.seed)):
         if value <= 0:
             raise LabCommandError(f"{flag} must be positive")
-    spec = load.LoadSpec(design=args.design, name=args.name or f"{args.design}-load", users=args.users, rate=args.rate,
+    if args.rate is not None and args.rate <= 0:
+        raise LabCommandError("--rate must be positive")
+    if args.open and args.rate is None:
+        raise LabCommandError("--open needs an arrival rate: add --rate REQUESTS_PER_S")
+    spec = load.LoadSpec(design=args.design, name=args.name or f"{args.design}-load",
+                         generator="k6" if args.open else "locust", users=args.users, rate=args.rate,
                          duration_s=args.duration, shape=args.shape, read_weight=read, write_weight=write,
-                         zipf_s=args.zipf, seed_count=args.seed_links, faults=args.faults)
+                         zipf_s=args.zipf, seed_count=args.seed, faults=args.faults)
     result = load.run_load(settings, spec, say=ui.say)
+    load.verify(settings, result, say=ui.say)
     summary = result.summary
     windows = {"run": summary.get("fault_windows", [])}
     chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name, windows)
@@ -208,9 +217,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     state = supervisor.up(settings, [], on_event=ui.Progress())
     headlines = []
     for i, design in enumerate(state.designs, start=2):
-        ui.console.print(f"{i}/3 a {args.duration:.0f}-second load on {design}")
-        spec = load.LoadSpec(design=design, name=f"demo-{design}", users=30, rate=300, duration_s=args.duration)
+        ui.console.print(f"{i}/3 a {args.duration:.0f}-second open-loop load (k6, 300 req/s) on {design}")
+        spec = load.LoadSpec(design=design, name=f"demo-{design}", generator="k6", rate=300, duration_s=args.duration)
         result = load.run_load(settings, spec, say=ui.say)
+        load.verify(settings, result, say=ui.say)
         chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name)
         headlines.append((result.summary, report.load_report(result.summary, result.out_dir, chart)))
     ui.console.print("3/3 headline numbers")

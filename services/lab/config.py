@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, create_model, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.lab.designs import DESIGNS
 from services.settings import split_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPO_ROOT / "deploy"
 
 
-class LabSettings(BaseSettings):
+class _LabSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SDLAB_", extra="ignore")
 
     home: Path = Path(".lab")
@@ -26,9 +27,6 @@ class LabSettings(BaseSettings):
     kafka_port: int = Field(9092, ge=1, le=65535)
     # App instances take consecutive ports from here.
     app_port: int = Field(8100, ge=1, le=65535)
-    # The load balancer's public port per design.
-    shortener_port: int = Field(8080, ge=1, le=65535)
-    shortener_instances: int = Field(2, ge=1, le=16)
     ready_timeout_s: float = Field(60.0, gt=0)
     # Where load runs, experiments and benchmarks write their folders.
     results: Path = REPO_ROOT / "results"
@@ -58,3 +56,16 @@ class LabSettings(BaseSettings):
 
     def design_instances(self, design: str) -> int:
         return int(getattr(self, f"{design}_instances"))
+
+
+def _design_fields() -> dict:
+    """``<design>_port`` (its load balancer's public port) and ``<design>_instances`` for every
+    design of the registry, read from ``SDLAB_<DESIGN>_PORT`` and ``SDLAB_<DESIGN>_INSTANCES``."""
+    fields: dict = {}
+    for design in DESIGNS.values():
+        fields[f"{design.name}_port"] = (int, Field(design.port, ge=1, le=65535))
+        fields[f"{design.name}_instances"] = (int, Field(design.instances, ge=1, le=16))
+    return fields
+
+
+LabSettings = create_model("LabSettings", __base__=_LabSettings, __doc__=_LabSettings.__doc__, **_design_fields())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.lab.plugin import DesignPlugin
 
 
 @dataclass(frozen=True)
@@ -14,6 +19,10 @@ class Design:
     migrate_module: str | None = None  # run with ``python -m`` before the instances start
     # Background processes (not behind the balancer), each (name, ``module:create_app``).
     workers: tuple[tuple[str, str], ...] = ()
+    # The load-test package's plugin (``module:attribute``), see :mod:`services.lab.plugin`.
+    plugin: str | None = None
+    port: int = 8080  # the public port (the load balancer's), unless SDLAB_<DESIGN>_PORT says otherwise
+    instances: int = 2  # app instances behind the balancer, unless SDLAB_<DESIGN>_INSTANCES says otherwise
 
 
 DESIGNS: dict[str, Design] = {
@@ -24,8 +33,21 @@ DESIGNS: dict[str, Design] = {
         needs=("redis", "postgres", "kafka"),
         migrate_module="shortener.migrate",
         workers=(("analytics", "shortener.consumers:create_app"),),
+        plugin="loadtests.shortener.plugin:PLUGIN",
+        port=8080,
     ),
 }
+
+
+def plugin_for(name: str) -> "DesignPlugin":
+    """The design's load-test plugin; a design without one is a one-line error upstream."""
+    from services.lab.errors import LabCommandError
+
+    design = resolve([name])[0]
+    if design.plugin is None:
+        raise LabCommandError(f"design {name!r} has no load tests yet")
+    module, _, attr = design.plugin.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def resolve(names: list[str]) -> list[Design]:

@@ -71,6 +71,37 @@ def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str) -> 
     return path
 
 
+def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str) -> Path:
+    """Latency (p50, p99) and achieved rate against offered rate; the objective and the knee marked."""
+    points = sorted(points, key=lambda p: p["offered"])
+    offered = [p["offered"] for p in points]
+    fig, (ax_lat, ax_rate) = plt.subplots(2, 1, figsize=(9, 8), sharex=True)
+    ax_lat.plot(offered, [p["p99"] for p in points], "o-", color=COLORS[1], label="p99")
+    ax_lat.plot(offered, [p["p50"] for p in points], "o--", color=COLORS[0], label="p50")
+    ax_lat.axhline(slo_p99_ms, color="grey", ls=":", lw=1.2, label=f"objective: p99 <= {slo_p99_ms:.0f} ms")
+    ax_lat.set_yscale("log")
+    ax_lat.set_ylabel("latency (ms, open loop)")
+    ax_rate.plot(offered, [p["achieved"] for p in points], "o-", color=COLORS[2], label="achieved")
+    ax_rate.plot(offered, offered, ls=":", color="grey", lw=1.2, label="achieved = offered")
+    ax_rate.set_ylabel("requests/s")
+    ax_rate.set_xlabel("offered rate (requests/s, open loop)")
+    met = [p for p in points if p["met"]]
+    if met:
+        knee = max(met, key=lambda p: p["offered"])
+        for ax in (ax_lat, ax_rate):
+            ax.axvline(knee["offered"], color=COLORS[3], ls="--", lw=1.0)
+        ax_rate.annotate(f" knee {knee['offered']:,.0f} req/s", (knee["offered"], knee["achieved"]), fontsize=9,
+                         color=COLORS[3], va="bottom")
+    for ax in (ax_lat, ax_rate):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def fmt(value, unit: str = "", digits: int = 1) -> str:
     if value is None:
         return "-"
@@ -89,24 +120,36 @@ def machine_lines(summary: dict) -> list[str]:
 
 
 def load_report(summary: dict, out: Path, chart: Path) -> Path:
+    spec = summary["spec"]
+    open_loop = summary.get("loop") == "open"
+    generator = "k6, open loop" if open_loop else "Locust, closed loop"
+    dropped = f" | {summary.get('dropped_iterations', 0)}" if open_loop else ""
     lines = [
         f"# Load run: {summary['name']}",
         "",
         *machine_lines(summary),
-        f"- Load: {summary['offered']}, {summary['duration_s']} s, read:write "
-        f"{summary['spec']['read_weight']}:{summary['spec']['write_weight']}, Zipf s={summary['spec']['zipf_s']}",
+        f"- Load ({generator}): {summary['offered']}, {summary['duration_s']} s, read:write "
+        f"{spec['read_weight']}:{spec['write_weight']}, Zipf s={spec['zipf_s']}",
         "",
-        "| offered | achieved req/s | p50 | p95 | p99 | failures | load generator CPU (avg / max) |",
-        "|---|---|---|---|---|---|---|",
-        f"| {summary['offered']} | {fmt(summary['achieved_rps'])} | {fmt(summary['p50_ms'], ' ms')} | "
-        f"{fmt(summary['p95_ms'], ' ms')} | {fmt(summary['p99_ms'], ' ms')} | {summary['failures']} of "
-        f"{summary['requests']} | {fmt(summary['generator_cpu_avg'], '%')} / {fmt(summary['generator_cpu_max'], '%')} |",
+        "| offered | achieved req/s | p50 | p95 | p99 | failures |" + (" dropped |" if open_loop else "")
+        + " load generator CPU (avg / max) |",
+        "|---|---|---|---|---|---|" + ("---|" if open_loop else "") + "---|",
+        f"| {summary['offered']} | {fmt(summary['achieved_rps'])} | {fmt(summary['p50_ms'], ' ms', 2)} | "
+        f"{fmt(summary['p95_ms'], ' ms', 2)} | {fmt(summary['p99_ms'], ' ms', 2)} | {summary['failures']} of "
+        f"{summary['requests']}{dropped} | {fmt(summary['generator_cpu_avg'], '%')} / {fmt(summary['generator_cpu_max'], '%')} |",
+        "",
+        "| endpoint | requests | failures | p50 | p99 | max |",
+        "|---|---|---|---|---|---|",
+        *[f"| `{name}` | {e.get('requests', 0)} | {e.get('failures', 0)} | {fmt(e.get('p50_ms'), ' ms', 2)} | "
+          f"{fmt(e.get('p99_ms'), ' ms', 2)} | {fmt(e.get('max_ms'), ' ms', 1)} |"
+          for name, e in summary["endpoints"].items()],
+        "",
+        *[f"- [{'x' if c['passed'] else ' '}] {c['description']}" + (f" ({c['detail']})" if c["detail"] else "")
+          for c in summary.get("checks", [])],
         "",
         f"![timeline]({chart.name})",
         "",
-        "Locust is closed-loop: when the server slows down, it offers less load (coordinated",
-        "omission), so compare offered and achieved rates, and distrust latencies when the load",
-        "generator's CPU is near 100%.",
+        summary["latency_note"],
     ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")

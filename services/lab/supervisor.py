@@ -35,7 +35,7 @@ def _port_setting(component: Component) -> str:
         "postgres": "SDLAB_POSTGRES_PORT",
         "kafka": "SDLAB_KAFKA_PORT",
         "app": "SDLAB_APP_PORT",
-    }.get(component.kind, f"SDLAB_{(component.design or 'SHORTENER').upper()}_PORT")
+    }.get(component.kind, f"SDLAB_{(component.design or '').upper()}_PORT")
 
 
 def _check_ports_free(plan: StackPlan, balancer_ports: dict[str, int], host: str) -> None:

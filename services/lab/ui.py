@@ -80,13 +80,22 @@ def error(message: str) -> None:
 
 def print_load_summary(summary: dict, report_path) -> None:
     fail_pct = 100.0 * summary["failures"] / summary["requests"] if summary["requests"] else 0.0
+    loop = "open loop, k6" if summary.get("loop") == "open" else "closed loop, Locust"
+    p50, p99 = summary["p50_ms"] or 0, summary["p99_ms"] or 0
     console.print(
         f"{summary['name']}: {summary['achieved_rps']:,.0f} req/s achieved ({summary['offered']}), "
-        f"p50 {summary['p50_ms']:.0f} ms, p99 {summary['p99_ms']:.0f} ms, errors {fail_pct:.2f}%, "
-        f"load generator CPU {summary['generator_cpu_avg'] or 0:.0f}% avg"
-    )
+        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms ({loop}), errors {fail_pct:.2f}%, "
+        f"load generator CPU {summary['generator_cpu_avg'] or 0:.0f}% avg", markup=False)
+    if summary.get("loop") == "open" and summary.get("dropped_iterations"):
+        console.print(f"[yellow]warning:[/] k6 dropped {summary['dropped_iterations']} iterations: the generator "
+                      "or the server could not keep up with the offered rate")
+    if summary.get("loop") != "open":
+        console.print("note: closed-loop latencies include Locust's own scheduling; quote `--open` runs", style="dim")
     if (summary.get("generator_cpu_max") or 0) >= 95:
         console.print("[yellow]warning:[/] the load generator hit 100% CPU: the server may be faster than measured")
+    failed = [c for c in summary.get("checks", []) if not c["passed"]]
+    if failed:
+        console.print(f"[red]failed checks:[/] {'; '.join(c['description'] for c in failed)}")
     console.print(f"report: {report_path}")
 
 

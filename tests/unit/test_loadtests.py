@@ -51,7 +51,7 @@ Requests/sec:  59453.96
 
 def test_parse_wrk_output():
     assert parse_wrk(WRK) == (59453.96, 1.02, 2.08)
-    with pytest.raises(LabCommandError, match="not redirects"):
+    with pytest.raises(LabCommandError, match="answers were errors"):
         parse_wrk(WRK + "  Non-2xx or 3xx responses: 12\n")
 
 

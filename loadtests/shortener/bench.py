@@ -1,0 +1,81 @@
+"""``sdlab bench shortener``: the redirect hot path against the machine's ceiling, in one sitting.
+
+Both targets run as one uvicorn process with the same flags (uvloop, httptools), both are
+loaded by the same generator with the same Zipf-distributed paths, one after the other. wrk
+is the generator when installed; Locust saturates near 6k req/s on 2 cores, so without wrk
+the figures measure Locust more than the server, and the output says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from loadtests.shortener.seed import seed, warm
+from services.lab.bench import BenchFigure, bare_ceiling, have_wrk, run_wrk, wrk_script
+from services.lab.config import REPO_ROOT, LabSettings
+from services.lab.load import results_dir
+from services.lab.machine import invoked_command, machine_spec
+from services.lab.plugin import BenchOptions
+from services.lab.supervisor import down, down_if_running, up
+
+LINKS = 2000
+ZIPF_S = 1.1
+
+
+def _locust(target: str, url: str, seed_file: Path, out: Path, duration_s: int, users: int) -> BenchFigure:
+    env = {"SDLAB_SEED_FILE": str(seed_file), "SDLAB_READ_WEIGHT": "1", "SDLAB_WRITE_WEIGHT": "0",
+           "SDLAB_USERS": str(users), "PYTHONPATH": str(REPO_ROOT)}
+    prefix = out / f"locust-{url.rsplit(':', 1)[1]}"
+    cmd = [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests/shortener/locustfile.py"), "--headless",
+           "--host", url, "-u", str(users), "-r", str(users), "-t", f"{duration_s}s", "--csv", str(prefix),
+           "--only-summary", "--loglevel", "WARNING"]
+    subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, timeout=duration_s + 60)
+    with open(f"{prefix}_stats.csv") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
+    return BenchFigure(target, float(row["Requests/s"]), float(row["50%"]), float(row["99%"]))
+
+
+def bench(settings: LabSettings, options: BenchOptions, say: Callable[[str], None]) -> tuple[Path, dict]:
+    out = results_dir("bench-shortener", settings.results)
+    wrk = have_wrk()
+    if not wrk:
+        say("wrk is not installed (`apt-get install wrk`, or `make bench` as root): using Locust, which saturates "
+            "near 6k req/s on 2 cores, so these figures bound the generator, not the server")
+    down_if_running(settings, say, "the benchmark starts its own (one instance)")
+    one = settings.model_copy(update={"shortener_instances": 1})
+    state = up(one, ["shortener"], app_env={"SHORTENER_ANALYTICS_ENABLED": "true"})
+    figures: list[BenchFigure] = []
+    try:
+        with bare_ceiling(one, state.marker, out) as bare_url:
+            instance = state.components["shortener-1"].url
+            links = asyncio.run(seed(f"http://{one.host}:{state.ports['shortener']}", LINKS, progress=None))
+            asyncio.run(warm(instance, links))
+            seed_file = out / "seed.json"
+            seed_file.write_text(json.dumps({"links": links}))
+            script = out / "zipf.lua"
+            script.write_text(wrk_script([f"/{link['code']}" for link in links], ZIPF_S))
+            for target, url in (("bare ASGI 302 (ceiling)", bare_url), ("shortener redirect", instance)):
+                say(f"loading {target} for {options.duration_s}s ...")
+                if wrk:
+                    figures.append(run_wrk(target, url, script, options.duration_s, options.connections, out))
+                else:
+                    figures.append(_locust(target, url, seed_file, out, options.duration_s, options.connections))
+    finally:
+        down(one)
+    ceiling = figures[0].rps
+    summary = {
+        "machine": machine_spec(), "command": invoked_command(), "generator": "wrk" if wrk else "locust",
+        "connections": options.connections, "duration_s": options.duration_s, "analytics": "on",
+        "popularity": f"Zipf s={ZIPF_S} over {LINKS} links",
+        "figures": [{**vars(f), "ratio": round(f.rps / ceiling, 3)} for f in figures],
+        "ratio": round(figures[1].rps / ceiling, 3),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return out, summary

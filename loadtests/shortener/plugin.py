@@ -1,0 +1,70 @@
+"""The shortener's plug into the lab's engine (see :mod:`services.lab.plugin`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from loadtests.shortener import checks
+from loadtests.shortener.bench import bench
+from loadtests.shortener.experiments import EXPERIMENTS
+from loadtests.shortener.seed import seed, warm
+from services.lab.plugin import Check, RunContext, Verification
+
+HERE = Path(__file__).resolve().parent
+REDIRECT, CREATE = "/{code}", "/api/v1/links"
+
+
+class ShortenerPlugin:
+    name = "shortener"
+    locustfile = HERE / "locustfile.py"
+    k6_script = HERE / "load.k6.js"
+    experiments = EXPERIMENTS
+
+    @staticmethod
+    def seed(ctx: RunContext, spec) -> dict:
+        """``{"host", "links": [{"code", "url"}], "clicks_before"?}``: links created through the API."""
+        links = asyncio.run(seed(ctx.base_url, spec.seed_count, progress=ctx.say))
+        record: dict = {"host": ctx.base_url, "links": links}
+        if spec.warm:
+            record["clicks_before"] = asyncio.run(warm(ctx.base_url, links))  # clicks that are not the load's
+            ctx.say(f"warmed the cache with {record['clicks_before']} links")
+        return record
+
+    @staticmethod
+    def verify(ctx: RunContext, result) -> Verification:
+        redirects = result.summary["endpoints"].get(REDIRECT, {})
+        served = redirects.get("requests", 0) - redirects.get("failures", 0)
+        figures = checks.verify(ctx.base_url, ctx.out_dir, served)
+        found: list[Check] = []
+        if figures["acknowledged"]:
+            found.append(Check("no acknowledged create lost", figures["lost"] == 0 and figures["unreadable"] == 0,
+                               f"{figures['acknowledged']} acknowledged, {figures['lost']} lost, "
+                               f"{figures['unreadable']} unreadable"))
+        found += _click_checks(figures.get("clicks"), result.summary)
+        return Verification(figures, found)
+
+    @staticmethod
+    def gauges(window) -> list[tuple[str, str]]:
+        from loadtests.shortener.gauges import gauges
+
+        return gauges(window)
+
+    bench = staticmethod(bench)
+
+
+def _click_checks(clicks: dict | None, summary: dict) -> list[Check]:
+    """Clicks PostgreSQL counted against redirects served: never more (no double count); exactly
+    as many unless a fault killed an instance, whose unflushed clicks are lost by design."""
+    if not clicks or clicks["redirects_ok"] == 0:
+        return []  # a run without redirects has nothing to count
+    detail = f"{clicks['clicks_counted']} counted of {clicks['redirects_ok']} served"
+    found = [Check("no click counted twice", clicks["clicks_counted"] <= clicks["redirects_ok"], detail)]
+    killed_instance = any(f["action"] == "kill" and f["component"].startswith("shortener-")
+                          for f in summary.get("faults", []))
+    if not killed_instance:
+        found.append(Check("every click counted", clicks["clicks_missing"] == 0, detail))
+    return found
+
+
+PLUGIN = ShortenerPlugin()

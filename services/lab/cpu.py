@@ -1,0 +1,45 @@
+"""CPU% per lab component (its whole process tree) and of the load generator, sampled once a second."""
+
+from __future__ import annotations
+
+import psutil
+
+from services.lab import procs
+from services.lab.state import LabState
+
+
+class CpuSampler:
+    """CPU% per component (its whole process tree) and of the load generator, once a second."""
+
+    def __init__(self, state: LabState, generator: psutil.Process) -> None:
+        self.procs: dict[str, psutil.Process] = {"load-generator": generator}
+        self._cache: dict[int, psutil.Process] = {}
+        self.refresh(state)
+
+    def refresh(self, state: LabState | None) -> None:
+        """Follow components that a fault restarted (they have a new pid)."""
+        for name, c in (state.components.items() if state else ()):
+            known = self.procs.get(name)
+            if known is None or known.pid != c.pid:
+                proc = c.ref.process()
+                if proc is not None:
+                    self.procs[name] = proc
+                    for p in procs.process_tree(proc):
+                        self._cache.setdefault(p.pid, p)
+                        try:
+                            p.cpu_percent(None)
+                        except psutil.Error:
+                            pass
+
+    def sample(self) -> dict[str, float]:
+        out = {}
+        for name, proc in self.procs.items():
+            total = 0.0
+            for p in procs.process_tree(proc):
+                known = self._cache.setdefault(p.pid, p)
+                try:
+                    total += known.cpu_percent(None)
+                except psutil.Error:
+                    pass
+            out[name] = round(total, 1)
+        return out

@@ -1,0 +1,87 @@
+"""An experiment's ``report.md``, charts and ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.lab import report
+from services.lab.load import CLOSED_LOOP_NOTE, OPEN_LOOP_NOTE
+from services.lab.machine import invoked_command, machine_spec
+
+if TYPE_CHECKING:
+    from services.lab.experiment import Experiment, Outcome, VariantResult
+
+
+def _charts(exp: "Experiment", out: Path, results: dict[str, "VariantResult"]) -> list[Path]:
+    charts = list(exp.charts(out, results)) if exp.charts else []
+    faulted = any(r.summary.get("fault_windows") for r in results.values())
+    if faulted:
+        for n, r in results.items():
+            path = out / f"timeline-{n.replace(' ', '-')}.png"
+            report.timeline_chart({n: r.load.timeline}, path, f"{exp.name}: {n}", {n: r.summary.get("fault_windows", [])})
+            charts.append(path)
+    elif not exp.charts:
+        charts.append(report.timeline_chart({n: r.load.timeline for n, r in results.items()}, out / "timeline.png",
+                                            exp.name))
+    if len(results) > 1 and not exp.charts:
+        charts.append(report.bar_chart({n: r.summary["achieved_rps"] for n, r in results.items()},
+                                       out / "throughput.png", f"{exp.name}: achieved throughput", "requests/s"))
+        charts.append(report.bar_chart({n: r.summary["p99_ms"] or 0 for n, r in results.items()},
+                                       out / "p99.png", f"{exp.name}: p99 latency ({_loop_label(results)})", "ms"))
+    return charts
+
+
+def _loop_label(results: dict[str, "VariantResult"]) -> str:
+    loops = {r.summary.get("loop", "closed") for r in results.values()}
+    return "open loop" if loops == {"open"} else "closed loop" if loops == {"closed"} else "mixed generators"
+
+
+def _load_line(first: dict) -> str:
+    spec = first["spec"]
+    mix = f"read:write {spec['read_weight']}:{spec['write_weight']}, Zipf s={spec['zipf_s']}"
+    if first.get("loop") == "open":
+        return f"- Load per variant: k6, {first['offered']}, {first['duration_s']} s, {mix}"
+    return f"- Load per variant: Locust, {first['offered']}, {first['duration_s']} s, {mix}"
+
+
+def write_report(exp: "Experiment", out: Path, results: dict[str, "VariantResult"], outcome: "Outcome") -> dict:
+    charts = _charts(exp, out, results)
+    first = next(iter(results.values())).summary
+    summary = {
+        "experiment": exp.name, "title": exp.title, "question": exp.question, "passed": outcome.passed,
+        "claim": outcome.claim, "machine": machine_spec(), "command": invoked_command(),
+        "checks": [vars(c) for c in outcome.checks], "facts": outcome.facts,
+        "variants": {n: {k: v for k, v in r.summary.items() if k not in ("machine",)} for n, r in results.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    open_loop = any(r.summary.get("loop") == "open" for r in results.values())
+    cols = [("variant", lambda r: r.variant.name), ("offered", lambda r: r.summary["offered"]),
+            ("achieved req/s", lambda r: report.fmt(r.summary["achieved_rps"])),
+            ("p50", lambda r: report.fmt(r.summary["p50_ms"], " ms", 2)),
+            ("p99", lambda r: report.fmt(r.summary["p99_ms"], " ms", 2)),
+            ("errors", lambda r: f"{r.summary['failures']} / {r.summary['requests']}"),
+            *([("dropped", lambda r: str(r.summary.get("dropped_iterations", "-")))] if open_loop else []),
+            *exp.columns,
+            ("generator CPU avg/max", lambda r: f"{report.fmt(r.summary['generator_cpu_avg'], '%')} / "
+                                                f"{report.fmt(r.summary['generator_cpu_max'], '%')}")]
+    lines = [
+        f"# {exp.name}: {exp.title}", "", f"**Question.** {exp.question}", "",
+        f"**Claim.** {outcome.claim}", "",
+        f"**Outcome: {'PASS' if outcome.passed else 'FAIL'}**", "",
+        *[f"- [{'x' if c.passed else ' '}] {c.description}" + (f" ({c.detail})" if c.detail else "") for c in outcome.checks],
+        "", "## Setup", "", *report.machine_lines({**first, "command": summary["command"]}),
+        _load_line(first),
+        "", "## Results", "",
+        "| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols),
+        *["| " + " | ".join(fn(r) for _, fn in cols) + " |" for r in results.values()],
+        "", *[f"![{p.stem}]({p.name})" for p in charts], "",
+    ]
+    if outcome.facts:
+        lines += ["## Figures", "", *[f"- {k}: {v}" for k, v in outcome.facts.items()], ""]
+    loops = {r.summary.get("loop", "closed") for r in results.values()}
+    lines += [*(([OPEN_LOOP_NOTE] if "open" in loops else []) + ([CLOSED_LOOP_NOTE] if "closed" in loops else [])),
+              "", f"> {outcome.claim}", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return summary

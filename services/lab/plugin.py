@@ -1,0 +1,91 @@
+"""The one interface a design's load-test package implements, so the engine needs no design's concepts.
+
+Each design ships ``loadtests/<design>/plugin.py`` with a ``PLUGIN`` object that has:
+
+- ``locustfile`` and ``k6_script``: the closed-loop (user behaviour) and open-loop (arrival
+  rate) drivers. Both read the seed file named by ``SDLAB_SEED_FILE``, take the same request
+  mix from ``SDLAB_READ_WEIGHT``/``SDLAB_WRITE_WEIGHT``/``SDLAB_ZIPF_S``, report requests under
+  the same endpoint names, and append every attempted and acknowledged write to the file named
+  by ``SDLAB_ACK_LOG`` (one JSON object a line).
+- ``seed(ctx, spec)``: create the run's data through the running stack; returns the seed
+  record, which the engine writes once to ``seed.json``.
+- ``verify(ctx, result)``: after a run, read back what was acknowledged and check the design's
+  invariants; returns figures (stored as ``summary["loss"]``) and :class:`Check` records.
+- ``gauges(window)``: the design's own live figures for ``sdlab top`` (cache hit ratio,
+  consumer lag, ...), computed from one scrape window of its services' ``/metrics``.
+- ``bench(settings, options, say)``: its benchmark, a ceiling measured in the same sitting.
+- ``experiments``: its experiments, each named ``<design>.<name>``.
+
+The registry in :mod:`services.lab.designs` names the plugin module of each design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from services.lab.config import LabSettings
+    from services.lab.experiment import Experiment
+    from services.lab.load import LoadResult, LoadSpec
+    from services.lab.state import LabState, RunningComponent
+
+
+@dataclass
+class Check:
+    """One verdict of an experiment or a post-run check; ``detail`` gives the figures behind it."""
+
+    description: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class Verification:
+    figures: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+
+
+@dataclass
+class RunContext:
+    """What a plugin gets to act on the running stack during one load run."""
+
+    settings: "LabSettings"
+    state: "LabState"
+    design: str
+    out_dir: Path
+    say: Callable[[str], None] = print
+
+    @property
+    def base_url(self) -> str:
+        """The design's public address (through the load balancer)."""
+        return f"http://{self.settings.host}:{self.state.ports[self.design]}"
+
+    def instances(self) -> list["RunningComponent"]:
+        """The design's balanced app instances (``<design>-1``...), not its workers."""
+        prefix = f"{self.design}-"
+        return [c for c in self.state.components.values()
+                if c.kind == "app" and c.design == self.design and c.name.removeprefix(prefix).isdigit()]
+
+
+@dataclass
+class BenchOptions:
+    duration_s: int = 10
+    connections: int = 64
+
+
+class DesignPlugin(Protocol):
+    name: str
+    locustfile: Path
+    k6_script: Path
+    experiments: list["Experiment"]
+
+    def seed(self, ctx: RunContext, spec: "LoadSpec") -> dict: ...
+
+    def verify(self, ctx: RunContext, result: "LoadResult") -> Verification: ...
+
+    def gauges(self, window: Any) -> list[tuple[str, str]]: ...
+
+    def bench(self, settings: "LabSettings", options: BenchOptions, say: Callable[[str], None]) -> tuple[Path, dict]: ...

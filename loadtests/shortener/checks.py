@@ -60,7 +60,7 @@ async def _read_back(host: str, acknowledged: dict[str, str], concurrency: int =
     return lost, unreadable
 
 
-async def _clicks(host: str, codes: list[str], concurrency: int = 32) -> int:
+async def clicks_of(host: str, codes: list[str], concurrency: int = 32) -> int:
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=host, timeout=5) as client:
 
@@ -83,7 +83,7 @@ def count_clicks(host: str, seed_file: Path, redirects_ok: int, settle_s: float 
     baseline = seeded.get("clicks_before", 0)
     deadline, last, counted = time.monotonic() + settle_s, -1, 0
     while time.monotonic() < deadline:
-        counted = asyncio.run(_clicks(host, codes)) - baseline
+        counted = asyncio.run(clicks_of(host, codes)) - baseline
         if counted == last and counted >= redirects_ok:
             break
         last = counted

@@ -22,12 +22,16 @@ class ShortenerPlugin:
     experiments = EXPERIMENTS
 
     @staticmethod
-    def seed(ctx: RunContext, spec) -> dict:
-        """``{"host", "links": [{"code", "url"}], "clicks_before"?}``: links created through the API."""
+    def seed(ctx: RunContext, spec, previous: dict | None = None) -> dict:
+        """``{"host", "links": [{"code", "url"}], "clicks_before"}``: links created through the API, and
+        the clicks they had before this run (a warm-up's, or an earlier run's on the same stack)."""
+        if previous is not None:
+            codes = [link["code"] for link in previous["links"]]
+            return {**previous, "clicks_before": asyncio.run(checks.clicks_of(ctx.base_url, codes))}
         links = asyncio.run(seed(ctx.base_url, spec.seed_count, progress=ctx.say))
-        record: dict = {"host": ctx.base_url, "links": links}
+        record: dict = {"host": ctx.base_url, "links": links, "clicks_before": 0}
         if spec.warm:
-            record["clicks_before"] = asyncio.run(warm(ctx.base_url, links))  # clicks that are not the load's
+            record["clicks_before"] = asyncio.run(warm(ctx.base_url, links))
             ctx.say(f"warmed the cache with {record['clicks_before']} links")
         return record
 

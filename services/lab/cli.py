@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--name", default=None, help="name of the results folder")
 
     ex = sub.add_parser("experiment", help="run an experiment and write its report")
-    ex.add_argument("name", nargs="?", help="e.g. shortener.cache; omit to list them")
+    ex.add_argument("name", nargs="?", help="DESIGN.NAME, e.g. the capacity experiment of a design; omit to list them")
     ex.add_argument("--duration", type=float, help="seconds of load per variant (default: the experiment's)")
     ex.add_argument("--users", type=int, help="simulated users (default: the experiment's)")
 
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("design", choices=[d.name for d in DESIGNS.values() if d.plugin])
     bn.add_argument("--duration", type=int, default=10, help="seconds per target (default 10)")
     bn.add_argument("--connections", type=int, default=64, help="open connections (default 64)")
+
+    ev = sub.add_parser("evidence", help="copy a reference run (report, charts, summary) into docs/evidence/")
+    ev.add_argument("run", type=Path, help="the run's folder under results/")
 
     dm = sub.add_parser("demo", help="start the stack, run a short load on each design, print the numbers")
     dm.add_argument("--duration", type=float, default=20, help="seconds of load per design (default 20)")
@@ -211,6 +214,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
     ui.print_bench(summary, out)
 
 
+def cmd_evidence(args: argparse.Namespace) -> None:
+    from services.lab.evidence import copy_evidence
+
+    target = copy_evidence(args.run)
+    ui.console.print(f"copied to {target}", markup=False)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     settings = _settings(args)
     ui.console.print("1/3 starting the stack")
@@ -231,7 +241,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     ui.console.print("Next: `.venv/bin/sdlab experiment` lists the experiments; `make down` (or `.venv/bin/sdlab down`) stops the stack.")
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "chaos": cmd_chaos, "load": cmd_load, "experiment": cmd_experiment, "bench": cmd_bench,
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "chaos": cmd_chaos, "load": cmd_load, "experiment": cmd_experiment, "bench": cmd_bench, "evidence": cmd_evidence,
             "demo": cmd_demo}
 
 

@@ -24,8 +24,8 @@ from services.lab.cpu import CpuSampler
 from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
 from services.lab.faults import FaultRunner, FaultStep, parse_schedule, windows
-from services.lab.k6_driver import K6Driver
-from services.lab.locust_driver import LocustDriver
+from services.lab.k6_driver import K6Driver, rate_stages
+from services.lab.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
 from services.lab.machine import invoked_command, machine_spec
 from services.lab.plugin import RunContext, Verification
 from services.lab.state import load_state
@@ -53,7 +53,7 @@ class LoadSpec:
     zipf_s: float = 1.1  # popularity skew of the seeded items
     seed_count: int = 2000  # items the design's seeder creates before the run
     faults: str = ""
-    warm: bool = False  # read every seeded item once before the load (so every one is cached)
+    warm: bool = False  # read every seeded item once before the load (so every one is warm)
     # Open loop: the most requests in flight; past it k6 drops iterations (counted) instead of
     # queueing them, which bounds a run offered more than the service can take. None: ~rate.
     max_vus: int | None = None
@@ -76,13 +76,26 @@ def results_dir(name: str, root: Path) -> Path:
     return out
 
 
-def _seed(plugin, ctx: RunContext, spec: LoadSpec) -> Path:
+def _seed(plugin, ctx: RunContext, spec: LoadSpec, previous: Path | None) -> Path:
     started = time.monotonic()
-    record = plugin.seed(ctx, spec)
-    ctx.say(f"seeded {spec.seed_count} item(s) in {time.monotonic() - started:.1f}s")
+    record = plugin.seed(ctx, spec, json.loads(previous.read_text()) if previous else None)
+    if previous is None:
+        ctx.say(f"seeded {spec.seed_count} item(s) in {time.monotonic() - started:.1f}s")
     path = ctx.out_dir / "seed.json"
     path.write_text(json.dumps(record))
     return path
+
+
+def check_spec(spec: LoadSpec) -> None:
+    """Refuse a bad spec before anything runs or is written."""
+    if spec.generator not in GENERATORS:
+        raise LabCommandError(f"unknown load generator {spec.generator!r}; choose from: {', '.join(GENERATORS)}")
+    if spec.open_loop:
+        if not spec.rate or spec.rate <= 0:
+            raise LabCommandError("open-loop load needs an arrival rate: --rate REQUESTS_PER_S")
+        rate_stages(spec.shape or "steady", spec.rate, spec.duration_s)
+    elif spec.shape is not None and spec.shape not in LOCUST_SHAPES:
+        raise LabCommandError(f"unknown closed-loop shape {spec.shape!r}; choose from: {', '.join(LOCUST_SHAPES)}")
 
 
 def _driver(plugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], bind: str):
@@ -94,7 +107,7 @@ def _driver(plugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], b
     if spec.generator == "locust":
         return LocustDriver(plugin.locustfile, host, out, env, users=spec.users, rate=spec.rate,
                             duration_s=spec.duration_s, shape=spec.shape)
-    raise LabCommandError(f"unknown load generator {spec.generator!r}; choose from: {', '.join(GENERATORS)}")
+    raise AssertionError(spec.generator)  # check_spec refused it
 
 
 def progress_line(t: float, seconds: list[dict], cpu: dict[str, float]) -> str:
@@ -127,11 +140,12 @@ def run_load(
     out: Path | None = None,
     seed_file: Path | None = None,
 ) -> LoadResult:
-    """Seed (unless ``seed_file`` is given: a run on the same stack as the last), load, sample, summarize."""
+    """Seed, load, sample, summarize. ``seed_file``: the seed of the run before on the same stack, reused."""
     state = require_state(settings)
     if spec.design not in state.designs:
         raise LabCommandError(f"design {spec.design!r} is not running; start it with `sdlab up {spec.design}`")
     plugin = plugin_for(spec.design)
+    check_spec(spec)
     steps = parse_schedule(spec.faults, spec.duration_s) if spec.faults else []
     out = out or results_dir(spec.name, settings.results)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,11 +155,7 @@ def run_load(
            "SDLAB_WRITE_WEIGHT": str(spec.write_weight), "SDLAB_ZIPF_S": str(spec.zipf_s), "PYTHONPATH": str(REPO_ROOT)}
     driver = _driver(plugin, spec, host, out, env, settings.host)  # validates the spec before seeding
     say(f"results: {out}")
-    if seed_file is None:
-        seed_file = _seed(plugin, ctx, spec)
-    elif seed_file != out / "seed.json":
-        (out / "seed.json").write_text(seed_file.read_text())
-    driver.env["SDLAB_SEED_FILE"] = str(out / "seed.json")
+    driver.env["SDLAB_SEED_FILE"] = str(_seed(plugin, ctx, spec, seed_file))
     before = metrics_scrape.scrape(state, spec.design, out / "metrics", "before")
 
     # One start instant for the timeline (wall clock) and the faults (monotonic).

@@ -7,8 +7,10 @@ Each design ships ``loadtests/<design>/plugin.py`` with a ``PLUGIN`` object that
   mix from ``SDLAB_READ_WEIGHT``/``SDLAB_WRITE_WEIGHT``/``SDLAB_ZIPF_S``, report requests under
   the same endpoint names, and append every attempted and acknowledged write to the file named
   by ``SDLAB_ACK_LOG`` (one JSON object a line).
-- ``seed(ctx, spec)``: create the run's data through the running stack; returns the seed
-  record, which the engine writes once to ``seed.json``.
+- ``seed(ctx, spec, previous)``: create the run's data through the running stack; returns the
+  seed record, which the engine writes to ``seed.json``. ``previous`` is the record of the run
+  before on the same stack (an experiment's ``same_stack`` variant): reuse its items and refresh
+  what must be read again at the start of a run (counters a check compares against).
 - ``verify(ctx, result)``: after a run, read back what was acknowledged and check the design's
   invariants; returns figures (stored as ``summary["loss"]``) and :class:`Check` records.
 - ``gauges(window)``: the design's own live figures for ``sdlab top`` (cache hit ratio,
@@ -82,7 +84,7 @@ class DesignPlugin(Protocol):
     k6_script: Path
     experiments: list["Experiment"]
 
-    def seed(self, ctx: RunContext, spec: "LoadSpec") -> dict: ...
+    def seed(self, ctx: RunContext, spec: "LoadSpec", previous: dict | None = None) -> dict: ...
 
     def verify(self, ctx: RunContext, result: "LoadResult") -> Verification: ...
 

@@ -67,7 +67,7 @@ def uvicorn_cmd(app: str, host: str, port: int, *, factory: bool = True) -> list
         "--host", host, "--port", str(port),
         "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning",
-        # The app decides whom to believe about X-Forwarded-For (SHORTENER_TRUSTED_PROXIES).
+        # The app decides whom to believe about X-Forwarded-For (its <PREFIX>_TRUSTED_PROXIES).
         "--no-proxy-headers",
         "--timeout-graceful-shutdown", "5",
     ]
@@ -79,7 +79,7 @@ def _needs(designs: list[Design], part: str) -> bool:
 
 def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, str] | None = None) -> StackPlan:
     """The components for ``designs``; ``app_env`` adds settings for every app process (an
-    experiment's variant, e.g. ``SHORTENER_CACHE_ENABLED=false``)."""
+    experiment's variant, e.g. a design setting that turns a feature off)."""
     home = settings.state_dir
     host = settings.host
     infra: list[Component] = []

@@ -59,11 +59,12 @@ class Lab:
         env = {"SDLAB_HOME": str(home), **lab_ports(port_start), **extra}
         return cls(home=home, env=env)
 
-    def run(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout: float = 120, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, "-m", "services.lab.cli", *args],
             cwd=REPO,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

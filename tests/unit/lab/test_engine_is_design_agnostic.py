@@ -1,0 +1,38 @@
+"""The engine in services/lab names no design and none of a design's concepts; only the registry does."""
+
+from __future__ import annotations
+
+import re
+
+from services.lab.config import REPO_ROOT
+from services.lab.designs import DESIGNS
+
+ENGINE = REPO_ROOT / "services" / "lab"
+# Concepts of the designs that a design-agnostic engine has no reason to name.
+CONCEPTS = {"shortener": ["link", "click", "redirect", "/{code}", "alias"]}
+
+
+def test_no_engine_module_names_a_design_or_its_concepts():
+    words = [name for name in DESIGNS] + [c for name in DESIGNS for c in CONCEPTS.get(name, [])]
+    pattern = re.compile("|".join(rf"\b{re.escape(w)}s?\b" if w[0].isalpha() else re.escape(w) for w in words), re.I)
+    found = []
+    for path in sorted(ENGINE.rglob("*.py")):
+        if path.name == "designs.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if pattern.search(line):
+                found.append(f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}")
+    assert found == [], "\n".join(found)
+
+
+def test_every_design_has_a_plugin_with_the_interface():
+    from services.lab.designs import plugin_for
+
+    for name, design in DESIGNS.items():
+        assert design.plugin, name
+        plugin = plugin_for(name)
+        assert plugin.locustfile.exists() and plugin.k6_script.exists()
+        for method in ("seed", "verify", "gauges", "bench"):
+            assert callable(getattr(plugin, method)), (name, method)
+        assert plugin.experiments and all(e.name.startswith(f"{name}.") for e in plugin.experiments)
+        assert f"{name}.capacity" in {e.name for e in plugin.experiments}

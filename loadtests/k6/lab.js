@@ -7,6 +7,7 @@
 // Acknowledged writes are logged with console.log as one JSON object a line; the engine runs k6
 // with --log-format=raw --console-output=<acks.jsonl>, the same file format the Locust files write.
 import http from 'k6/http';
+import { Counter, Trend } from 'k6/metrics';
 
 export const HOST = __ENV.SDLAB_HOST || 'http://127.0.0.1:8080';
 export const READ_WEIGHT = Number(__ENV.SDLAB_READ_WEIGHT || 10);
@@ -51,6 +52,32 @@ export function labOptions(endpointNames) {
     thresholds,
     summaryTrendStats: ['count', 'avg', 'min', 'med', 'p(95)', 'p(99)', 'max'],
   };
+}
+
+// Per-endpoint metrics that k6's per-second stream carries (it does not carry tag submetrics).
+// Their names hold the endpoint name as UTF-16 hex, which the engine decodes: k6 metric names
+// allow only letters, digits and underscores.
+function hexName(name) {
+  let out = '';
+  for (let i = 0; i < name.length; i++) out += name.charCodeAt(i).toString(16).padStart(4, '0');
+  return out;
+}
+
+export function endpoint(name) {
+  const id = hexName(name);
+  return {
+    name,
+    duration: new Trend(`lab_ep_${id}_duration`, true),
+    requests: new Counter(`lab_ep_${id}_requests`),
+    failures: new Counter(`lab_ep_${id}_failures`),
+  };
+}
+
+// Call after each request with whether its answer was the expected one.
+export function record(ep, response, ok) {
+  ep.duration.add(response.timings.duration);
+  ep.requests.add(1);
+  if (!ok) ep.failures.add(1);
 }
 
 export function seed() {

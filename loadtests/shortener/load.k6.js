@@ -1,12 +1,16 @@
 // The shortener's open-loop load: the same mix, seed and endpoint names as locustfile.py.
 //   redirects of seeded codes, Zipf-distributed (READ_WEIGHT), and creates of new URLs (WRITE_WEIGHT).
-import { HOST, TIMEOUT, ZIPF_S, http, labOptions, logWrite, randomClientAddress, readOrWrite, seed, writeSummary, zipfSampler }
-  from '../k6/lab.js';
+import {
+  HOST, TIMEOUT, ZIPF_S, endpoint, http, labOptions, logWrite, randomClientAddress, readOrWrite, record, seed,
+  writeSummary, zipfSampler,
+} from '../k6/lab.js';
 
 const REDIRECT = '/{code}';
 const CREATE = '/api/v1/links';
 const codes = seed().links.map((link) => link.code);
 const pick = zipfSampler(codes.length, ZIPF_S);
+const redirects = endpoint(REDIRECT);
+const creates = endpoint(CREATE);
 const redirectOk = http.expectedStatuses(302);
 const createOk = http.expectedStatuses(200, 201);
 let serial = 0;
@@ -14,10 +18,11 @@ let serial = 0;
 export const options = labOptions([REDIRECT, CREATE]);
 
 function redirect() {
-  http.get(`${HOST}/${codes[pick()]}`, {
+  const response = http.get(`${HOST}/${codes[pick()]}`, {
     redirects: 0, timeout: TIMEOUT, tags: { name: REDIRECT }, responseCallback: redirectOk,
     headers: { 'X-Forwarded-For': randomClientAddress() },
   });
+  record(redirects, response, response.status === 302);
 }
 
 function create() {
@@ -28,6 +33,7 @@ function create() {
     timeout: TIMEOUT, tags: { name: CREATE }, responseCallback: createOk, responseType: 'text',
     headers: { 'Content-Type': 'application/json', 'X-Forwarded-For': randomClientAddress() },
   });
+  record(creates, response, response.status === 200 || response.status === 201);
   if (response.status === 201) logWrite({ event: 'acknowledged', code: response.json('code'), url });
 }
 

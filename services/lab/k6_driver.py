@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -151,9 +152,18 @@ class DashboardStream:
         return dict(zip(keys, value)) if len(keys) == len(value) else {}
 
 
-def _endpoint_names(values: dict[str, dict]) -> list[str]:
-    prefix = "http_reqs{name:"
-    return [k[len(prefix):-1] for k in values if k.startswith(prefix)]
+ENDPOINT_METRIC = re.compile(r"^lab_ep_([0-9a-f]+)_(requests|failures|duration)$")
+
+
+def endpoint_metrics(values: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """The per-endpoint metrics of ``loadtests/k6/lab.js`` (``lab_ep_<name as UTF-16 hex>_<kind>``), by name."""
+    found: dict[str, dict[str, dict]] = {}
+    for metric, value in values.items():
+        m = ENDPOINT_METRIC.match(metric)
+        if m:
+            name = bytes.fromhex(m.group(1)).decode("utf-16-be")
+            found.setdefault(name, {})[m.group(2)] = value
+    return found
 
 
 def period_row(values: dict[str, dict], t0_wall: float) -> dict | None:
@@ -165,12 +175,11 @@ def period_row(values: dict[str, dict], t0_wall: float) -> dict | None:
     failed = round(values.get("http_req_failed", {}).get("rate", 0.0) * requests)
     duration = values.get("http_req_duration", {})
     by_name = {}
-    for name in _endpoint_names(values):
-        n = int(values[f"http_reqs{{name:{name}}}"].get("count", 0))
+    for name, kinds in endpoint_metrics(values).items():
+        n = int(kinds.get("requests", {}).get("count", 0))
         if n:
-            rate = values.get(f"http_req_failed{{name:{name}}}", {}).get("rate", 0.0)
-            slowest = values.get(f"http_req_duration{{name:{name}}}", {}).get("max", 0.0)
-            by_name[name] = [n, round(rate * n), round(slowest, 1)]
+            by_name[name] = [n, int(kinds.get("failures", {}).get("count", 0)),
+                             round(kinds.get("duration", {}).get("max", 0.0), 1)]
     return {
         # The period ends at ``stamp``: its middle names the second it covers.
         "t": int(stamp / 1000 - 0.5 - t0_wall),

@@ -24,6 +24,9 @@ def test_steady_is_a_constant_rate_and_shapes_are_stages():
         rate_stages("soak", 1, 1)
 
 
+REDIRECT_HEX = "/{code}".encode("utf-16-be").hex()
+
+
 def _stream(t0: float) -> DashboardStream:
     stream = DashboardStream("http://unused", t0)
     stream.handle("param", {"aggregates": {"counter": ["count", "rate"], "gauge": ["value"], "rate": ["rate"],
@@ -31,18 +34,18 @@ def _stream(t0: float) -> DashboardStream:
     stream.handle("metric", {"time": {"type": "gauge"}})
     stream.handle("metric", {"http_reqs": {"type": "counter"}, "http_req_failed": {"type": "rate"},
                              "http_req_duration": {"type": "trend"}, "vus": {"type": "gauge"},
-                             "http_reqs{name:/{code}}": {"type": "counter"},
-                             "http_req_failed{name:/{code}}": {"type": "rate"},
-                             "http_req_duration{name:/{code}}": {"type": "trend"}})
+                             f"lab_ep_{REDIRECT_HEX}_requests": {"type": "counter"},
+                             f"lab_ep_{REDIRECT_HEX}_failures": {"type": "counter"},
+                             f"lab_ep_{REDIRECT_HEX}_duration": {"type": "trend"}})
     return stream
 
 
 def test_a_snapshot_becomes_a_timeline_row_in_the_engine_clock():
     stream = _stream(t0=1000.0)
-    # Alphabetical: http_req_duration, http_req_duration{..}, http_req_failed, http_req_failed{..},
-    # http_reqs, http_reqs{..}, time, vus.
-    stream.handle("snapshot", [[1.0, 9.0, 0.8, 0.2, 2, 3, 7.5], [1.0, 9.0, 0.8, 0.2, 2, 3, 7.5], [0.01], [0.01],
-                               [300, 300.0], [300, 300.0], [1003_000.0 + 1000], [12]])
+    # Alphabetical: http_req_duration, http_req_failed, http_reqs, lab_ep_.._duration, .._failures,
+    # .._requests, time, vus.
+    stream.handle("snapshot", [[1.0, 9.0, 0.8, 0.2, 2, 3, 7.5], [0.01], [300, 300.0], [1.0, 9.0, 0.8, 0.2, 2, 3, 7.5],
+                               [3, 3.0], [300, 300.0], [1003_000.0 + 1000], [12]])
     (row,) = stream.take()
     assert row["t"] == 3 and row["requests"] == 300 and row["failures"] == 3
     assert row["p50_ms"] == 0.8 and row["p99_ms"] == 7.5 and row["users"] == 12
@@ -52,7 +55,7 @@ def test_a_snapshot_becomes_a_timeline_row_in_the_engine_clock():
 
 def test_an_empty_second_has_no_latency_and_a_changed_stream_is_reported():
     stream = _stream(t0=0.0)
-    stream.handle("snapshot", [[0] * 7, [0] * 7, [0], [0], [0, 0], [0, 0], [5000.0], [1]])
+    stream.handle("snapshot", [[0] * 7, [0], [0, 0], [0] * 7, [0, 0], [0, 0], [5000.0], [1]])
     (row,) = stream.take()
     assert row["requests"] == 0 and row["p50_ms"] is None and row["p99_ms"] is None and row["by_name"] == {}
     stream.handle("snapshot", [[0, 0]])

@@ -71,13 +71,16 @@ def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str) -> 
     return path
 
 
-def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str) -> Path:
+def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str, knee_rate: float | None) -> Path:
     """Latency (p50, p99) and achieved rate against offered rate; the objective and the knee marked."""
     points = sorted(points, key=lambda p: p["offered"])
     offered = [p["offered"] for p in points]
     fig, (ax_lat, ax_rate) = plt.subplots(2, 1, figsize=(9, 8), sharex=True)
     ax_lat.plot(offered, [p["p99"] for p in points], "o-", color=COLORS[1], label="p99")
     ax_lat.plot(offered, [p["p50"] for p in points], "o--", color=COLORS[0], label="p50")
+    missed = [p for p in points if not p["met"]]
+    ax_lat.plot([p["offered"] for p in missed], [p["p99"] for p in missed], "x", color="black", ms=9,
+                label="missed the objective")
     ax_lat.axhline(slo_p99_ms, color="grey", ls=":", lw=1.2, label=f"objective: p99 <= {slo_p99_ms:.0f} ms")
     ax_lat.set_yscale("log")
     ax_lat.set_ylabel("latency (ms, open loop)")
@@ -85,9 +88,8 @@ def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str
     ax_rate.plot(offered, offered, ls=":", color="grey", lw=1.2, label="achieved = offered")
     ax_rate.set_ylabel("requests/s")
     ax_rate.set_xlabel("offered rate (requests/s, open loop)")
-    met = [p for p in points if p["met"]]
-    if met:
-        knee = max(met, key=lambda p: p["offered"])
+    knee = next((p for p in points if p["offered"] == knee_rate), None)
+    if knee is not None:
         for ax in (ax_lat, ax_rate):
             ax.axvline(knee["offered"], color=COLORS[3], ls="--", lw=1.0)
         ax_rate.annotate(f" knee {knee['offered']:,.0f} req/s", (knee["offered"], knee["achieved"]), fontsize=9,

@@ -16,10 +16,6 @@ def _summary(rate: float, p99: float, achieved: float | None = None, failures: i
             "spec": {"duration_s": 10}}
 
 
-def _result(summary: dict) -> VariantResult:
-    return VariantResult(Variant(f"{summary['offered_rps']:.0f} req-s"), LoadResult(Path("."), summary))
-
-
 def test_miss_reasons():
     assert miss_reason(_summary(100, 10), 50, 0.001) is None
     assert "p99 80 ms" in miss_reason(_summary(100, 80), 50, 0.001)
@@ -28,24 +24,47 @@ def test_miss_reasons():
     assert "dropped" in miss_reason(_summary(100, 10, dropped=50), 50, 0.001)
 
 
-def test_steps_rise_until_two_miss_and_the_knee_is_the_last_step_that_met():
+def _run(exp, results: dict, rate: float, p99: float, **kw) -> object:
+    summary = _summary(rate, p99, **kw)
+    name = f"{rate:.0f} req-s" + (" again" if f"{rate:.0f} req-s" in results else "")
+    results[name] = VariantResult(Variant(name), LoadResult(Path("."), summary))
+    return exp.more(results)
+
+
+def test_steps_rise_a_miss_is_retried_and_the_knee_is_below_the_first_rate_that_missed_twice():
     exp = capacity_experiment(design="d", load=LoadSpec(design="d"), question="?", rates=(100, 200, 400, 800, 1600))
     assert exp.name == "d.capacity" and exp.load.generator == "k6"
-    results = {}
-    for rate, p99 in ((100, 5), (200, 8), (400, 30), (800, 120)):
-        results[str(rate)] = _result(_summary(rate, p99))
-        nxt = exp.more(results)
-        assert nxt is not None and nxt.same_stack and nxt.load["rate"] == {100: 200, 200: 400, 400: 800, 800: 1600}[rate]
-    results["1600"] = _result(_summary(1600, 900, achieved=1000))
-    assert exp.more(results) is None
+    results: dict = {}
+    assert _run(exp, results, 100, 5).load["rate"] == 200
+    again = _run(exp, results, 200, 90)  # one pause: the same rate once more, on the same stack
+    assert again.load["rate"] == 200 and again.same_stack and again.name == "200 req-s again"
+    assert _run(exp, results, 200, 9).load["rate"] == 400
+    assert _run(exp, results, 400, 120).load["rate"] == 400
+    assert _run(exp, results, 400, 130).load["rate"] == 800  # missed twice: one rate missed, go on
+    assert _run(exp, results, 800, 300).load["rate"] == 800
+    assert _run(exp, results, 800, 900, achieved=500) is None  # two rates missed: past saturation
     outcome = exp.evaluate(results)
     assert outcome.passed
-    assert outcome.facts["knee (req/s)"] == 400
-    assert "knee is 400 req/s" in outcome.claim and "At 800 req/s it saturated" in outcome.claim
+    assert outcome.facts["knee (req/s)"] == 200
+    assert "knee is 200 req/s" in outcome.claim and "p99 9.00 ms" in outcome.claim
+    assert "At 400 req/s it saturated" in outcome.claim
+
+
+def test_a_rate_that_met_above_one_that_missed_is_not_the_knee():
+    exp = capacity_experiment(design="d", load=LoadSpec(design="d"), question="?", rates=(100, 200, 400))
+    results: dict = {}
+    _run(exp, results, 100, 5)
+    _run(exp, results, 200, 80)
+    _run(exp, results, 200, 85)
+    _run(exp, results, 400, 20)
+    assert exp.evaluate(results).facts["knee (req/s)"] == 100
 
 
 def test_no_knee_fails_the_experiment():
     exp = capacity_experiment(design="d", load=LoadSpec(design="d"), question="?", rates=(100, 200))
-    results = {"100": _result(_summary(100, 500)), "200": _result(_summary(200, 900))}
-    assert exp.more(results) is None
+    results: dict = {}
+    _run(exp, results, 100, 500)
+    _run(exp, results, 100, 500)
+    _run(exp, results, 200, 900)
+    assert _run(exp, results, 200, 900) is None
     assert not exp.evaluate(results).passed

@@ -6,6 +6,7 @@ Every expected problem ends in a one-line ``sdlab: error: ...`` that says what t
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -245,6 +246,14 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_lo
             "demo": cmd_demo}
 
 
+def _stdout_closed() -> None:
+    """The reader of our output left (``sdlab status --json | head``): a normal end for a CLI.
+    Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -261,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         ui.error("interrupted")
         return 130
+    except BrokenPipeError:
+        _stdout_closed()
+        return 0
     except Exception:  # a bug, not a user error: one line here, the traceback in a file
         path = Path(tempfile.gettempdir()) / "sdlab-crash.log"
         path.write_text(traceback.format_exc())

@@ -12,8 +12,15 @@ from rich.table import Table
 
 from services.lab.supervisor import ComponentStatus
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich exits with 1 here; a reader that closed our stdout is a normal end (cli.main: 0).
+        self.quiet = True
+        raise BrokenPipeError
+
+
+console = _Console(highlight=False, soft_wrap=True)
+err_console = _Console(stderr=True, highlight=False)
 
 STATE_STYLE = {"ready": "green", "degraded": "yellow", "external": "green", "unready": "yellow", "paused": "magenta", "down": "red", "external-down": "red"}
 

@@ -1,0 +1,53 @@
+"""docker-compose.yml is valid under the Compose Specification's JSON schema.
+
+Compose mode cannot run on our machines (no engine by default), so the file must at least be
+valid. The schema is vendored beside this test (see compose_spec.README for where it comes from).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema_rs
+import pytest
+import yaml
+
+from services.lab.config import REPO_ROOT
+
+SCHEMA = json.loads((Path(__file__).parent / "compose_spec.json").read_text())
+VALIDATOR = jsonschema_rs.validator_for(SCHEMA)
+# yaml.safe_load resolves anchors and merge keys (<<) as Compose does.
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+
+
+def _errors(document: dict) -> list[str]:
+    return [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in VALIDATOR.iter_errors(document)]
+
+
+def test_the_compose_file_is_valid():
+    assert _errors(COMPOSE) == []
+
+
+def _broken_interval(doc: dict) -> None:
+    doc["services"]["redis"]["healthcheck"]["interval"] = 5
+
+
+def _unknown_top_level(doc: dict) -> None:
+    doc["servics"] = {}
+
+
+def _misspelled_service_key(doc: dict) -> None:
+    doc["services"]["caddy"]["imagee"] = "caddy:2"
+
+
+def _port_as_a_map(doc: dict) -> None:
+    doc["services"]["caddy"]["ports"] = {"8080": 8080}
+
+
+@pytest.mark.parametrize("break_it", [_broken_interval, _unknown_top_level, _misspelled_service_key, _port_as_a_map])
+def test_the_schema_rejects_a_broken_copy(break_it):
+    broken = copy.deepcopy(COMPOSE)
+    break_it(broken)
+    assert _errors(broken), f"{break_it.__name__} was accepted"

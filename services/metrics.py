@@ -12,10 +12,11 @@ from typing import Any
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class HttpMetrics:
@@ -64,6 +65,37 @@ def counter_families(service: str, rows: Iterable[tuple[str, str, float]]) -> It
         family = CounterMetricFamily(name, doc, labels=["service"])
         family.add_metric([service], value)
         yield family
+
+
+class ClientGauges(Collector):
+    """Gauges of the shared clients, read at scrape time: database pool use per shard
+    (``db_pool_in_use``, ``db_pool_size``) and Kafka consumer lag per topic (``kafka_consumer_lag``).
+
+    ``shards`` has ``pool_use() -> [(in_use, size)]``; ``consumers`` have ``lag() -> {topic: records}``."""
+
+    def __init__(self, service: str, shards=None, consumers=()) -> None:
+        self.service = service
+        self.shards = shards
+        self.consumers = list(consumers)
+
+    def collect(self) -> Iterator:
+        if self.shards is not None:
+            in_use = GaugeMetricFamily("db_pool_in_use", "Database connections checked out", labels=["service", "shard"])
+            size = GaugeMetricFamily("db_pool_size", "Database connections held by the pool", labels=["service", "shard"])
+            for shard, (used, held) in enumerate(self.shards.pool_use()):
+                in_use.add_metric([self.service, str(shard)], used)
+                size.add_metric([self.service, str(shard)], held)
+            yield in_use
+            yield size
+        if self.consumers:
+            lag = GaugeMetricFamily("kafka_consumer_lag", "Records behind the end of the log", labels=["service", "topic"])
+            totals: dict[str, int] = {}
+            for consumer in self.consumers:
+                for topic, behind in consumer.lag().items():
+                    totals[topic] = totals.get(topic, 0) + behind
+            for topic, behind in sorted(totals.items()):
+                lag.add_metric([self.service, topic], behind)
+            yield lag
 
 
 def route_of(scope: Scope) -> str:

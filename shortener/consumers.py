@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 from services.app import create_service_app
 from services.clients.kafka import KafkaConsumer
 from services.clients.postgres import PostgresShards
-from services.metrics import counter_families
+from services.metrics import ClientGauges, counter_families
 from shortener.adapters.kafka import ClickAggregator
 from shortener.adapters.sql import SqlLinkRepository
 from shortener.config import ShortenerSettings
@@ -45,5 +45,6 @@ def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
     app = create_service_app(service=SERVICE, settings=settings, resources=[db, aggregator],
                              description="Aggregates link-clicked events into click counts.")
     app.state.metrics.registry.register(AggregatorCollector(aggregator))
+    app.state.metrics.registry.register(ClientGauges(SERVICE, shards=db, consumers=[consumer]))
     app.state.aggregator = aggregator
     return app

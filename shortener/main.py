@@ -9,6 +9,7 @@ from services.app import create_service_app
 from services.clients.kafka import KafkaProducer, TopicSpec
 from services.clients.postgres import PostgresShards
 from services.clients.redis import RedisClient
+from services.metrics import ClientGauges
 from shortener.adapters.kafka import ClickPublisher
 from shortener.adapters.redis import (
     InvalidationListener,
@@ -63,5 +64,6 @@ def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
         description="URL shortener: hash IDs, PostgreSQL, Redis cache-aside, click analytics over Kafka.",
     )
     app.state.metrics.registry.register(ShortenerCollector(SERVICE, service, publisher))
+    app.state.metrics.registry.register(ClientGauges(SERVICE, shards=db))
     app.state.service = service
     return app

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from loadtests.shortener.seed import seed, warm
+from loadtests.shortener.seed import seed_direct, warm
 from services.lab.bench import BenchFigure, bare_ceiling, have_wrk, run_wrk, wrk_script
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.load import results_dir
@@ -55,7 +55,8 @@ def bench(settings: LabSettings, options: BenchOptions, say: Callable[[str], Non
     try:
         with bare_ceiling(one, state.marker, out) as bare_url:
             instance = state.components["shortener-1"].url
-            links = asyncio.run(seed(f"http://{one.host}:{state.ports['shortener']}", LINKS, progress=None))
+            database = state.components["shortener-1"].env["SHORTENER_DATABASE_URLS"].split(",")[0]
+            links = asyncio.run(seed_direct(database, LINKS))
             asyncio.run(warm(instance, links))
             seed_file = out / "seed.json"
             seed_file.write_text(json.dumps({"links": links}))

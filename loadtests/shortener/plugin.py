@@ -8,11 +8,17 @@ from pathlib import Path
 from loadtests.shortener import checks
 from loadtests.shortener.bench import bench
 from loadtests.shortener.experiments import EXPERIMENTS
-from loadtests.shortener.seed import seed, warm
+from loadtests.shortener.seed import seed_direct, warm
 from services.lab.plugin import Check, RunContext, Verification
 
 HERE = Path(__file__).resolve().parent
 REDIRECT, CREATE = "/{code}", "/api/v1/links"
+
+
+def database_url(ctx: RunContext) -> str:
+    """The link store the running instances use (the first of ``SHORTENER_DATABASE_URLS``)."""
+    instance = ctx.instances()[0]
+    return instance.env["SHORTENER_DATABASE_URLS"].split(",")[0]
 
 
 class ShortenerPlugin:
@@ -28,7 +34,7 @@ class ShortenerPlugin:
         if previous is not None:
             codes = [link["code"] for link in previous["links"]]
             return {**previous, "clicks_before": asyncio.run(checks.clicks_of(ctx.base_url, codes))}
-        links = asyncio.run(seed(ctx.base_url, spec.seed_count, progress=ctx.say))
+        links = asyncio.run(seed_direct(database_url(ctx), spec.seed_count))
         record: dict = {"host": ctx.base_url, "links": links, "clicks_before": 0}
         if spec.warm:
             record["clicks_before"] = asyncio.run(warm(ctx.base_url, links))

@@ -131,6 +131,7 @@ class KafkaConsumer:
             max_poll_records=max_poll_records,
         )
         self._consumer: AIOKafkaConsumer | None = None
+        self._next_offset: dict = {}  # partition -> offset after the last record handed out
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -152,6 +153,28 @@ class KafkaConsumer:
             except KafkaError:
                 pass  # leaving the group fails when the broker is gone; the process is stopping anyway
             self._consumer = None
+
+    async def getmany(self, *, timeout_ms: int, max_records: int | None = None) -> dict:
+        """``AIOKafkaConsumer.getmany``, remembering where each partition's records end (for ``lag``)."""
+        records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        for partition, messages in records.items():
+            if messages:
+                self._next_offset[partition] = messages[-1].offset + 1
+        return records
+
+    def lag(self) -> dict[str, int]:
+        """Records behind the end of the log, per topic, over this member's partitions (as of the last
+        fetch: aiokafka learns each partition's high watermark from its fetch responses)."""
+        if self._consumer is None:
+            return {}
+        behind: dict[str, int] = {}
+        for partition in self._consumer.assignment():
+            end = self._consumer.highwater(partition)
+            if end is None:
+                continue
+            done = self._next_offset.get(partition, end)
+            behind[partition.topic] = behind.get(partition.topic, 0) + max(0, end - done)
+        return behind
 
     async def _metadata(self) -> None:
         await asyncio.wait_for(self.consumer._client.fetch_all_metadata(), 2.0)

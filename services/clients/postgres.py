@@ -71,6 +71,10 @@ class PostgresShards:
             await engine.dispose()
         self._engines = []
 
+    def pool_use(self) -> list[tuple[int, int]]:
+        """(connections checked out, pool size) per shard, read without I/O."""
+        return [(engine.pool.checkedout(), engine.pool.size()) for engine in self._engines]
+
     async def _select_one(self, shard: int) -> None:
         async with self.engine(shard).connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--duration", type=int, default=10, help="seconds per target (default 10)")
     bn.add_argument("--connections", type=int, default=64, help="open connections (default 64)")
 
+    tp = sub.add_parser("top", help="a live view: every component's CPU and memory, every service's rate and latency")
+    tp.add_argument("--once", action="store_true", help="print one frame and exit (for scripts and tests)")
+    tp.add_argument("--json", action="store_true", help="with --once: the frame as JSON")
+    tp.add_argument("--interval", type=float, default=1.0, help="seconds between frames (default 1)")
+
     ev = sub.add_parser("evidence", help="copy a reference run (report, charts, summary) into docs/evidence/")
     ev.add_argument("run", type=Path, help="the run's folder under results/")
 
@@ -215,6 +220,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
     ui.print_bench(summary, out)
 
 
+def cmd_top(args: argparse.Namespace) -> None:
+    from services.lab.top import run_top
+
+    if args.interval <= 0:
+        raise LabCommandError("--interval must be positive")
+    if args.json and not args.once:
+        raise LabCommandError("--json prints one frame: add --once")
+    run_top(_settings(args), once=args.once, as_json=args.json, interval_s=args.interval)
+
+
 def cmd_evidence(args: argparse.Namespace) -> None:
     from services.lab.evidence import copy_evidence
 
@@ -242,7 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     ui.console.print("Next: `.venv/bin/sdlab experiment` lists the experiments; `make down` (or `.venv/bin/sdlab down`) stops the stack.")
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "chaos": cmd_chaos, "load": cmd_load, "experiment": cmd_experiment, "bench": cmd_bench, "evidence": cmd_evidence,
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "chaos": cmd_chaos, "load": cmd_load, "experiment": cmd_experiment, "bench": cmd_bench, "evidence": cmd_evidence, "top": cmd_top,
             "demo": cmd_demo}
 
 

@@ -170,7 +170,7 @@ class ClickAggregator:
         consumer = self._consumer.consumer
         while True:
             try:
-                records = await consumer.getmany(timeout_ms=1000, max_records=200)
+                records = await self._consumer.getmany(timeout_ms=1000, max_records=200)
                 for messages in records.values():
                     for message in messages:
                         await self._apply(message.value)

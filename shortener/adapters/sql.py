@@ -112,6 +112,26 @@ class SqlLinkRepository:
 
         return await self._run(q)
 
+    async def insert_many(self, rows: list[tuple[Link, bytes, bytes]]) -> set[str]:
+        """Bulk import of ``(link, url digest, token digest)`` rows in one statement; returns the
+        codes inserted (a row whose code or URL is taken is skipped, for the caller to retry)."""
+        if not rows:
+            return set()
+        stmt = (
+            pg_insert(links)
+            .values([{"code": link.code, "url": link.url, "url_digest": url_digest, "custom_alias": link.custom_alias,
+                      "created_at": link.created_at, "expires_at": link.expires_at,
+                      "delete_token_digest": token_digest} for link, url_digest, token_digest in rows])
+            .on_conflict_do_nothing()
+            .returning(links.c.code)
+        )
+
+        async def q() -> set[str]:
+            async with self._engine.begin() as conn:
+                return {row.code for row in await conn.execute(stmt)}
+
+        return await self._run(q)
+
     async def token_digest(self, code: str) -> bytes | None:
         async def q() -> bytes | None:
             async with self._engine.connect() as conn:

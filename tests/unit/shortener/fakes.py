@@ -88,6 +88,16 @@ class FakeRepo:
             return InsertOutcome(inserted=False, existing_by_url=by_url.link)
         return InsertOutcome(inserted=False, existing_by_code=self.rows[link.code].link)
 
+    async def insert_many(self, rows: list[tuple[Link, bytes, bytes]]) -> set[str]:
+        self._enter("insert_many")
+        inserted = set()
+        for link, url_digest, token_digest in rows:
+            taken = link.code in self.rows or (not link.custom_alias and self._generated_by_digest(url_digest))
+            if not taken:
+                self.rows[link.code] = Row(link, url_digest, token_digest)
+                inserted.add(link.code)
+        return inserted
+
     async def token_digest(self, code: str) -> bytes | None:
         self._enter("token_digest")
         row = self.rows.get(code)

@@ -1,0 +1,175 @@
+"""``sdlab top``: a live view of the running stack, refreshed every second.
+
+Per component: its state, CPU% and memory (RSS of its whole process tree). Per service
+process: request rate, p50/p99 and error share from its own ``/metrics`` histograms. Then each
+design's own gauges, from its plugin. This is how a local-mode user watches the bottleneck move
+while ``sdlab load`` runs in another terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import httpx
+import psutil
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from services.lab import procs, supervisor
+from services.lab.config import LabSettings
+from services.lab.designs import plugin_for
+from services.lab.metrics_window import MetricsWindow
+from services.lab.state import LabState
+from services.lab.ui import STATE_STYLE, console
+
+
+@dataclass
+class ComponentRow:
+    name: str
+    state: str
+    pid: int | None
+    cpu_percent: float | None  # 100 = one core
+    rss_mib: float | None
+
+
+@dataclass
+class ServiceRow:
+    name: str
+    design: str
+    rps: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: float | None
+    in_flight: float | None
+
+
+@dataclass
+class Frame:
+    seconds: float
+    components: list[ComponentRow] = field(default_factory=list)
+    services: list[ServiceRow] = field(default_factory=list)
+    gauges: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+
+class Usage:
+    """CPU% (since the previous call) and RSS of each component's process tree."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, psutil.Process] = {}
+
+    def sample(self, state: LabState) -> dict[str, tuple[float, float]]:
+        out = {}
+        for name, c in state.components.items():
+            root = c.ref.process()
+            if root is None:
+                continue
+            cpu = rss = 0.0
+            for proc in procs.process_tree(root):
+                known = self._known.setdefault(proc.pid, proc)
+                try:
+                    cpu += known.cpu_percent(None)
+                    rss += known.memory_info().rss
+                except psutil.Error:
+                    continue  # it ended between the listing and the reading
+            out[name] = (round(cpu, 1), round(rss / 2**20, 1))
+        return out
+
+
+async def _scrape(state: LabState) -> dict[str, str]:
+    apps = [c for c in state.components.values() if c.kind == "app"]
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        async def one(c) -> tuple[str, str | None]:
+            try:
+                return c.name, (await client.get(f"{c.url}/metrics")).text
+            except httpx.HTTPError:
+                return c.name, None  # killed or paused: shown as "-"
+        return {name: text for name, text in await asyncio.gather(*(one(c) for c in apps)) if text is not None}
+
+
+def _gauges(state: LabState, window: MetricsWindow) -> dict[str, list[tuple[str, str]]]:
+    found = {}
+    for design in state.designs:
+        names = {c.name for c in state.components.values() if c.design == design}
+        own = MetricsWindow({k: v for k, v in window.before.items() if k in names},
+                            {k: v for k, v in window.after.items() if k in names}, window.seconds)
+        found[design] = plugin_for(design).gauges(own)
+    return found
+
+
+def frame(settings: LabSettings, usage: Usage, before: dict[str, str], started: float) -> tuple[Frame, dict[str, str]]:
+    """A frame over the window since ``before`` was scraped at ``started``; returns it and the new scrape."""
+    state, statuses = supervisor.status(settings)
+    after = asyncio.run(_scrape(state))
+    seconds = time.monotonic() - started
+    window = MetricsWindow(before, after, seconds)
+    used = usage.sample(state)
+    out = Frame(round(seconds, 2))
+    for s in statuses:
+        cpu, rss = used.get(s.name, (None, None))
+        out.components.append(ComponentRow(s.name, s.state, s.pid, cpu, rss))
+    for c in state.components.values():
+        if c.kind == "app":
+            http = window.http([c.name]) if c.name in after and c.name in before else {}
+            out.services.append(ServiceRow(c.name, c.design or "", http.get("rps"), http.get("p50_ms"),
+                                           http.get("p99_ms"), http.get("errors"), http.get("in_flight")))
+    out.gauges = _gauges(state, window)
+    return out, after
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def render(f: Frame) -> Group:
+    parts = Table(title=f"System Design Lab: components (CPU: 100% = one core; window {f.seconds:.1f} s)",
+                  title_justify="left")
+    for col, justify in (("component", "left"), ("state", "left"), ("pid", "right"), ("CPU %", "right"),
+                         ("RSS MiB", "right")):
+        parts.add_column(col, justify=justify)
+    for c in f.components:
+        style = STATE_STYLE.get(c.state, "")
+        parts.add_row(c.name, f"[{style}]{c.state}[/]", str(c.pid or "-"), _num(c.cpu_percent, ".0f"),
+                      _num(c.rss_mib, ".0f"))
+    services = Table(title="services (from each process's /metrics)", title_justify="left")
+    for col in ("service", "req/s", "p50 ms", "p99 ms", "errors %", "in flight"):
+        services.add_column(col, justify="left" if col == "service" else "right")
+    for s in f.services:
+        services.add_row(s.name, _num(s.rps, ",.0f"), _num(s.p50_ms, ".2f"), _num(s.p99_ms, ".2f"),
+                         _num(None if s.errors is None else 100 * s.errors, ".2f"), _num(s.in_flight, ".0f"))
+    tables = [parts, services]
+    for design, rows in f.gauges.items():
+        gauges = Table(title=f"{design}", title_justify="left", show_header=False)
+        gauges.add_column("gauge")
+        gauges.add_column("value", justify="right")
+        for label, value in rows:
+            gauges.add_row(label, value)
+        tables.append(gauges)
+    return Group(*tables)
+
+
+def run_top(settings: LabSettings, *, once: bool = False, as_json: bool = False, interval_s: float = 1.0) -> None:
+    usage = Usage()
+    state = supervisor.require_state(settings)
+    usage.sample(state)  # CPU% counts from here
+    started, before = time.monotonic(), asyncio.run(_scrape(state))
+    if once:
+        time.sleep(interval_s)
+        f, _ = frame(settings, usage, before, started)
+        if as_json:
+            console.file.write(json.dumps(asdict(f), indent=2) + "\n")
+        else:
+            console.print(render(f))
+        return
+    with Live(console=console, refresh_per_second=4, screen=False) as live:
+        try:
+            while True:
+                time.sleep(interval_s)
+                f, before = frame(settings, usage, before, started)
+                started = time.monotonic()
+                live.update(render(f))
+        except KeyboardInterrupt:
+            return

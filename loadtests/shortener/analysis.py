@@ -6,7 +6,6 @@ import json
 import re
 import statistics
 import time
-from collections import Counter
 
 from shortener import domain
 from shortener.config import ShortenerSettings
@@ -53,26 +52,6 @@ def in_window(timeline: list[dict], name: str, start: float, end: float) -> dict
             requests, failures = requests + n, failures + f
             slowest = max(slowest, mx[0] if mx else 0.0)
     return {"requests": requests, "failures": failures, "max_ms": slowest}
-
-
-def cpu_averages(timeline: list[dict]) -> dict[str, float]:
-    rows = [r["cpu"] for r in timeline if r.get("cpu")]
-    sums: Counter = Counter()
-    for cpu in rows:
-        sums.update(cpu)
-    return {k: v / len(rows) for k, v in sums.items()} if rows else {}
-
-
-def bottleneck(timeline: list[dict], cores: int = 2) -> str:
-    """Where the CPU went: the machine's total and the three busiest components (100% = one core)."""
-    avg = cpu_averages(timeline)
-    if not avg:
-        return "unknown"
-    total = sum(avg.values())
-    top = sorted(avg.items(), key=lambda kv: -kv[1])[:3]
-    state = "saturated" if total >= 0.85 * 100 * cores else "not saturated"
-    return (f"CPU {state}: {total:.0f}% of {100 * cores}% ("
-            + ", ".join(f"{name} {value:.0f}%" for name, value in top) + ")")
 
 
 def _prefix_share(codes: list[str], prefix: int = 4) -> float:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from services.lab import report
+from services.lab.cpu import bottleneck
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
 
@@ -137,5 +138,5 @@ def capacity_experiment(*, design: str, load: LoadSpec, question: str, slo_p99_m
         evaluate=evaluate,
         more=more,
         charts=charts,
-        columns=[("verdict", verdict)],
+        columns=[("verdict", verdict), ("where the CPU went", lambda r: bottleneck(r.load.timeline))],
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import psutil
 
 from services.lab import procs
@@ -43,3 +45,24 @@ class CpuSampler:
                     pass
             out[name] = round(total, 1)
         return out
+
+
+def cpu_averages(timeline: list[dict]) -> dict[str, float]:
+    rows = [r["cpu"] for r in timeline if r.get("cpu")]
+    sums: Counter = Counter()
+    for cpu in rows:
+        sums.update(cpu)
+    return {k: v / len(rows) for k, v in sums.items()} if rows else {}
+
+
+def bottleneck(timeline: list[dict], cores: int | None = None) -> str:
+    """Where the CPU went: the machine's total and the three busiest components (100% = one core)."""
+    cores = cores or psutil.cpu_count() or 1
+    avg = cpu_averages(timeline)
+    if not avg:
+        return "unknown"
+    total = sum(avg.values())
+    top = sorted(avg.items(), key=lambda kv: -kv[1])[:3]
+    state = "saturated" if total >= 0.85 * 100 * cores else "not saturated"
+    return (f"CPU {state}: {total:.0f}% of {100 * cores}% ("
+            + ", ".join(f"{name} {value:.0f}%" for name, value in top) + ")")

@@ -58,3 +58,15 @@ def test_load_flags_are_checked_before_anything_runs(lab: Lab, tmp_path):
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert list(tmp_path.iterdir()) == [], "a rejected run writes nothing"
+
+
+def test_open_loop_shapes_ramp_the_arrival_rate(lab: Lab, tmp_path):
+    results = tmp_path / "results"
+    lab.run("load", "shortener", "--open", "--rate", "200", "--duration", "6", "--shape", "step", "--seed", "50",
+            env={"SDLAB_RESULTS": str(results)}, timeout=180)
+    summary = json.loads((_run_folder(results) / "summary.json").read_text())
+    assert summary["offered"] == "200 req/s open loop, step" and summary["failures"] == 0
+    # Five equal steps from 40 to 200 req/s average 120 req/s.
+    assert 0.8 * 120 <= summary["achieved_rps"] <= 1.1 * 120, summary["achieved_rps"]
+    timeline = [json.loads(line) for line in (_run_folder(results) / "timeline.jsonl").read_text().splitlines()]
+    assert timeline[-1]["requests"] > 2 * timeline[0]["requests"] > 0

@@ -1,8 +1,9 @@
 """``sdlab evidence RUN_DIR``: copy a reference run into ``docs/evidence/<design>/<experiment>/``.
 
 What a reader needs to see the result on the repository's web page: ``report.md``, its PNG
-charts and ``summary.json`` (machine, commit, command, every figure). Raw generator output
-(CSVs, k6's HTML, acknowledgement logs, per-variant folders) stays in ``results/``.
+charts, ``summary.json`` (machine, commit, command, every figure) and wrk's own text output.
+Raw generator output (CSVs, k6's HTML, acknowledgement logs, per-variant folders) stays in
+``results/``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def _identify(run: Path) -> tuple[str, str]:
         return design, name
     if "figures" in summary and "-bench-" in f"-{run.name}":
         return run.name.split("-bench-", 1)[1], "bench"
-    raise LabCommandError(f"{run} is neither an experiment nor a benchmark run; copy those only")
+    if "spec" in summary and "name" in summary:
+        return summary["spec"]["design"], summary["name"]  # a load run
+    raise LabCommandError(f"{run} is not a load run, an experiment or a benchmark")
 
 
 def copy_evidence(run: Path, root: Path = EVIDENCE_ROOT) -> Path:
@@ -42,7 +45,7 @@ def copy_evidence(run: Path, root: Path = EVIDENCE_ROOT) -> Path:
         shutil.rmtree(target)  # a newer reference run replaces the old one whole
     target.mkdir(parents=True)
     for path in sorted(run.iterdir()):
-        if path.name in KEPT or path.suffix == ".png":
+        if path.name in KEPT or path.suffix == ".png" or (path.name.startswith("wrk-") and path.suffix == ".txt"):
             shutil.copy2(path, target / path.name)
     (target / "SOURCE").write_text(f"copied from {run.name} by `sdlab evidence`\n")
     return target

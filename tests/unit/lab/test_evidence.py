@@ -25,10 +25,16 @@ def test_an_experiment_run_is_copied_without_raw_output(tmp_path):
     assert not (target / "capacity.png").exists()
 
 
-def test_a_bench_run_and_a_non_run(tmp_path):
+def test_a_bench_run_a_load_run_and_a_non_run(tmp_path):
     bench = tmp_path / "20261124-120000-bench-demo"
     bench.mkdir()
     (bench / "summary.json").write_text(json.dumps({"figures": []}))
     assert copy_evidence(bench, root=tmp_path / "e").name == "bench"
+    load = tmp_path / "20261124-120000-open-300"
+    load.mkdir()
+    (load / "summary.json").write_text(json.dumps({"name": "open-300", "spec": {"design": "demo"}}))
+    (load / "wrk-c2.txt").write_text("Requests/sec: 1")
+    assert sorted(p.name for p in copy_evidence(load, root=tmp_path / "e").iterdir()) == [
+        "SOURCE", "summary.json", "wrk-c2.txt"]
     with pytest.raises(LabCommandError, match="not a finished run"):
         copy_evidence(tmp_path, root=tmp_path / "e")

@@ -35,3 +35,21 @@ def test_demo_runs_and_leaves_the_stack_up(tmp_path):
         pids = lab.pids()
         lab.run("down", check=False)
     assert [p for p in pids if alive(p)] == []
+
+
+def test_capacity_experiment_steps_up_to_saturation(tmp_path):
+    """The wiring of a search experiment: steps on one stack, a retried miss, the curve. Steps of 2 s on
+    a CI machine do not make a knee worth quoting, so only the machinery is asserted here."""
+    lab = Lab.create(tmp_path / "lab", port_start=31000, SDLAB_RESULTS=str(tmp_path / "results"))
+    result = lab.run("experiment", "shortener.capacity", "--duration", "2", check=False, timeout=900)
+    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-2000:]
+    (run,) = (tmp_path / "results").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    steps = list(summary["variants"].values())
+    assert len(steps) >= 3 and all(s["generator"] == "k6" and s["loop"] == "open" for s in steps)
+    assert [s["offered_rps"] for s in steps] == sorted(s["offered_rps"] for s in steps)
+    assert result.stdout.count("starting the stack") == 1, "every step after the first runs on the same stack"
+    assert any("pushed past saturation" in c["description"] and c["passed"] for c in summary["checks"])
+    assert all(s["loss"]["lost"] == 0 for s in steps)
+    assert (run / "capacity.png").stat().st_size > 0 and "where the CPU went" in (run / "report.md").read_text()
+    assert not (tmp_path / "lab" / "state.json").exists()

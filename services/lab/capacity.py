@@ -82,7 +82,7 @@ def capacity_experiment(*, design: str, load: LoadSpec, question: str, slo_p99_m
     def knee_and_miss(results: dict[str, VariantResult]) -> tuple[VariantResult | None, VariantResult | None]:
         """The best run of the highest rate below the first rate that missed, and that miss's last run."""
         knee = None
-        for rate, tries in sorted(by_rate(results).items()):
+        for _rate, tries in sorted(by_rate(results).items()):
             if not rate_met(tries):
                 return knee, tries[-1]
             knee = min((r for r in tries if miss_reason(r.summary, slo_p99_ms, max_error_share) is None),

@@ -16,7 +16,7 @@ def _scrape(requests_200: int, requests_503: int, buckets: dict[str, int], hits:
         lines.append(f'http_request_duration_seconds_bucket{{service="s",method="GET",route="/x",le="{le}"}} {count}')
     total = list(buckets.values())[-1]
     lines += [f'http_request_duration_seconds_count{{service="s",method="GET",route="/x"}} {total}',
-              f'http_request_duration_seconds_sum{{service="s",method="GET",route="/x"}} 1.0',
+              'http_request_duration_seconds_sum{service="s",method="GET",route="/x"} 1.0',
               "# TYPE http_requests_in_flight gauge", f'http_requests_in_flight{{service="s"}} {in_flight}',
               "# TYPE cache_hits counter", f'cache_hits_total{{service="s",layer="local"}} {hits}']
     return "\n".join(lines) + "\n"

@@ -76,6 +76,6 @@ def test_grafana_dashboard_has_the_promised_panels():
     dashboard = json.loads((DEPLOY_DIR / "grafana" / "dashboards" / "lab.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
     for metric in ("http_requests_total", "http_request_duration_seconds_bucket", "cache_hits_total",
-                   "cache_misses_total", 'status=~"5.."'):
+                   "cache_misses_total", 'status=~"5.."', "db_pool_in_use", "kafka_consumer_lag"):
         assert metric in exprs, metric
     assert Path(REPO_ROOT / "deploy" / "Dockerfile").exists()

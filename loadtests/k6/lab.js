@@ -7,6 +7,7 @@
 // Acknowledged writes are logged with console.log as one JSON object a line; the engine runs k6
 // with --log-format=raw --console-output=<acks.jsonl>, the same file format the Locust files write.
 import http from 'k6/http';
+import { SharedArray } from 'k6/data';
 import { Counter, Trend } from 'k6/metrics';
 
 export const HOST = __ENV.SDLAB_HOST || 'http://127.0.0.1:8080';
@@ -82,6 +83,12 @@ export function record(ep, response, ok) {
 
 export function seed() {
   return JSON.parse(open(__ENV.SDLAB_SEED_FILE));
+}
+
+// One copy of a seed-derived list for all VUs (a run at thousands of arrivals/s starts
+// thousands of VUs; each would otherwise parse the seed file into its own memory).
+export function sharedList(name, build) {
+  return new SharedArray(name, build);
 }
 
 // Cumulative Zipf weights (rank r weighs 1/r**s) over n items, and a sampler by binary search.

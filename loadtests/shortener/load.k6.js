@@ -2,12 +2,12 @@
 //   redirects of seeded codes, Zipf-distributed (READ_WEIGHT), and creates of new URLs (WRITE_WEIGHT).
 import {
   HOST, TIMEOUT, ZIPF_S, endpoint, http, labOptions, logWrite, randomClientAddress, readOrWrite, record, seed,
-  writeSummary, zipfSampler,
+  sharedList, writeSummary, zipfSampler,
 } from '../k6/lab.js';
 
 const REDIRECT = '/{code}';
 const CREATE = '/api/v1/links';
-const codes = seed().links.map((link) => link.code);
+const codes = sharedList('codes', () => seed().links.map((link) => link.code));
 const pick = zipfSampler(codes.length, ZIPF_S);
 const redirects = endpoint(REDIRECT);
 const creates = endpoint(CREATE);

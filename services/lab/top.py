@@ -100,11 +100,14 @@ def _gauges(state: LabState, window: MetricsWindow) -> dict[str, list[tuple[str,
     return found
 
 
-def frame(settings: LabSettings, usage: Usage, before: dict[str, str], started: float) -> tuple[Frame, dict[str, str]]:
-    """A frame over the window since ``before`` was scraped at ``started``; returns it and the new scrape."""
+def frame(settings: LabSettings, usage: Usage, before: dict[str, str],
+          started: float) -> tuple[Frame, dict[str, str], float]:
+    """A frame over the window since ``before`` was scraped at ``started``; returns it, the new scrape
+    and when it was taken (the start of the next window)."""
     state, statuses = supervisor.status(settings)
     after = asyncio.run(_scrape(state))
-    seconds = time.monotonic() - started
+    scraped = time.monotonic()
+    seconds = scraped - started
     window = MetricsWindow(before, after, seconds)
     used = usage.sample(state)
     out = Frame(round(seconds, 2))
@@ -117,7 +120,7 @@ def frame(settings: LabSettings, usage: Usage, before: dict[str, str], started: 
             out.services.append(ServiceRow(c.name, c.design or "", http.get("rps"), http.get("p50_ms"),
                                            http.get("p99_ms"), http.get("errors"), http.get("in_flight")))
     out.gauges = _gauges(state, window)
-    return out, after
+    return out, after, scraped
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -155,10 +158,11 @@ def run_top(settings: LabSettings, *, once: bool = False, as_json: bool = False,
     usage = Usage()
     state = supervisor.require_state(settings)
     usage.sample(state)  # CPU% counts from here
-    started, before = time.monotonic(), asyncio.run(_scrape(state))
+    before = asyncio.run(_scrape(state))
+    started = time.monotonic()
     if once:
         time.sleep(interval_s)
-        f, _ = frame(settings, usage, before, started)
+        f, _, _ = frame(settings, usage, before, started)
         if as_json:
             console.file.write(json.dumps(asdict(f), indent=2) + "\n")
         else:
@@ -168,8 +172,7 @@ def run_top(settings: LabSettings, *, once: bool = False, as_json: bool = False,
         try:
             while True:
                 time.sleep(interval_s)
-                f, before = frame(settings, usage, before, started)
-                started = time.monotonic()
+                f, before, started = frame(settings, usage, before, started)
                 live.update(render(f))
         except KeyboardInterrupt:
             return

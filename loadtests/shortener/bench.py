@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from loadtests.shortener.seed import seed_direct, warm
+from loadtests.shortener.seed import link_store_url, seed_direct, warm
 from services.lab.bench import BenchFigure, bare_ceiling, have_wrk, run_wrk, wrk_script
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.load import results_dir
@@ -55,8 +55,7 @@ def bench(settings: LabSettings, options: BenchOptions, say: Callable[[str], Non
     try:
         with bare_ceiling(one, state.marker, out) as bare_url:
             instance = state.components["shortener-1"].url
-            database = state.components["shortener-1"].env["SHORTENER_DATABASE_URLS"].split(",")[0]
-            links = asyncio.run(seed_direct(database, LINKS))
+            links = asyncio.run(seed_direct(link_store_url(state), LINKS))
             asyncio.run(warm(instance, links))
             seed_file = out / "seed.json"
             seed_file.write_text(json.dumps({"links": links}))

@@ -8,17 +8,12 @@ from pathlib import Path
 from loadtests.shortener import checks
 from loadtests.shortener.bench import bench
 from loadtests.shortener.experiments import EXPERIMENTS
-from loadtests.shortener.seed import seed_direct, warm
+from loadtests.shortener.gauges import gauges
+from loadtests.shortener.seed import link_store_url, seed_direct, warm
 from services.lab.plugin import Check, RunContext, Verification
 
 HERE = Path(__file__).resolve().parent
 REDIRECT, CREATE = "/{code}", "/api/v1/links"
-
-
-def database_url(ctx: RunContext) -> str:
-    """The link store the running instances use (the first of ``SHORTENER_DATABASE_URLS``)."""
-    instance = ctx.instances()[0]
-    return instance.env["SHORTENER_DATABASE_URLS"].split(",")[0]
 
 
 class ShortenerPlugin:
@@ -29,12 +24,13 @@ class ShortenerPlugin:
 
     @staticmethod
     def seed(ctx: RunContext, spec, previous: dict | None = None) -> dict:
-        """``{"host", "links": [{"code", "url"}], "clicks_before"}``: links created through the API, and
-        the clicks they had before this run (a warm-up's, or an earlier run's on the same stack)."""
+        """``{"host", "links": [{"code", "url"}], "clicks_before"}``: links imported in bulk into the link
+        store (:func:`~loadtests.shortener.seed.import_links`), and the clicks they had before this run
+        (a warm-up's, or an earlier run's on the same stack)."""
         if previous is not None:
             codes = [link["code"] for link in previous["links"]]
             return {**previous, "clicks_before": asyncio.run(checks.clicks_of(ctx.base_url, codes))}
-        links = asyncio.run(seed_direct(database_url(ctx), spec.seed_count))
+        links = asyncio.run(seed_direct(link_store_url(ctx.state), spec.seed_count))
         record: dict = {"host": ctx.base_url, "links": links, "clicks_before": 0}
         if spec.warm:
             record["clicks_before"] = asyncio.run(warm(ctx.base_url, links))
@@ -54,12 +50,7 @@ class ShortenerPlugin:
         found += _click_checks(figures.get("clicks"), result.summary)
         return Verification(figures, found)
 
-    @staticmethod
-    def gauges(window) -> list[tuple[str, str]]:
-        from loadtests.shortener.gauges import gauges
-
-        return gauges(window)
-
+    gauges = staticmethod(gauges)
     bench = staticmethod(bench)
 
 

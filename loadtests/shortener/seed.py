@@ -137,6 +137,12 @@ async def import_links(repo, count: int, chunk: int = 500) -> list[dict]:
     return created
 
 
+def link_store_url(state) -> str:
+    """The link store the running lab's instances use (the first of ``SHORTENER_DATABASE_URLS``)."""
+    instance = state.components["shortener-1"]
+    return instance.env["SHORTENER_DATABASE_URLS"].split(",")[0]
+
+
 async def seed_direct(database_url: str, count: int) -> list[dict]:
     """:func:`import_links` into the PostgreSQL server at ``database_url``."""
     from sqlalchemy.ext.asyncio import create_async_engine

@@ -41,9 +41,8 @@ def _loop_label(results: dict[str, "VariantResult"]) -> str:
 def _load_line(first: dict) -> str:
     spec = first["spec"]
     mix = f"read:write {spec['read_weight']}:{spec['write_weight']}, Zipf s={spec['zipf_s']}"
-    if first.get("loop") == "open":
-        return f"- Load per variant: k6, {first['offered']}, {first['duration_s']} s, {mix}"
-    return f"- Load per variant: Locust, {first['offered']}, {first['duration_s']} s, {mix}"
+    generator = "k6" if first.get("loop") == "open" else "Locust"
+    return f"- Load per variant: {generator}, {first['offered']}, {first['duration_s']} s, {mix}"
 
 
 def write_report(exp: "Experiment", out: Path, results: dict[str, "VariantResult"], outcome: "Outcome") -> dict:

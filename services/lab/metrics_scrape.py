@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.lab.metrics_window import grown
 from services.lab.state import LabState
 
 
@@ -48,6 +49,5 @@ def delta(before: dict[str, str], after: dict[str, str]) -> dict[str, float]:
     for instance, text in after.items():
         start = samples(before.get(instance, ""))
         for key, value in samples(text).items():
-            first = start.get(key, 0.0)
-            sums[key] += value - first if value >= first else value
+            sums[key] += grown(start.get(key, 0.0), value)
     return dict(sums)

@@ -27,6 +27,12 @@ def parse(text: str) -> list[Sample]:
     return out
 
 
+def grown(first: float, last: float) -> float:
+    """A counter's increase from ``first`` to ``last``; one that went down belongs to a restarted
+    process, which counted from zero."""
+    return last - first if last >= first else last
+
+
 def _matches(labels: tuple[tuple[str, str], ...], wanted: dict[str, str]) -> bool:
     have = dict(labels)
     return all(have.get(k) == v for k, v in wanted.items())
@@ -74,8 +80,7 @@ class MetricsWindow:
             start = {lab: value for n, lab, value in self._samples("before", component) if n == name}
             for n, lab, value in self._samples("after", component):
                 if n == name:
-                    first = start.get(lab, 0.0)
-                    totals[dict(lab).get(label, "")] += value - first if value >= first else value
+                    totals[dict(lab).get(label, "")] += grown(start.get(lab, 0.0), value)
         return dict(totals)
 
     def increase(self, name: str, components: Iterable[str] | None = None, **labels: str) -> float:
@@ -85,8 +90,7 @@ class MetricsWindow:
             start = {lab: value for n, lab, value in self._samples("before", component) if n == name}
             for n, lab, value in self._samples("after", component):
                 if n == name and _matches(lab, labels):
-                    first = start.get(lab, 0.0)
-                    total += value - first if value >= first else value
+                    total += grown(start.get(lab, 0.0), value)
         return total
 
     def rate(self, name: str, components: Iterable[str] | None = None, **labels: str) -> float:
@@ -106,9 +110,8 @@ class MetricsWindow:
                      if n == "http_request_duration_seconds_bucket"}
             for n, lab, value in self._samples("after", component):
                 if n == "http_request_duration_seconds_bucket":
-                    first = start.get(lab, 0.0)
                     bound = float(dict(lab)["le"])
-                    by_bound[bound] += value - first if value >= first else value
+                    by_bound[bound] += grown(start.get(lab, 0.0), value)
         value = quantile(q, list(by_bound.items()))
         return None if value is None else value * 1000
 

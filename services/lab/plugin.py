@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from services.lab.config import LabSettings
     from services.lab.experiment import Experiment
     from services.lab.load import LoadResult, LoadSpec
-    from services.lab.state import LabState, RunningComponent
+    from services.lab.state import LabState
 
 
 @dataclass
@@ -64,12 +64,6 @@ class RunContext:
     def base_url(self) -> str:
         """The design's public address (through the load balancer)."""
         return f"http://{self.settings.host}:{self.state.ports[self.design]}"
-
-    def instances(self) -> list["RunningComponent"]:
-        """The design's balanced app instances (``<design>-1``...), not its workers."""
-        prefix = f"{self.design}-"
-        return [c for c in self.state.components.values()
-                if c.kind == "app" and c.design == self.design and c.name.removeprefix(prefix).isdigit()]
 
 
 @dataclass

@@ -35,6 +35,12 @@ class Conflict(LabError):
     code = "conflict"
 
 
+class Unauthorized(LabError):
+    """No credentials, or credentials that do not check out."""
+
+    code = "unauthorized"
+
+
 class Forbidden(LabError):
     code = "forbidden"
 

@@ -20,6 +20,7 @@ STATUS_BY_KIND: dict[type[errors.LabError], int] = {
     errors.NotFound: 404,
     errors.Gone: 410,
     errors.Conflict: 409,
+    errors.Unauthorized: 401,
     errors.Forbidden: 403,
     errors.RateLimited: 429,
     errors.Unavailable: 503,
@@ -53,6 +54,8 @@ def lab_error_parts(exc: errors.LabError) -> tuple[int, dict, dict[str, str]]:
     headers = {}
     if isinstance(exc, (errors.RateLimited, errors.Unavailable)):
         headers["Retry-After"] = retry_after_value(exc.retry_after_s)
+    if isinstance(exc, errors.Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
     return status, error_body(status, exc.code, exc.message), headers
 
 

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-
+from services import migrations
 from shortener.config import ShortenerSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(database_url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", database_url)
-    return config
-
-
 def upgrade(database_url: str) -> None:
-    command.upgrade(alembic_config(database_url), "head")
+    migrations.upgrade(MIGRATIONS, database_url)
 
 
 def main() -> None:

@@ -94,9 +94,18 @@ class KafkaProducer:
             await self._producer.stop()  # flushes what is buffered
             self._producer = None
 
+    @property
+    def bootstrap(self) -> list[str]:
+        return list(self._bootstrap)
+
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Send and wait for the broker's acknowledgement."""
         await self.producer.send_and_wait(topic, value, key=key)
+
+    async def enqueue(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future:
+        """Queue a record and return the future of its acknowledgement, so that a batch can be
+        sent back to back and awaited once (records of one partition keep their order)."""
+        return await self.producer.send(topic, value, key=key)
 
     async def _metadata(self) -> None:
         await asyncio.wait_for(self.producer.client.fetch_all_metadata(), self._timeout_s)
@@ -116,6 +125,7 @@ class KafkaConsumer:
         topics: Sequence[TopicSpec],
         client_id: str,
         max_poll_records: int = 500,
+        fetch_max_wait_ms: int = 500,
         critical: bool = False,
     ) -> None:
         self.name = f"kafka-consumer-{group_id}"
@@ -129,6 +139,7 @@ class KafkaConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=max_poll_records,
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._next_offset: dict = {}  # partition -> offset after the last record handed out

@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.resources import HealthCheck
+
+T = TypeVar("T")
+UNREACHABLE = (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError)
+
+
+def _swallow(task: asyncio.Task) -> None:
+    """Retrieve the abandoned operation's outcome, so that asyncio does not log it as unhandled."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def within_deadline(fn: Callable[[], Awaitable[T]], deadline_s: float, unavailable: type[Exception]) -> T:
+    """Run a database operation with one deadline for all of it; ``unavailable`` when PostgreSQL
+    did not answer in time or could not be reached.
+
+    One deadline for the whole operation (pool checkout, pre-ping, query, commit): each step has
+    its own timeout, and three of them in a row is not "fail fast". The operation races the
+    deadline instead of asyncio.wait_for, which would also wait for the cancelled operation to
+    clean up (a rollback on a hung server has a timeout of its own); the cleanup finishes in the
+    background and the caller gets its answer now.
+    """
+    task = asyncio.ensure_future(fn())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=deadline_s)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_swallow)
+        raise unavailable(f"no answer from PostgreSQL within {deadline_s}s")
+    try:
+        return task.result()
+    except UNREACHABLE as exc:
+        raise unavailable(str(exc)[:200]) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise unavailable(str(exc)[:200]) from exc
+        raise
 
 
 def asyncpg_url(url: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from services.lab import chaos, load, report, supervisor, ui
 from services.lab.config import LabSettings
-from services.lab.designs import DESIGNS
+from services.lab.designs import DESIGNS, resolve
 from services.lab.errors import LabCommandError
 
 
@@ -242,7 +242,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     ui.console.print("1/3 starting the stack")
     state = supervisor.up(settings, [], on_event=ui.Progress())
     headlines = []
-    for i, design in enumerate(state.designs, start=2):
+    loaded = [d for d in state.designs if resolve([d])[0].plugin]
+    for d in sorted(set(state.designs) - set(loaded)):
+        ui.console.print(f"   {d} is running but has no load tests yet; try it at http://{settings.host}:{state.ports[d]}/")
+    for i, design in enumerate(loaded, start=2):
         ui.console.print(f"{i}/3 a {args.duration:.0f}-second open-loop load (k6, 300 req/s) on {design}")
         spec = load.LoadSpec(design=design, name=f"demo-{design}", generator="k6", rate=300, duration_s=args.duration)
         result = load.run_load(settings, spec, say=ui.say)

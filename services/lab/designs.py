@@ -19,6 +19,10 @@ class Design:
     migrate_module: str | None = None  # run with ``python -m`` before the instances start
     # Background processes (not behind the balancer), each (name, ``module:create_app``).
     workers: tuple[tuple[str, str], ...] = ()
+    # Balanced servers besides the app, each (role, module) run as ``python -m module --host H --port P``
+    # with as many copies as the app has instances, behind the balancer as <DESIGN>_<ROLE>_UPSTREAMS.
+    # A module is used where an ASGI app would cost too much (WebSocket gateways).
+    servers: tuple[tuple[str, str], ...] = ()
     # The load-test package's plugin (``module:attribute``), see :mod:`services.lab.plugin`.
     plugin: str | None = None
     port: int = 8080  # the public port (the load balancer's), unless SDLAB_<DESIGN>_PORT says otherwise
@@ -35,6 +39,16 @@ DESIGNS: dict[str, Design] = {
         workers=(("analytics", "shortener.consumers:create_app"),),
         plugin="loadtests.shortener.plugin:PLUGIN",
         port=8080,
+    ),
+    "messaging": Design(
+        name="messaging",
+        app="messaging.main:create_app",
+        env_prefix="MESSAGING_",
+        needs=("redis", "postgres", "kafka"),
+        migrate_module="messaging.migrate",
+        workers=(("fanout", "messaging.consumers:create_app"),),
+        servers=(("gateway", "messaging.gateway"),),
+        port=8081,
     ),
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from services.lab import binaries
@@ -71,6 +72,11 @@ def uvicorn_cmd(app: str, host: str, port: int, *, factory: bool = True) -> list
         "--no-proxy-headers",
         "--timeout-graceful-shutdown", "5",
     ]
+
+
+def module_cmd(module: str, host: str, port: int) -> list[str]:
+    """A server that is not an ASGI app: ``python -m module --host H --port P``."""
+    return [sys.executable, "-m", module, "--host", host, "--port", str(port)]
 
 
 def _needs(designs: list[Design], part: str) -> bool:
@@ -200,27 +206,34 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
         if "kafka" in design.needs:
             env[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] = kafka
         design_env[design.name] = env
-        upstreams = []
-        processes = [(f"{design.name}-{i}", design.app, True) for i in range(1, settings.design_instances(design.name) + 1)]
-        processes += [(f"{design.name}-{worker}-1", app, False) for worker, app in design.workers]
-        for name, factory, balanced in processes:
-            addr = f"{host}:{next_port}"
+        instances = range(1, settings.design_instances(design.name) + 1)
+        upper = design.name.upper()
+        # (name, command builder, the Caddy variable listing it, or None for a worker)
+        processes = [(f"{design.name}-{i}", partial(uvicorn_cmd, design.app), f"{upper}_UPSTREAMS") for i in instances]
+        for role, module in design.servers:
+            processes += [(f"{design.name}-{role}-{i}", partial(module_cmd, module), f"{upper}_{role.upper()}_UPSTREAMS")
+                          for i in instances]
+        processes += [(f"{design.name}-{worker}-1", partial(uvicorn_cmd, app), None) for worker, app in design.workers]
+        upstreams: dict[str, list[str]] = {}
+        for name, command, upstream_var in processes:
+            port = next_port
             next_port += 1
-            if balanced:
-                upstreams.append(addr)
+            addr = f"{host}:{port}"
+            if upstream_var:
+                upstreams.setdefault(upstream_var, []).append(addr)
             apps.append(
                 Component(
                     name=name,
                     kind="app",
                     address=addr,
                     url=f"http://{addr}",
-                    cmd=uvicorn_cmd(factory, host, int(addr.rsplit(":", 1)[1])),
+                    cmd=command(host, port),
                     env={**env, f"{prefix}INSTANCE_ID": name},
                     design=design.name,
                 )
             )
-        caddy_env[f"{design.name.upper()}_PORT"] = str(public_port)
-        caddy_env[f"{design.name.upper()}_UPSTREAMS"] = " ".join(upstreams)
+        caddy_env[f"{upper}_PORT"] = str(public_port)
+        caddy_env.update({var: " ".join(addrs) for var, addrs in upstreams.items()})
 
     balancer = None
     if designs:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.logging import get_logger
+from services.ratelimit import LimiterUnavailable, TokenBucket
 from services.tasks import cancel_and_wait
 from shortener.domain import Link
 from shortener.ports import CacheEntry, CacheUnavailable, LinkRepository
@@ -81,42 +82,17 @@ class RedisLinkCache:
             raise CacheUnavailable(str(exc)) from exc
 
 
-# Token bucket, atomic in Redis; the time comes from Redis so instances' clocks do not matter.
-TOKEN_BUCKET = """
-redis.replicate_commands()
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1])
-local ts = tonumber(b[2])
-if tokens == nil then tokens = burst; ts = now end
-tokens = math.min(burst, tokens + (now - ts) / 1000 * rate)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return tostring(wait)
-"""
-
-
 class RedisRateLimiter:
+    """The kit's token bucket per client address; Redis trouble becomes the port's CacheUnavailable."""
+
     def __init__(self, redis: Callable[[], Redis], per_minute: int, burst: int) -> None:
-        self._redis = redis
-        self._rate = per_minute / 60.0
-        self._burst = burst
-        self._script = None
+        self._bucket = TokenBucket(redis, per_second=per_minute / 60.0, burst=burst, prefix="ratelimit")
 
     async def acquire(self, client: str) -> float:
-        redis = self._redis()
-        if self._script is None:
-            self._script = redis.register_script(TOKEN_BUCKET)
         try:
-            wait = await self._script(keys=[f"ratelimit:{client}"], args=[self._rate, self._burst], client=redis)
-        except _DOWN as exc:
+            return await self._bucket.acquire(client)
+        except LimiterUnavailable as exc:
             raise CacheUnavailable(str(exc)) from exc
-        return float(wait)
 
 
 # INCRBY only when the counter exists: a Redis that lost its state must not restart from zero.

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy import delete, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.clients.postgres import within_deadline
 from shortener.adapters.schema import click_batches, counter_leases, links
 from shortener.domain import Link, LinkClicked
 from shortener.ports import InsertOutcome, StoreUnavailable
 
 T = TypeVar("T")
-_UNREACHABLE = (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError)
 _LOCK_IN_ORDER = text("SELECT code FROM links WHERE code = ANY(CAST(:codes AS text[])) ORDER BY code FOR UPDATE")
 _ADD_CLICKS = text(
     "UPDATE links AS l SET clicks = l.clicks + v.n "
     "FROM unnest(CAST(:codes AS text[]), CAST(:counts AS bigint[])) AS v(code, n) WHERE l.code = v.code"
 )
 _LINK_COLUMNS = (links.c.code, links.c.url, links.c.created_at, links.c.expires_at, links.c.custom_alias)
-
-
-def _swallow(task: asyncio.Task) -> None:
-    """Retrieve the abandoned operation's outcome, so that asyncio does not log it as unhandled."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _link(row, clicks: int = 0) -> Link:
@@ -49,27 +40,7 @@ class SqlLinkRepository:
         return self._get_engine()
 
     async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
-        # Race the operation against the deadline instead of asyncio.wait_for, which would also
-        # wait for the cancelled operation to clean up (a rollback on a hung server has a
-        # timeout of its own). The cleanup finishes in the background; the caller gets its 503 now.
-        task = asyncio.ensure_future(fn())
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self._deadline_s)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not done:
-            task.cancel()
-            task.add_done_callback(_swallow)
-            raise StoreUnavailable(f"no answer from PostgreSQL within {self._deadline_s}s")
-        try:
-            return task.result()
-        except _UNREACHABLE as exc:
-            raise StoreUnavailable(str(exc)[:200]) from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable(str(exc)[:200]) from exc
-            raise
+        return await within_deadline(fn, self._deadline_s, StoreUnavailable)
 
     async def get(self, code: str) -> Link | None:
         async def q() -> Link | None:

@@ -46,6 +46,7 @@ def lab_ports(start: int) -> dict[str, str]:
         "SDLAB_KAFKA_PORT": str(free_port_block(1, start, used)),
         "SDLAB_APP_PORT": str(free_port_block(12, start, used)),
         "SDLAB_SHORTENER_PORT": str(free_port_block(1, start, used)),
+        "SDLAB_MESSAGING_PORT": str(free_port_block(1, start, used)),
     }
 
 

@@ -9,7 +9,10 @@ from services.lab.designs import DESIGNS
 
 ENGINE = REPO_ROOT / "services" / "lab"
 # Concepts of the designs that a design-agnostic engine has no reason to name.
-CONCEPTS = {"shortener": ["link", "click", "redirect", "/{code}", "alias"]}
+CONCEPTS = {"shortener": ["link", "click", "redirect", "/{code}", "alias"],
+            "messaging": ["conversation", "websocket", "presence", "fanout"]}
+# Designs that run but whose load-test package is not written yet (issue: messaging, complete).
+WITHOUT_LOAD_TESTS = {"messaging"}
 
 
 def test_no_engine_module_names_a_design_or_its_concepts():
@@ -29,6 +32,9 @@ def test_every_design_has_a_plugin_with_the_interface():
     from services.lab.designs import plugin_for
 
     for name, design in DESIGNS.items():
+        if name in WITHOUT_LOAD_TESTS:
+            assert design.plugin is None, f"{name} has a plugin now: take it off WITHOUT_LOAD_TESTS"
+            continue
         assert design.plugin, name
         plugin = plugin_for(name)
         assert plugin.locustfile.exists() and plugin.k6_script.exists()

@@ -19,12 +19,18 @@ def test_default_plan_has_every_part_on_its_port():
     plan = plan_stack(_settings(), resolve([]))
     names = [c.name for c in plan.components]
     assert names == ["redis", "postgres-0", "postgres-1", "kafka", "shortener-1", "shortener-2",
-                     "shortener-analytics-1", "caddy"]
+                     "shortener-analytics-1", "messaging-1", "messaging-2", "messaging-gateway-1",
+                     "messaging-gateway-2", "messaging-fanout-1", "caddy"]
     ports = {c.name: c.port for c in plan.components}
     assert ports["redis"] == 6379 and ports["postgres-1"] == 5433 and ports["kafka"] == 9092
     assert ports["shortener-1"] == 8100 and ports["shortener-analytics-1"] == 8102 and ports["caddy"] == 8080
     caddy = plan.balancer
     assert caddy.env["SHORTENER_UPSTREAMS"] == "127.0.0.1:8100 127.0.0.1:8101"  # the worker is not balanced
+    # A design's servers (messaging's WebSocket gateways) are balanced under a variable of their own.
+    assert caddy.env["MESSAGING_UPSTREAMS"] == "127.0.0.1:8103 127.0.0.1:8104"
+    assert caddy.env["MESSAGING_GATEWAY_UPSTREAMS"] == "127.0.0.1:8105 127.0.0.1:8106"
+    gateway = next(c for c in plan.apps if c.name == "messaging-gateway-1")
+    assert gateway.cmd[-5:] == ["messaging.gateway", "--host", "127.0.0.1", "--port", "8105"]
     app = plan.apps[0]
     assert app.env["SHORTENER_DATABASE_URLS"] == "postgresql://postgres@127.0.0.1:5432/postgres,postgresql://postgres@127.0.0.1:5433/postgres"
     assert app.env["SHORTENER_INSTANCE_ID"] == "shortener-1"
@@ -56,9 +62,9 @@ def test_existing_servers_replace_parts(monkeypatch):
 
 
 def test_unknown_design_is_a_clear_error():
-    with pytest.raises(LabCommandError, match="unknown design 'chat'; choose from: shortener"):
+    with pytest.raises(LabCommandError, match="unknown design 'chat'; choose from: shortener, messaging"):
         resolve(["chat"])
-    assert set(DESIGNS) == {"shortener"}
+    assert set(DESIGNS) == {"shortener", "messaging"}
 
 
 def test_missing_binary_says_how_to_install(monkeypatch, capsys):

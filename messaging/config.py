@@ -1,0 +1,64 @@
+"""Messaging settings: the only place messaging reads its environment (``MESSAGING_*``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr
+
+from pydantic_settings import SettingsConfigDict
+
+from services.settings import ServiceSettings
+
+
+class MessagingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MESSAGING_", extra="ignore", frozen=True)
+
+    public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8081")
+    # Signs the lab login's tokens; set it in any shared deployment. Shop uses its own setting.
+    token_secret: SecretStr = SecretStr("sdlab-dev-token-secret-change-me")
+    token_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+
+    # Where the truth is first written: PostgreSQL then Kafka (outbox), or Kafka then PostgreSQL.
+    write_path: Literal["db-first", "log-first"] = "db-first"
+
+    # Per connection: bytes waiting to be written before the client counts as a slow reader
+    # and is disconnected (close code 4008), so one slow reader never holds up another.
+    send_buffer_bytes: int = Field(256 * 1024, ge=4096)
+    # permessage-deflate: off by default (it costs ~50 KiB per connection), on by setting.
+    compression: bool = False
+    # Protocol pings keep idle connections alive through the balancer and find dead peers.
+    ping_interval_s: float = Field(20.0, gt=0)
+    close_timeout_s: float = Field(2.0, gt=0)
+
+    # Per-user send rate (token bucket in Redis, shared by every gateway).
+    send_rate_per_s: float = Field(50.0, gt=0)
+    send_burst: int = Field(100, ge=1)
+
+    # Presence: a gateway refreshes its liveness key every heartbeat; when it dies, its users
+    # count as offline once the key's TTL runs out.
+    heartbeat_s: float = Field(1.0, gt=0)
+    presence_ttl_s: float = Field(4.0, gt=0)
+    # Presence frames go to peers in conversations of at most this many members; members of
+    # larger groups ask GET /api/v1/presence (pushing every join to a 1,000-member group
+    # would cost a million frames when its members connect).
+    presence_max_group: int = Field(100, ge=2)
+
+    history_page: int = Field(500, ge=1, le=1000)
+    # How long the outbox relay sleeps when no notification comes (a missed one costs this much).
+    relay_poll_s: float = Field(0.5, gt=0)
+    relay_batch: int = Field(500, ge=1)
+    db_pool_size: int = Field(10, ge=1)
+
+    # How long a fetch waits on the broker for records. Apache Kafka answers a waiting fetch as
+    # soon as a record arrives; Tansu (measured: 42 ms median hop at 100 ms, 2.7 ms at 5 ms) lets
+    # it wait the whole time, so on Tansu this bounds delivery latency, at the price of idle polling.
+    fetch_max_wait_ms: int = Field(5, ge=1, le=5000)
+    sent_topic: str = "message-sent"
+    sent_partitions: int = Field(6, ge=1)
+    delivery_topic_prefix: str = "gateway-inbox."
+    # Fan-out workers join this consumer group for the sent topic (log-first).
+    persister_group: str = "messaging-persister"
+
+    def delivery_topic(self, gateway: str) -> str:
+        return f"{self.delivery_topic_prefix}{gateway}"

@@ -1,0 +1,200 @@
+"""The fan-out worker (``messaging-fanout``): the outbox relay, the persister and the presence reaper.
+
+It runs as its own process, built with the kit's app factory so it has ``/healthz``,
+``/readyz`` and ``/metrics``; ``sdlab`` starts one, experiments start more.
+- **Relay** (db-first, written by hand: the outbox pattern is what the design teaches): the one
+  leader (an advisory lock) reads the outbox in commit order when ``pg_notify`` wakes it,
+  routes each message to its members' gateways, waits for Kafka's acks, then deletes the rows.
+  A crash in between publishes them again; gateways drop what a connection already has.
+- **Persister** (log-first): a consumer-group member of ``message-sent``; stores each message
+  (the seq is assigned here; a redelivered one is recognised by its message id and not routed
+  again), routes it, then commits the offsets (at-least-once).
+- **Reaper** (on the relay's leader): forgets gateways whose heartbeat expired and tells the
+  peers of users who went offline with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+from prometheus_client.registry import Collector
+
+from messaging.adapters.kafka import decode_sent
+from messaging.adapters.outbox import PgOutbox
+from messaging.config import MessagingSettings
+from messaging.main import sent_topic, wire
+from messaging.ports import LogUnavailable, RegistryUnavailable, StoreUnavailable
+from messaging.service import MessagingService
+from services.app import create_service_app
+from services.clients.kafka import KafkaConsumer
+from services.logging import get_logger
+from services.metrics import ClientGauges, counter_families
+from services.tasks import cancel_and_wait
+
+log = get_logger(__name__)
+SERVICE = "messaging-fanout"
+_TRANSIENT = (StoreUnavailable, LogUnavailable, RegistryUnavailable, KafkaError)
+
+
+class Loop:
+    """A background loop as a lifespan resource; a transient failure pauses it, never ends it."""
+
+    critical = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failures = 0
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._forever(), name=self.name)
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+
+    async def _forever(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except _TRANSIENT as exc:
+                self.failures += 1
+                log.warning(f"{self.name}_failed", error=repr(exc)[:200])
+                await asyncio.sleep(0.5)
+
+    async def step(self) -> None:
+        raise NotImplementedError
+
+    def health_checks(self) -> dict:
+        return {}
+
+
+class Relay(Loop):
+    def __init__(self, settings: MessagingSettings, service: MessagingService, outbox: PgOutbox) -> None:
+        super().__init__("relay")
+        self._settings = settings
+        self._service = service
+        self._outbox = outbox
+        self.leading = False
+        self.relayed = 0
+
+    async def step(self) -> None:
+        self.leading = await self._outbox.lead()
+        if not self.leading:
+            await asyncio.sleep(1.0)  # stand by; PostgreSQL hands over the lock when the leader dies
+            return
+        batch = await self._outbox.claim(self._settings.relay_batch)
+        if batch.ids:
+            await self._service.deliver_stored(batch.messages)
+            await self._outbox.done(batch.ids)
+            self.relayed += len(batch.ids)
+        if len(batch.ids) < self._settings.relay_batch:
+            await self._outbox.wait(self._settings.relay_poll_s)
+
+
+class Reaper(Loop):
+    def __init__(self, settings: MessagingSettings, service: MessagingService, relay: Relay) -> None:
+        super().__init__("reaper")
+        self._settings = settings
+        self._service = service
+        self._relay = relay
+        self.reaped = 0
+
+    async def step(self) -> None:
+        await asyncio.sleep(self._settings.heartbeat_s)
+        if not self._relay.leading:
+            return
+        for gateway in await self._service.registry.dead_gateways():
+            offline = await self._service.registry.forget_gateway(gateway)
+            self.reaped += 1
+            log.info("gateway_reaped", gateway=gateway, offline=len(offline))
+            for user in offline:
+                await self._service.presence_changed(user, False)
+
+
+class Persister(Loop):
+    def __init__(self, service: MessagingService, consumer: KafkaConsumer) -> None:
+        super().__init__("persister")
+        self._service = service
+        self._consumer = consumer
+        self.persisted = 0
+        self.redelivered = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        await super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self._consumer.stop()
+
+    async def step(self) -> None:
+        records = await self._consumer.getmany(timeout_ms=1000, max_records=500)
+        # Partitions are independent: store and route them concurrently, each in its own order.
+        await asyncio.gather(*(self._partition([r.value for r in rs]) for rs in records.values()))
+        if records:
+            await self._consumer.consumer.commit()
+
+    async def _partition(self, values: list[bytes]) -> None:
+        stored = []
+        for raw in values:
+            sent = decode_sent(raw)
+            while True:
+                try:
+                    appended = await self._service.messages.append(sent, outbox=False)
+                    break
+                except StoreUnavailable:
+                    await asyncio.sleep(0.5)  # hold the partition: skipping would lose the message
+            if appended is None:
+                continue  # its conversation does not exist (cannot happen through the gateway)
+            if appended.new:
+                self.persisted += 1
+                stored.append(appended.message)
+            else:
+                self.redelivered += 1
+        await self._service.deliver_stored(stored)
+
+    def health_checks(self) -> dict:
+        return self._consumer.health_checks()
+
+
+class FanoutCollector(Collector):
+    def __init__(self, relay: Relay, persister: Persister | None, reaper: Reaper) -> None:
+        self._relay, self._persister, self._reaper = relay, persister, reaper
+
+    def collect(self) -> Iterator:
+        p = self._persister
+        yield from counter_families(SERVICE, [
+            ("outbox_relayed", "Outbox rows published", self._relay.relayed),
+            ("messages_persisted", "Messages stored from the log (log-first)", p.persisted if p else 0),
+            ("messages_redelivered", "Log records already stored (a redelivery)", p.redelivered if p else 0),
+            ("gateways_reaped", "Gateways forgotten after their heartbeat expired", self._reaper.reaped),
+        ])
+
+
+def create_app(settings: MessagingSettings | None = None) -> FastAPI:
+    settings = settings or MessagingSettings()
+    w = wire(settings)
+    outbox = PgOutbox(lambda: w.db.engine(0), str(settings.database_urls[0]).replace("+asyncpg", ""),
+                      settings.database_timeout_s)
+    relay = Relay(settings, w.service, outbox)
+    reaper = Reaper(settings, w.service, relay)
+    consumer = None
+    persister = None
+    if settings.write_path == "log-first":
+        consumer = KafkaConsumer(settings.kafka_bootstrap_servers, group_id=settings.persister_group,
+                                 topics=[sent_topic(settings)], client_id=settings.instance_id,
+                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, critical=True)
+        persister = Persister(w.service, consumer)
+    loops = [relay, reaper] + ([persister] if persister else [])
+    app = create_service_app(service=SERVICE, settings=settings,
+                             resources=[w.redis, w.db, w.producer, outbox, *loops],
+                             description="Messaging fan-out: outbox relay, persister, presence reaper.")
+    app.state.metrics.registry.register(FanoutCollector(relay, persister, reaper))
+    app.state.metrics.registry.register(ClientGauges(SERVICE, shards=w.db, consumers=[consumer] if consumer else []))
+    app.state.loops = loops
+    return app

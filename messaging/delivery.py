@@ -1,0 +1,135 @@
+"""The gateway's background work: reading its delivery topic, and keeping its routes alive.
+
+The delivery topic has no consumer group and no committed offsets: a gateway starts reading
+at the end, because a (re)started gateway holds no connections yet, and every connection
+that comes replays what it missed from the database (``resume``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from messaging.config import MessagingSettings
+from messaging.ports import RegistryUnavailable
+from messaging.service import MessagingService
+from messaging.ws import Hub
+from services.clients.kafka import TopicSpec, ensure_topics
+from services.logging import get_logger
+from services.tasks import cancel_and_wait
+
+log = get_logger(__name__)
+
+
+class DeliveryReader:
+    name = "delivery-topic"
+    critical = False
+
+    def __init__(self, settings: MessagingSettings, hub: Hub) -> None:
+        self._settings = settings
+        self._hub = hub
+        self._topic = settings.delivery_topic(settings.instance_id)
+        self._task: asyncio.Task | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery-reader")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError) as exc:
+                log.warning("delivery_reader_restarting", error=repr(exc)[:200])
+                await asyncio.sleep(0.5)
+
+    async def _read(self) -> None:
+        bootstrap = self._settings.kafka_bootstrap_servers
+        await ensure_topics(bootstrap, [TopicSpec(self._topic, partitions=1)])
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id=self._settings.instance_id,
+                                    group_id=None, enable_auto_commit=False, auto_offset_reset="latest",
+                                    fetch_max_wait_ms=self._settings.fetch_max_wait_ms)
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            partition = TopicPartition(self._topic, 0)
+            consumer.assign([partition])
+            await consumer.seek_to_end(partition)
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000)
+                for records in batches.values():
+                    for record in records:
+                        body = orjson.loads(record.value)
+                        self._hub.deliver(body["to"], body["frame"])
+        finally:
+            self._consumer = None
+            try:
+                await consumer.stop()
+            except KafkaError:
+                pass  # the broker is gone; the process is stopping or reconnecting anyway
+
+    async def _check(self) -> None:
+        if self._consumer is None:
+            raise ConnectionError("not reading its delivery topic")
+        await asyncio.wait_for(self._consumer._client.fetch_all_metadata(), 2.0)
+
+    def health_checks(self) -> dict:
+        return {"delivery-topic": self._check}
+
+
+class Heartbeat:
+    """Keeps this gateway's liveness key fresh and announces its users' presence changes."""
+
+    name = "heartbeat"
+    critical = False
+
+    def __init__(self, settings: MessagingSettings, service: MessagingService) -> None:
+        self._settings = settings
+        self._service = service
+        self._gateway = settings.instance_id
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        try:
+            # A gateway restarted under the same name forgets the routes of its previous life.
+            for user in await self._service.registry.forget_gateway(self._gateway):
+                await self._service.presence_changed(user, False)
+        except RegistryUnavailable as exc:
+            log.warning("stale_routes_not_cleared", error=str(exc))
+        self._task = asyncio.create_task(self._run(), name="heartbeat")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._service.registry.heartbeat(self._gateway, self._settings.presence_ttl_s)
+            except RegistryUnavailable as exc:
+                log.warning("heartbeat_failed", error=str(exc))
+            await asyncio.sleep(self._settings.heartbeat_s)
+
+    async def connected(self, user: str) -> None:
+        try:
+            if await self._service.registry.connected(self._gateway, user):
+                await self._service.presence_changed(user, True)
+        except RegistryUnavailable as exc:
+            log.warning("route_not_recorded", user=user, error=str(exc))
+
+    async def disconnected(self, user: str) -> None:
+        try:
+            if await self._service.registry.disconnected(self._gateway, user):
+                await self._service.presence_changed(user, False)
+        except RegistryUnavailable as exc:
+            log.warning("route_not_removed", user=user, error=str(exc))
+
+    def health_checks(self) -> dict:
+        return {}

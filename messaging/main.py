@@ -1,0 +1,76 @@
+"""Composition roots: ``create_app(settings)`` for the REST API (uvicorn --factory calls it with
+none), and :func:`wire` for the gateway and the workers, which share the same service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from messaging.adapters.kafka import KafkaDeliveries, KafkaSentLog
+from messaging.adapters.redis import RedisRegistry, RedisSendLimiter
+from messaging.adapters.sql import SqlConversationStore, SqlMessageStore
+from messaging.api import build_router
+from messaging.config import MessagingSettings
+from messaging.service import MessagingService, Router
+from services.app import create_service_app
+from services.auth import TokenSigner, sessions_router
+from services.clients.kafka import KafkaProducer, TopicSpec
+from services.clients.postgres import PostgresShards
+from services.clients.redis import RedisClient
+from services.metrics import ClientGauges
+
+SERVICE = "messaging"
+
+
+def sent_topic(settings: MessagingSettings) -> TopicSpec:
+    return TopicSpec(settings.sent_topic, partitions=settings.sent_partitions)
+
+
+@dataclass
+class Wiring:
+    service: MessagingService
+    redis: RedisClient
+    db: PostgresShards
+    producer: KafkaProducer
+    deliveries: KafkaDeliveries
+    signer: TokenSigner
+
+
+def wire(settings: MessagingSettings, *, client_id: str | None = None) -> Wiring:
+    """Every adapter and the service on top; nothing connects until the resources start."""
+    redis = RedisClient(str(settings.redis_url), timeout_s=settings.redis_timeout_s)
+    db = PostgresShards([str(settings.database_urls[0])], timeout_s=settings.database_timeout_s,
+                        pool_size=settings.db_pool_size)
+    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id=client_id or settings.instance_id,
+                             topics=[sent_topic(settings)], linger_ms=0)
+    deliveries = KafkaDeliveries(producer, settings.delivery_topic)
+    service = MessagingService(
+        settings,
+        conversations=SqlConversationStore(lambda: db.engine(0), settings.database_timeout_s),
+        messages=SqlMessageStore(lambda: db.engine(0), settings.database_timeout_s),
+        registry=RedisRegistry(lambda: redis.redis),
+        router=Router(RedisRegistry(lambda: redis.redis), deliveries),
+        limiter=RedisSendLimiter(lambda: redis.redis, settings.send_rate_per_s, settings.send_burst),
+        sent_log=KafkaSentLog(producer, settings.sent_topic) if settings.write_path == "log-first" else None,
+    )
+    signer = TokenSigner(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
+    return Wiring(service, redis, db, producer, deliveries, signer)
+
+
+def create_app(settings: MessagingSettings | None = None) -> FastAPI:
+    settings = settings or MessagingSettings()
+    w = wire(settings)
+    # The API serves logins, conversations and history: PostgreSQL is critical, Redis (presence) is not.
+    w.db.critical = True
+    app = create_service_app(
+        service=SERVICE,
+        settings=settings,
+        resources=[w.redis, w.db],
+        routers=[sessions_router(w.signer), build_router(w.service, w.signer)],
+        description="Messaging: REST API of the chat (login, conversations, history, presence). "
+                    "Messages flow over the WebSocket gateways at /ws.",
+    )
+    app.state.metrics.registry.register(ClientGauges(SERVICE, shards=w.db))
+    app.state.service = w.service
+    return app

@@ -1,0 +1,202 @@
+"""WebSocket entrypoint: one client connection, its frames, and delivery to this gateway's sockets.
+
+Each connection's outbound queue is its socket's write buffer, capped at
+``send_buffer_bytes``: frames are written without waiting (as ``websockets.broadcast`` does),
+and a connection whose buffer overflows is a reader that stopped reading; it is closed with
+4008 and resumes when it comes back. Nothing is awaited per recipient, so one slow reader
+never slows another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from messaging.domain import (
+    MarkRead,
+    Resume,
+    SendMessage,
+    error_frame,
+    message_frame,
+    parse_frame,
+    resumed_frame,
+)
+from messaging.metrics import GatewayStats
+from messaging.resume import DeliveryCursor, Verdict
+from messaging.service import MessagingService
+from messaging.ports import StoreUnavailable
+from services.errors import LabError, Unavailable
+from services.logging import get_logger
+
+log = get_logger(__name__)
+SLOW_CONSUMER = 4008  # documented in docs/messaging.md: reconnect and resume
+MAX_REPLAYS = 3
+
+
+class Connection:
+    __slots__ = ("ws", "user", "cursor", "closing")
+
+    def __init__(self, ws: ServerConnection, user: str) -> None:
+        self.ws = ws
+        self.user = user
+        self.cursor = DeliveryCursor()
+        self.closing = False
+
+
+class Hub:
+    """This gateway's connections by user, and the delivery of frames to them."""
+
+    def __init__(self, service: MessagingService, stats: GatewayStats, buffer_bytes: int) -> None:
+        self.service = service
+        self.stats = stats
+        self.buffer_bytes = buffer_bytes
+        self.by_user: dict[str, set[Connection]] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def add(self, conn: Connection) -> bool:
+        """True when it is the user's first connection on this gateway."""
+        conns = self.by_user.setdefault(conn.user, set())
+        conns.add(conn)
+        self.stats.connections += 1
+        self.stats.connections_opened += 1
+        return len(conns) == 1
+
+    def remove(self, conn: Connection) -> bool:
+        """True when it was the user's last connection on this gateway."""
+        conns = self.by_user.get(conn.user)
+        if conns is None or conn not in conns:
+            return False
+        conns.discard(conn)
+        self.stats.connections -= 1
+        if not conns:
+            del self.by_user[conn.user]
+            return True
+        return False
+
+    def push(self, conn: Connection, data: bytes) -> None:
+        ws = conn.ws
+        if conn.closing or ws.protocol.state is not State.OPEN:
+            return
+        if ws.transport.get_write_buffer_size() > self.buffer_bytes:
+            conn.closing = True
+            self.stats.slow_disconnects += 1
+            self.spawn(ws.close(SLOW_CONSUMER, "slow consumer: send buffer full; reconnect and resume"))
+            return
+        broadcast([ws], data, text=True)
+        self.stats.deliveries += 1
+
+    def send_frame(self, conn: Connection, frame: dict) -> None:
+        self.push(conn, orjson.dumps(frame))
+
+    def deliver(self, users: list[str], frame: dict) -> None:
+        """A record from this gateway's delivery topic: the frame to each user's connections here."""
+        self.stats.records += 1
+        data = orjson.dumps(frame)
+        if frame.get("type") != "message":
+            for user in users:
+                for conn in self.by_user.get(user, ()):
+                    self.push(conn, data)
+            return
+        conversation_id, seq = frame["conversation_id"], frame["seq"]
+        for user in users:
+            for conn in self.by_user.get(user, ()):
+                verdict = conn.cursor.offer(conversation_id, seq, data)
+                if verdict is Verdict.SEND:
+                    self.push(conn, data)
+                elif verdict is Verdict.DROP:
+                    self.stats.duplicates_dropped += 1
+                elif verdict is Verdict.REPAIR:
+                    self.stats.gap_repairs += 1
+                    self.spawn(self.replay(conn, conversation_id, conn.cursor.last[conversation_id], begun=True))
+
+    async def replay(self, conn: Connection, conversation_id: str, after_seq: int, *, begun: bool = False) -> None:
+        """Send what the database has after ``after_seq``, then what arrived live meanwhile, once each, in order."""
+        cursor = conn.cursor
+        after = cursor.last.get(conversation_id, after_seq) if begun else cursor.begin_replay(conversation_id, after_seq)
+        try:
+            for _ in range(MAX_REPLAYS):
+                await self._send_history(conn, conversation_id, after)
+                held, gap = cursor.end_replay(conversation_id)
+                for data in held:
+                    self.push(conn, data)
+                if not gap:
+                    return
+                after = cursor.begin_replay(conversation_id, cursor.last[conversation_id])
+        except StoreUnavailable as exc:
+            raise Unavailable(f"history is unavailable ({exc}); resume again", code="unavailable") from exc
+        finally:
+            # Whatever happened, nothing stays held: the client's next resume fills what is missing.
+            for data in cursor.give_up_gap(conversation_id):
+                self.push(conn, data)
+
+    async def _send_history(self, conn: Connection, conversation_id: str, after: int) -> None:
+        page_size = self.service.settings.history_page
+        while True:
+            page = await self.service.messages.history(conversation_id, after, page_size)
+            for message in page:
+                if conn.cursor.replayed(conversation_id, message.seq):
+                    self.push(conn, orjson.dumps(message_frame(message)))
+                    self.stats.replayed += 1
+            if len(page) < page_size:
+                return
+            after = page[-1].seq
+
+    def spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("gateway_task_failed", error=repr(task.exception())[:200])
+
+
+async def serve_connection(hub: Hub, conn: Connection, ack_seconds) -> None:
+    """Read the client's frames until it goes; each gets its answer or an error frame."""
+    service = hub.service
+    try:
+        async for raw in conn.ws:
+            started = time.perf_counter()
+            try:
+                command = parse_frame(raw)
+                if isinstance(command, SendMessage):
+                    hub.stats.frames_in["send"] += 1
+                    hub.send_frame(conn, await service.send(conn.user, command))
+                    ack_seconds.observe(time.perf_counter() - started)
+                elif isinstance(command, Resume):
+                    hub.stats.frames_in["resume"] += 1
+                    await resume(hub, conn, command)
+                elif isinstance(command, MarkRead):
+                    hub.stats.frames_in["read"] += 1
+                    await service.read(conn.user, command)
+            except LabError as exc:
+                retry = getattr(exc, "retry_after_s", None)
+                hub.stats.errors[exc.code] += 1
+                hub.send_frame(conn, error_frame(exc.code, exc.message, retry))
+            except ConnectionClosed:
+                raise
+            except Exception:  # a bug must cost one frame its answer, never the connection
+                log.exception("frame_failed", user=conn.user)
+                hub.stats.errors["internal_error"] += 1
+                hub.send_frame(conn, error_frame("internal_error", "internal error; see the gateway log"))
+    except ConnectionClosed:
+        pass
+
+
+async def resume(hub: Hub, conn: Connection, command: Resume) -> None:
+    for conversation_id, last_seq in command.positions.items():
+        try:
+            await hub.service.memberships.check(conn.user, conversation_id)
+        except LabError as exc:
+            hub.stats.errors[exc.code] += 1
+            hub.send_frame(conn, error_frame(exc.code, exc.message))
+            continue
+        await hub.replay(conn, conversation_id, last_seq)
+    positions = {c: conn.cursor.last.get(c, p) for c, p in command.positions.items()}
+    hub.send_frame(conn, resumed_frame(positions))

@@ -16,7 +16,8 @@ def api(lab):
 
 
 def _instances(lab) -> list[str]:
-    return [c["url"] for n, c in lab.state["components"].items() if c["kind"] == "app" and "analytics" not in n]
+    return [c["url"] for n, c in lab.state["components"].items()
+            if c["kind"] == "app" and c.get("design") == "shortener" and "analytics" not in n]
 
 
 def _new_url() -> str:

@@ -18,9 +18,10 @@ def test_status_shows_every_component(lab):
     status = lab.status()
     names = {c["name"] for c in status["components"]}
     assert names == {"redis", "postgres-0", "postgres-1", "kafka", "shortener-1", "shortener-2",
-                     "shortener-analytics-1", "caddy"}
+                     "shortener-analytics-1", "messaging-1", "messaging-2", "messaging-gateway-1",
+                     "messaging-gateway-2", "messaging-fanout-1", "caddy"}
     assert all(c["state"] == "ready" and c["pid"] for c in status["components"]), status
-    assert status["urls"] == {"shortener": lab.url()}
+    assert status["urls"] == {"shortener": lab.url(), "messaging": lab.url("messaging")}
 
 
 def test_kill_then_restart_redis(lab):

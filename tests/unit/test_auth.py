@@ -22,10 +22,10 @@ def test_a_token_names_its_user():
     (None, "bearer token is required"),
     ("", "bearer token is required"),
     ("garbage", "not valid"),
-    (jwt.encode({"sub": "alice", "exp": int(time.time()) + 60, "iss": "sdlab"}, "another-secret-entirely-and-long-enough",
+    (jwt.encode({"sub": "alice", "exp": int(time.time()) + 86_400, "iss": "sdlab"}, "another-secret-entirely-and-long-enough",
                 algorithm="HS256"), "not valid"),
     (jwt.encode({"sub": "alice", "exp": int(time.time()) - 1, "iss": "sdlab"}, SECRET, algorithm="HS256"), "expired"),
-    (jwt.encode({"sub": "Alice!", "exp": int(time.time()) + 60, "iss": "sdlab"}, SECRET, algorithm="HS256"),
+    (jwt.encode({"sub": "Alice!", "exp": int(time.time()) + 86_400, "iss": "sdlab"}, SECRET, algorithm="HS256"),
      "no valid user"),
     (jwt.encode({"sub": "alice", "iss": "sdlab"}, SECRET, algorithm="HS256"), "not valid"),  # no expiry
 ])

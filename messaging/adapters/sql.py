@@ -8,18 +8,13 @@ inserted with that seq, and under db-first an outbox row added and the relay wok
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from messaging.domain import Conversation, Message, MessageSent
 from messaging.ports import Appended, StoreUnavailable
-from services.clients.postgres import within_deadline
+from services.clients.postgres import DeadlineSql
 
-T = TypeVar("T")
 NOTIFY_CHANNEL = "message_outbox"
 
 _APPEND = """
@@ -74,17 +69,8 @@ def _conversation(row) -> Conversation:
                         last_seq=row.last_seq)
 
 
-class _Sql:
-    def __init__(self, engine: Callable[[], AsyncEngine], deadline_s: float) -> None:
-        self._get_engine = engine  # a callable: the engine exists only once the lifespan started it
-        self._deadline_s = deadline_s
-
-    @property
-    def _engine(self) -> AsyncEngine:
-        return self._get_engine()
-
-    async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await within_deadline(fn, self._deadline_s, StoreUnavailable)
+class _Sql(DeadlineSql):
+    unavailable = StoreUnavailable
 
 
 class SqlConversationStore(_Sql):

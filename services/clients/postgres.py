@@ -64,6 +64,25 @@ def asyncpg_url(url: str) -> str:
     raise ValueError(f"not a PostgreSQL URL: {url!r}")
 
 
+class DeadlineSql:
+    """Base of a design's SQL adapter: its engine (a callable, since the engine exists only once the
+    lifespan started it) and :func:`within_deadline` around every operation, raising the design's
+    own ``unavailable`` error."""
+
+    unavailable: type[Exception] = ConnectionError
+
+    def __init__(self, engine: Callable[[], AsyncEngine], deadline_s: float = 1.0) -> None:
+        self._get_engine = engine
+        self._deadline_s = deadline_s
+
+    @property
+    def _engine(self) -> AsyncEngine:
+        return self._get_engine()
+
+    async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        return await within_deadline(fn, self._deadline_s, self.unavailable)
+
+
 class PostgresShards:
     def __init__(
         self,

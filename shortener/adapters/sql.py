@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 from sqlalchemy import delete, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.clients.postgres import within_deadline
+from services.clients.postgres import DeadlineSql
 from shortener.adapters.schema import click_batches, counter_leases, links
 from shortener.domain import Link, LinkClicked
 from shortener.ports import InsertOutcome, StoreUnavailable
 
-T = TypeVar("T")
 _LOCK_IN_ORDER = text("SELECT code FROM links WHERE code = ANY(CAST(:codes AS text[])) ORDER BY code FOR UPDATE")
 _ADD_CLICKS = text(
     "UPDATE links AS l SET clicks = l.clicks + v.n "
@@ -28,19 +23,8 @@ def _link(row, clicks: int = 0) -> Link:
                 custom_alias=row.custom_alias, clicks=clicks)
 
 
-class SqlLinkRepository:
-    def __init__(self, engine: Callable[[], AsyncEngine], deadline_s: float = 1.0) -> None:
-        self._get_engine = engine  # a callable: the engine exists only once the lifespan started it
-        # One deadline for the whole operation (pool checkout, pre-ping, query, commit): each
-        # step has its own timeout, and three of them in a row is not "fail fast".
-        self._deadline_s = deadline_s
-
-    @property
-    def _engine(self) -> AsyncEngine:
-        return self._get_engine()
-
-    async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await within_deadline(fn, self._deadline_s, StoreUnavailable)
+class SqlLinkRepository(DeadlineSql):
+    unavailable = StoreUnavailable
 
     async def get(self, code: str) -> Link | None:
         async def q() -> Link | None:

@@ -28,7 +28,7 @@ from messaging.domain import MAX_FRAME_BYTES
 from messaging.main import wire
 from messaging.metrics import GatewayCollector, GatewayStats, ack_latency
 from messaging.ws import Connection, Hub, serve_connection
-from services.app import run_checks
+from services.app import readiness, running
 from services.auth import bearer_token
 from services.errors import Unauthorized
 from services.logging import configure_logging, get_logger
@@ -69,11 +69,7 @@ class Gateway:
         if url.path == "/healthz":
             return _json(200, {"status": "alive", "service": SERVICE, "instance": self.name})
         if url.path == "/readyz":
-            checks, critical, other = await run_checks(self.resources, self.settings.readiness_timeout_s)
-            status = "unready" if critical else ("degraded" if other else "ready")
-            return _json(503 if critical else 200,
-                         {"status": status, "service": SERVICE, "instance": self.name, "checks": checks,
-                          "failed": critical + other})
+            return _json(*await readiness(SERVICE, self.name, self.resources, self.settings.readiness_timeout_s))
         if url.path == "/metrics":
             return _response(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
         if url.path != "/ws":
@@ -100,13 +96,11 @@ class Gateway:
         configure_logging(SERVICE, self.name, self.settings.log_level, self.settings.log_format)
         # The library logs every connection and health probe at INFO; keep its warnings only.
         logging.getLogger("websockets").setLevel(max(logging.WARNING, logging.getLogger().level))
-        for resource in self.resources:
-            await resource.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        try:
+        async with running(self.resources):
             async with serve(self.handle, host, port, process_request=self.process_request,
                              compression="deflate" if self.settings.compression else None,
                              max_size=MAX_FRAME_BYTES, ping_interval=self.settings.ping_interval_s,
@@ -116,13 +110,7 @@ class Gateway:
                 log.info("gateway_draining", connections=self.stats.connections)
                 server.close()  # stop accepting; every socket gets 1001 (going away)
                 await server.wait_closed()
-        finally:
-            for resource in reversed(self.resources):
-                try:
-                    await resource.stop()
-                except Exception:  # keep stopping the others; the failure is logged
-                    log.exception("resource_stop_failed", resource=resource.name)
-            log.info("gateway_stopped")
+        log.info("gateway_stopped")
 
 
 def main(argv: list[str] | None = None) -> None:

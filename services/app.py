@@ -40,6 +40,31 @@ async def run_checks(resources: Sequence[Resource], timeout_s: float) -> tuple[d
     return results, critical, other
 
 
+async def readiness(service: str, instance: str, resources: Sequence[Resource], timeout_s: float) -> tuple[int, dict]:
+    """The ``/readyz`` answer: 503 when a critical check failed, ``degraded`` when another did."""
+    checks, critical, other = await run_checks(resources, timeout_s)
+    status = "unready" if critical else ("degraded" if other else "ready")
+    body = {"status": status, "service": service, "instance": instance, "checks": checks, "failed": critical + other}
+    return (503 if critical else 200), body
+
+
+@asynccontextmanager
+async def running(resources: Sequence[Resource]) -> AsyncIterator[None]:
+    """Start ``resources`` in order; stop the ones that started, in reverse, whatever happens."""
+    started: list[Resource] = []
+    try:
+        for resource in resources:
+            await resource.start()
+            started.append(resource)
+        yield
+    finally:
+        for resource in reversed(started):
+            try:
+                await resource.stop()
+            except Exception:  # keep stopping the others; the failure is logged
+                log.exception("resource_stop_failed", resource=resource.name)
+
+
 def create_service_app(
     *,
     service: str,
@@ -60,19 +85,11 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         configure_logging(service, settings.instance_id, settings.log_level, settings.log_format)
-        started: list[Resource] = []
         try:
-            for resource in resources:
-                await resource.start()
-                started.append(resource)
-            log.info("service_started", resources=[r.name for r in resources])
-            yield
+            async with running(resources):
+                log.info("service_started", resources=[r.name for r in resources])
+                yield
         finally:
-            for resource in reversed(started):
-                try:
-                    await resource.stop()
-                except Exception:  # keep stopping the others; the failure is logged
-                    log.exception("resource_stop_failed", resource=resource.name)
             log.info("service_stopped")
 
     app = FastAPI(
@@ -92,16 +109,8 @@ def create_service_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks, critical, other = await run_checks(resources, settings.readiness_timeout_s)
-        status = "unready" if critical else ("degraded" if other else "ready")
-        body = {
-            "status": status,
-            "service": service,
-            "instance": settings.instance_id,
-            "checks": checks,
-            "failed": critical + other,
-        }
-        return JSONResponse(body, status_code=503 if critical else 200)
+        status, body = await readiness(service, settings.instance_id, resources, settings.readiness_timeout_s)
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(_: Request) -> Response:

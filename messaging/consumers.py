@@ -32,45 +32,16 @@ from services.app import create_service_app
 from services.clients.kafka import KafkaConsumer
 from services.logging import get_logger
 from services.metrics import ClientGauges, counter_families
-from services.tasks import cancel_and_wait
+from services.tasks import BackgroundLoop
 
 log = get_logger(__name__)
 SERVICE = "messaging-fanout"
-_TRANSIENT = (StoreUnavailable, LogUnavailable, RegistryUnavailable, KafkaError)
 
 
-class Loop:
-    """A background loop as a lifespan resource; a transient failure pauses it, never ends it."""
+class Loop(BackgroundLoop):
+    """The worker's loops: PostgreSQL, Kafka or Redis being down pauses them, never ends them."""
 
-    critical = False
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.failures = 0
-        self._task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._forever(), name=self.name)
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-
-    async def _forever(self) -> None:
-        while True:
-            try:
-                await self.step()
-            except asyncio.CancelledError:
-                raise
-            except _TRANSIENT as exc:
-                self.failures += 1
-                log.warning(f"{self.name}_failed", error=repr(exc)[:200])
-                await asyncio.sleep(0.5)
-
-    async def step(self) -> None:
-        raise NotImplementedError
-
-    def health_checks(self) -> dict:
-        return {}
+    transient = (StoreUnavailable, LogUnavailable, RegistryUnavailable, KafkaError)
 
 
 class Relay(Loop):

@@ -19,39 +19,24 @@ from messaging.service import MessagingService
 from messaging.ws import Hub
 from services.clients.kafka import TopicSpec, ensure_topics
 from services.logging import get_logger
-from services.tasks import cancel_and_wait
+from services.tasks import BackgroundLoop
 
 log = get_logger(__name__)
 
 
-class DeliveryReader:
-    name = "delivery-topic"
-    critical = False
+class DeliveryReader(BackgroundLoop):
+    """Reads this gateway's topic until Kafka fails, then starts over (a new consumer at the end)."""
+
+    transient = (KafkaError, OSError)
 
     def __init__(self, settings: MessagingSettings, hub: Hub) -> None:
+        super().__init__("delivery-topic")
         self._settings = settings
         self._hub = hub
         self._topic = settings.delivery_topic(settings.instance_id)
-        self._task: asyncio.Task | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="delivery-reader")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._read()
-            except asyncio.CancelledError:
-                raise
-            except (KafkaError, OSError) as exc:
-                log.warning("delivery_reader_restarting", error=repr(exc)[:200])
-                await asyncio.sleep(0.5)
-
-    async def _read(self) -> None:
+    async def step(self) -> None:
         bootstrap = self._settings.kafka_bootstrap_servers
         await ensure_topics(bootstrap, [TopicSpec(self._topic, partitions=1)])
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id=self._settings.instance_id,
@@ -85,17 +70,14 @@ class DeliveryReader:
         return {"delivery-topic": self._check}
 
 
-class Heartbeat:
+class Heartbeat(BackgroundLoop):
     """Keeps this gateway's liveness key fresh and announces its users' presence changes."""
 
-    name = "heartbeat"
-    critical = False
-
     def __init__(self, settings: MessagingSettings, service: MessagingService) -> None:
+        super().__init__("heartbeat")
         self._settings = settings
         self._service = service
         self._gateway = settings.instance_id
-        self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
         try:
@@ -104,18 +86,14 @@ class Heartbeat:
                 await self._service.presence_changed(user, False)
         except RegistryUnavailable as exc:
             log.warning("stale_routes_not_cleared", error=str(exc))
-        self._task = asyncio.create_task(self._run(), name="heartbeat")
+        await super().start()
 
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._service.registry.heartbeat(self._gateway, self._settings.presence_ttl_s)
-            except RegistryUnavailable as exc:
-                log.warning("heartbeat_failed", error=str(exc))
-            await asyncio.sleep(self._settings.heartbeat_s)
+    async def step(self) -> None:
+        try:
+            await self._service.registry.heartbeat(self._gateway, self._settings.presence_ttl_s)
+        except RegistryUnavailable as exc:
+            log.warning("heartbeat_failed", error=str(exc))
+        await asyncio.sleep(self._settings.heartbeat_s)
 
     async def connected(self, user: str) -> None:
         try:
@@ -130,6 +108,3 @@ class Heartbeat:
                 await self._service.presence_changed(user, False)
         except RegistryUnavailable as exc:
             log.warning("route_not_removed", user=user, error=str(exc))
-
-    def health_checks(self) -> dict:
-        return {}

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from services.logging import get_logger
 from services.ratelimit import LimiterUnavailable, TokenBucket
-from services.tasks import cancel_and_wait
+from services.tasks import BackgroundLoop
 from shortener.domain import Link
 from shortener.ports import CacheEntry, CacheUnavailable, LinkRepository
 
@@ -140,41 +140,25 @@ class RedisInvalidator:
             raise CacheUnavailable(str(exc)) from exc
 
 
-class InvalidationListener:
+class InvalidationListener(BackgroundLoop):
     """A background subscription that survives Redis restarts (it resubscribes)."""
 
-    name = "invalidation-listener"
-    critical = False
+    transient = _DOWN
 
     def __init__(self, redis: Callable[[], Redis], on_code: Callable[[str], None], on_reconnect: Callable[[], None]) -> None:
+        super().__init__("invalidation-listener")
         self._redis = redis
         self._on_code = on_code
         self._on_reconnect = on_reconnect
-        self._task: asyncio.Task | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="invalidation-listener")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with self._redis().pubsub() as pubsub:
-                    await pubsub.subscribe(INVALIDATION_CHANNEL)
-                    # Messages published while we were away are gone: drop the whole local cache.
-                    self._on_reconnect()
-                    while True:
-                        # Poll with a timeout: a blocking listen() would trip the pool's short
-                        # socket timeout and reconnect (and clear the cache) every quarter second.
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                        if message is not None and message.get("type") == "message":
-                            self._on_code(message["data"].decode())
-            except asyncio.CancelledError:
-                raise
-            except _DOWN:
-                await asyncio.sleep(0.5)
-
-    def health_checks(self) -> dict:
-        return {}
+    async def step(self) -> None:
+        async with self._redis().pubsub() as pubsub:
+            await pubsub.subscribe(INVALIDATION_CHANNEL)
+            # Messages published while we were away are gone: drop the whole local cache.
+            self._on_reconnect()
+            while True:
+                # Poll with a timeout: a blocking listen() would trip the pool's short
+                # socket timeout and reconnect (and clear the cache) every quarter second.
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None and message.get("type") == "message":
+                    self._on_code(message["data"].decode())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr
-
 from pydantic_settings import SettingsConfigDict
 
 from services.settings import ServiceSettings

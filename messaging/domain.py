@@ -28,9 +28,8 @@ _MESSAGE_IDS = uuid.UUID("6f1d3c1e-6b1e-4f43-9a57-0b7d0c4c2a11")  # namespace of
 class FrameRejected(InvalidInput):
     """A client frame the server will not act on; ``code`` is the error frame's code."""
 
-    def __init__(self, code: str, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message, code=code)
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)

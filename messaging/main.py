@@ -45,12 +45,13 @@ def wire(settings: MessagingSettings, *, client_id: str | None = None) -> Wiring
     producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id=client_id or settings.instance_id,
                              topics=[sent_topic(settings)], linger_ms=0)
     deliveries = KafkaDeliveries(producer, settings.delivery_topic)
+    registry = RedisRegistry(lambda: redis.redis)
     service = MessagingService(
         settings,
         conversations=SqlConversationStore(lambda: db.engine(0), settings.database_timeout_s),
         messages=SqlMessageStore(lambda: db.engine(0), settings.database_timeout_s),
-        registry=RedisRegistry(lambda: redis.redis),
-        router=Router(RedisRegistry(lambda: redis.redis), deliveries),
+        registry=registry,
+        router=Router(registry, deliveries),
         limiter=RedisSendLimiter(lambda: redis.redis, settings.send_rate_per_s, settings.send_burst),
         sent_log=KafkaSentLog(producer, settings.sent_topic) if settings.write_path == "log-first" else None,
     )

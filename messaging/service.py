@@ -50,30 +50,33 @@ class Memberships:
     def __init__(self, store: ConversationStore, size: int = 100_000) -> None:
         self._store = store
         self._size = size
-        self._cache: OrderedDict[str, frozenset[str]] = OrderedDict()
-        self._order: dict[str, tuple[str, ...]] = {}
+        # conversation -> (members in order, the same as a set for membership tests), least recent first
+        self._cache: OrderedDict[str, tuple[tuple[str, ...], frozenset[str]]] = OrderedDict()
 
-    async def members(self, conversation_id: str) -> tuple[str, ...] | None:
-        if conversation_id in self._cache:
+    async def _entry(self, conversation_id: str) -> tuple[tuple[str, ...], frozenset[str]] | None:
+        entry = self._cache.get(conversation_id)
+        if entry is not None:
             self._cache.move_to_end(conversation_id)
-            return self._order[conversation_id]
+            return entry
         conversation = await self._store.get(conversation_id)
         if conversation is None:
             return None
-        self._cache[conversation_id] = frozenset(conversation.members)
-        self._order[conversation_id] = conversation.members
+        entry = self._cache[conversation_id] = (conversation.members, frozenset(conversation.members))
         if len(self._cache) > self._size:
-            old, _ = self._cache.popitem(last=False)
-            self._order.pop(old, None)
-        return conversation.members
+            self._cache.popitem(last=False)
+        return entry
+
+    async def members(self, conversation_id: str) -> tuple[str, ...] | None:
+        entry = await self._entry(conversation_id)
+        return entry[0] if entry else None
 
     async def check(self, user: str, conversation_id: str) -> tuple[str, ...]:
         """The members, if ``user`` is one; Forbidden otherwise (an unknown conversation too, so
         that ids cannot be probed)."""
-        members = await self.members(conversation_id)
-        if members is None or user not in self._cache[conversation_id]:
+        entry = await self._entry(conversation_id)
+        if entry is None or user not in entry[1]:
             raise Forbidden(f"you are not a member of conversation {conversation_id!r}", code="forbidden")
-        return members
+        return entry[0]
 
 
 class Router:

@@ -20,6 +20,7 @@ class ShortenerPlugin:
     name = "shortener"
     locustfile = HERE / "locustfile.py"
     k6_script = HERE / "load.k6.js"
+    open_loop = "k6"
     experiments = EXPERIMENTS
 
     @staticmethod

@@ -1,6 +1,6 @@
 """The capacity experiment any design can register: open-loop steps of offered rate, past saturation.
 
-Each step is a k6 run at a constant arrival rate on the same stack. A step meets the objective
+Each step is an open-loop run (k6, or the design's own generator) at a constant arrival rate on the same stack. A step meets the objective
 when its p99 is under ``slo_p99_ms``, fewer than ``max_error_share`` of its requests failed,
 it achieved at least 90% of the offered rate, and k6 dropped under 1% of its iterations. The
 knee is the highest offered rate that met it with every lower rate meeting it too: the answer
@@ -51,7 +51,7 @@ def step_name(rate: float) -> str:
 def capacity_experiment(*, design: str, load: LoadSpec, question: str, slo_p99_ms: float = 50.0,
                         max_error_share: float = 0.001, rates: tuple[float, ...] = RATES,
                         duration_s: float = 10.0) -> Experiment:
-    spec = replace(load, generator="k6", duration_s=duration_s, faults="")
+    spec = replace(load, generator=load.generator if load.open_loop else "k6", duration_s=duration_s, faults="")
 
     def verdict(r: VariantResult) -> str:
         return miss_reason(r.summary, slo_p99_ms, max_error_share) or "meets objective"

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from services.lab import chaos, load, report, supervisor, ui
 from services.lab.config import LabSettings
-from services.lab.designs import DESIGNS, resolve
+from services.lab.designs import DESIGNS, plugin_for, resolve
 from services.lab.errors import LabCommandError
 
 
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     ld = sub.add_parser("load", help="run a load against the running stack (Locust closed loop, or k6 open loop)")
     ld.add_argument("design")
     ld.add_argument("--open", action="store_true",
-                    help="open loop with k6 at --rate arrivals/s: the latencies to quote (default: Locust users)")
+                    help="open loop at --rate arrivals/s (k6, or the design's own generator): the latencies to "
+                         "quote (default: Locust users)")
     ld.add_argument("--users", type=int, default=50, help="closed loop: concurrent simulated users (default 50)")
     ld.add_argument("--rate", type=float,
                     help="requests/s to offer (required with --open; closed loop: pace the users to it)")
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--zipf", type=float, default=1.1, help="popularity skew s of the seeded items (default 1.1)")
     ld.add_argument("--seed", type=int, default=2000, help="items the design creates before the run (default 2000)")
     ld.add_argument("--faults", default="", help="e.g. 'at 10s kill redis; at 20s restart redis'")
+    ld.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a design's own load knob (repeatable), passed to its seeder and generators as SDLAB_OPT_<KEY>")
     ld.add_argument("--name", default=None, help="name of the results folder")
 
     ex = sub.add_parser("experiment", help="run an experiment and write its report")
@@ -170,6 +173,21 @@ def _read_write(text: str) -> tuple[int, int]:
     return read, write
 
 
+def open_loop_generator(design: str) -> str:
+    """k6, unless the design ships an open-loop generator of its own (see services.lab.plugin)."""
+    return getattr(plugin_for(design), "open_loop", "k6")
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LabCommandError(f"--option wants KEY=VALUE, got {pair!r}")
+        found[key.strip()] = value.strip()
+    return found
+
+
 def cmd_load(args: argparse.Namespace) -> None:
     settings = _settings(args)
     read, write = _read_write(args.read_write)
@@ -181,9 +199,10 @@ def cmd_load(args: argparse.Namespace) -> None:
     if args.open and args.rate is None:
         raise LabCommandError("--open needs an arrival rate: add --rate REQUESTS_PER_S")
     spec = load.LoadSpec(design=args.design, name=args.name or f"{args.design}-load",
-                         generator="k6" if args.open else "locust", users=args.users, rate=args.rate,
+                         generator=open_loop_generator(args.design) if args.open else "locust", users=args.users, rate=args.rate,
                          duration_s=args.duration, shape=args.shape, read_weight=read, write_weight=write,
-                         zipf_s=args.zipf, seed_count=args.seed, faults=args.faults)
+                         zipf_s=args.zipf, seed_count=args.seed, faults=args.faults,
+                         options=_options(args.option))
     result = load.run_load(settings, spec, say=ui.say)
     load.verify(settings, result, say=ui.say)
     summary = result.summary
@@ -246,8 +265,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     for d in sorted(set(state.designs) - set(loaded)):
         ui.console.print(f"   {d} is running but has no load tests yet; try it at http://{settings.host}:{state.ports[d]}/")
     for i, design in enumerate(loaded, start=2):
-        ui.console.print(f"{i}/3 a {args.duration:.0f}-second open-loop load (k6, 300 req/s) on {design}")
-        spec = load.LoadSpec(design=design, name=f"demo-{design}", generator="k6", rate=300, duration_s=args.duration)
+        plugin = plugin_for(design)
+        # A design may size its demo (``demo``: LoadSpec fields); 300 req/s otherwise.
+        demo = {"rate": 300, **getattr(plugin, "demo", {}), "generator": open_loop_generator(design)}
+        ui.console.print(f"{i}/3 a {args.duration:.0f}-second open-loop load ({demo['generator']}, "
+                         f"{demo['rate']} req/s) on {design}")
+        spec = load.LoadSpec(design=design, name=f"demo-{design}", duration_s=args.duration, **demo)
         result = load.run_load(settings, spec, say=ui.say)
         load.verify(settings, result, say=ui.say)
         chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name)

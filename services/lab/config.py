@@ -57,14 +57,19 @@ class _LabSettings(BaseSettings):
     def design_instances(self, design: str) -> int:
         return int(getattr(self, f"{design}_instances"))
 
+    def design_workers(self, design: str) -> int:
+        return int(getattr(self, f"{design}_workers"))
+
 
 def _design_fields() -> dict:
-    """``<design>_port`` (its load balancer's public port) and ``<design>_instances`` for every
-    design of the registry, read from ``SDLAB_<DESIGN>_PORT`` and ``SDLAB_<DESIGN>_INSTANCES``."""
+    """``<design>_port`` (its load balancer's public port), ``<design>_instances`` and
+    ``<design>_workers`` (copies of each background worker) for every design of the registry, read
+    from ``SDLAB_<DESIGN>_PORT``, ``SDLAB_<DESIGN>_INSTANCES`` and ``SDLAB_<DESIGN>_WORKERS``."""
     fields: dict = {}
     for design in DESIGNS.values():
         fields[f"{design.name}_port"] = (int, Field(design.port, ge=1, le=65535))
         fields[f"{design.name}_instances"] = (int, Field(design.instances, ge=1, le=16))
+        fields[f"{design.name}_workers"] = (int, Field(1, ge=1, le=8))
     return fields
 
 

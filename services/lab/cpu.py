@@ -1,4 +1,5 @@
-"""CPU% per lab component (its whole process tree) and of the load generator, sampled once a second."""
+"""CPU% and resident memory per lab component (its whole process tree) and of the load generator,
+sampled once a second."""
 
 from __future__ import annotations
 
@@ -34,16 +35,20 @@ class CpuSampler:
                             pass
 
     def sample(self) -> dict[str, float]:
+        """CPU% per component since the last sample; the memory of the same instant goes to ``rss_mib``."""
         out = {}
+        self.rss_mib: dict[str, float] = {}
         for name, proc in self.procs.items():
-            total = 0.0
+            total, rss = 0.0, 0
             for p in procs.process_tree(proc):
                 known = self._cache.setdefault(p.pid, p)
                 try:
                     total += known.cpu_percent(None)
+                    rss += known.memory_info().rss
                 except psutil.Error:
                     pass
             out[name] = round(total, 1)
+            self.rss_mib[name] = round(rss / 2**20, 1)
         return out
 
 

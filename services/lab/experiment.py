@@ -32,6 +32,7 @@ class Variant:
     name: str
     app_env: dict[str, str] = field(default_factory=dict)
     instances: int | None = None
+    workers: int | None = None  # copies of each of the design's background workers
     load: dict = field(default_factory=dict)  # LoadSpec fields to override
     # Run on the stack the variant before left running (no restart; its data and seed kept).
     same_stack: bool = False
@@ -123,7 +124,8 @@ def run_experiment(
     last_seed: Path | None = None
     try:
         for variant in _variants(exp, results):
-            overrides = {f"{exp.design}_instances": variant.instances} if variant.instances else {}
+            overrides = {f"{exp.design}_{what}": count for what, count in
+                         (("instances", variant.instances), ("workers", variant.workers)) if count}
             vsettings = settings.model_copy(update=overrides)
             spec = replace(exp.load, name=variant.name, **variant.load)
             if duration_s is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.lab import report
-from services.lab.load import CLOSED_LOOP_NOTE, OPEN_LOOP_NOTE
+from services.lab.load import CLOSED_LOOP_NOTE, OPEN_LOOP_NOTE, generator_label
 from services.lab.machine import invoked_command, machine_spec
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _loop_label(results: dict[str, "VariantResult"]) -> str:
 def _load_line(first: dict) -> str:
     spec = first["spec"]
     mix = f"read:write {spec['read_weight']}:{spec['write_weight']}, Zipf s={spec['zipf_s']}"
-    generator = "k6" if first.get("loop") == "open" else "Locust"
+    generator = generator_label(first)
     return f"- Load per variant: {generator}, {first['offered']}, {first['duration_s']} s, {mix}"
 
 

@@ -1,8 +1,9 @@
 """``sdlab load``: one load run against the running stack, with a live progress line.
 
-Two generators, one output: Locust (closed loop, simulated users: user behaviour) or k6 (open
-loop at an arrival rate: the latencies to quote). Either way the run writes
-``results/<timestamp>-<name>/`` with a per-second timeline (``timeline.jsonl``, with the CPU of
+Three generators, one output: Locust (closed loop, simulated users: user behaviour), k6 (open
+loop at an arrival rate: the latencies to quote), or a design's own open-loop generator where k6
+drives its protocol poorly (:mod:`services.lab.script_driver`). Either way the run writes
+``results/<timestamp>-<name>/`` with a per-second timeline (``timeline.jsonl``, with the CPU and memory of
 every component and of the load generator), a scrape of every service's ``/metrics`` before and
 after, the generator's own output, and ``summary.json`` with the same fields.
 """
@@ -28,22 +29,31 @@ from services.lab.k6_driver import K6Driver, rate_stages
 from services.lab.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
 from services.lab.machine import invoked_command, machine_spec
 from services.lab.plugin import RunContext, Verification
+from services.lab.script_driver import ScriptDriver
 from services.lab.state import load_state
 from services.lab.supervisor import require_state
 
-GENERATORS = ("locust", "k6")
+GENERATORS = ("locust", "k6", "script")
 CLOSED_LOOP_NOTE = ("Locust is closed-loop: a user waits for each answer, so a slow server lowers the load it gets "
                     "(coordinated omission), and at low rates Locust's own scheduling dominates its latencies. "
                     "Quote latencies from open-loop (k6) runs.")
-OPEN_LOOP_NOTE = ("k6 ran open-loop: requests started on schedule whether or not earlier ones had finished; "
-                  "iterations it could not start (every VU busy) are counted as dropped.")
+OPEN_LOOP_NOTE = ("The load ran open-loop: requests started on schedule whether or not earlier ones had finished; "
+                  "those the generator could not start are counted as dropped.")
+GENERATOR_LABELS = {"k6": "k6, open loop", "locust": "Locust, closed loop",
+                    "script": "the design's own generator, open loop"}
+
+
+def generator_label(summary: dict) -> str:
+    return GENERATOR_LABELS.get(summary.get("generator", ""), str(summary.get("generator")))
 
 
 @dataclass
 class LoadSpec:
     design: str
     name: str = "load"
-    generator: str = "locust"  # "locust": closed loop, ``users`` simulated users; "k6": open loop at ``rate``
+    # "locust": closed loop, ``users`` simulated users; "k6" or "script" (the design's own
+    # generator): open loop at ``rate``.
+    generator: str = "locust"
     users: int = 50
     rate: float | None = None  # requests/s to offer; Locust: paced users (None: as fast as answers come)
     duration_s: float = 30.0
@@ -57,10 +67,13 @@ class LoadSpec:
     # Open loop: the most requests in flight; past it k6 drops iterations (counted) instead of
     # queueing them, which bounds a run offered more than the service can take. None: ~rate.
     max_vus: int | None = None
+    # Design-specific knobs (group sizes, who stops reading, ...), passed to the seeder and to
+    # the generators as SDLAB_OPT_<KEY>; the engine does not read them.
+    options: dict[str, str] = field(default_factory=dict)
 
     @property
     def open_loop(self) -> bool:
-        return self.generator == "k6"
+        return self.generator != "locust"
 
 
 @dataclass
@@ -104,6 +117,11 @@ def _driver(plugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], b
             env = {**env, "SDLAB_MAX_VUS": str(spec.max_vus)}
         return K6Driver(plugin.k6_script, host, out, env, rate=spec.rate or 0, duration_s=spec.duration_s,
                         shape=spec.shape, bind=bind)
+    if spec.generator == "script":
+        if not getattr(plugin, "script_module", None):
+            raise LabCommandError(f"design {spec.design!r} has no open-loop generator of its own; use k6")
+        return ScriptDriver(plugin.script_module, host, out, env, rate=spec.rate or 0, duration_s=spec.duration_s,
+                            shape=spec.shape)
     if spec.generator == "locust":
         return LocustDriver(plugin.locustfile, host, out, env, users=spec.users, rate=spec.rate,
                             duration_s=spec.duration_s, shape=spec.shape)
@@ -152,7 +170,8 @@ def run_load(
     ctx = RunContext(settings, state, spec.design, out, say)
     host = ctx.base_url
     env = {"SDLAB_ACK_LOG": str(out / "acks.jsonl"), "SDLAB_READ_WEIGHT": str(spec.read_weight),
-           "SDLAB_WRITE_WEIGHT": str(spec.write_weight), "SDLAB_ZIPF_S": str(spec.zipf_s), "PYTHONPATH": str(REPO_ROOT)}
+           "SDLAB_WRITE_WEIGHT": str(spec.write_weight), "SDLAB_ZIPF_S": str(spec.zipf_s), "PYTHONPATH": str(REPO_ROOT),
+           **{f"SDLAB_OPT_{key.upper()}": str(value) for key, value in spec.options.items()}}
     driver = _driver(plugin, spec, host, out, env, settings.host)  # validates the spec before seeding
     say(f"results: {out}")
     driver.env["SDLAB_SEED_FILE"] = str(_seed(plugin, ctx, spec, seed_file))
@@ -174,6 +193,7 @@ def run_load(
         runner.start(t0)
     seconds: list[dict] = []
     cpu_rows: list[dict] = []
+    rss_rows: dict[int, dict[str, float]] = {}
     last_print = 0.0
     interactive = sys.stdout.isatty()
     try:
@@ -182,6 +202,7 @@ def run_load(
             sampler.refresh(load_state(settings.state_dir))
             cpu = sampler.sample()
             cpu_rows.append({"t": int(time.time() - t0_wall), **cpu})
+            rss_rows[cpu_rows[-1]["t"]] = sampler.rss_mib
             seconds += driver.take()
             elapsed = time.monotonic() - t0
             line = progress_line(elapsed, seconds, cpu)
@@ -205,6 +226,7 @@ def run_load(
     cpu_by_t = {row["t"]: row for row in cpu_rows}
     for row in timeline:
         row["cpu"] = {k: v for k, v in cpu_by_t.get(row["t"], {}).items() if k != "t"}
+        row["rss_mib"] = rss_rows.get(row["t"], {})
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     summary = summarize(spec, driver, timeline, seconds, elapsed, before, after, runner)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

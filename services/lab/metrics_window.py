@@ -102,14 +102,16 @@ class MetricsWindow:
                   for n, lab, value in self._samples("after", component) if n == name and _matches(lab, labels)]
         return sum(values) if values else None
 
-    def latency_ms(self, q: float, components: Iterable[str]) -> float | None:
-        """The q-quantile of HTTP request latency over the window, in ms, all routes together."""
+    def latency_ms(self, q: float, components: Iterable[str] | None = None,
+                   histogram: str = "http_request_duration_seconds") -> float | None:
+        """The q-quantile over the window of a histogram in seconds (default: HTTP request latency,
+        all routes together), in ms."""
         by_bound: dict[float, float] = defaultdict(float)
-        for component in components:
-            start = {lab: value for n, lab, value in self._samples("before", component)
-                     if n == "http_request_duration_seconds_bucket"}
+        bucket = f"{histogram}_bucket"
+        for component in components if components is not None else self.after:
+            start = {lab: value for n, lab, value in self._samples("before", component) if n == bucket}
             for n, lab, value in self._samples("after", component):
-                if n == "http_request_duration_seconds_bucket":
+                if n == bucket:
                     bound = float(dict(lab)["le"])
                     by_bound[bound] += grown(start.get(lab, 0.0), value)
         value = quantile(q, list(by_bound.items()))

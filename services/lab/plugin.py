@@ -3,7 +3,9 @@
 Each design ships ``loadtests/<design>/plugin.py`` with a ``PLUGIN`` object that has:
 
 - ``locustfile`` and ``k6_script``: the closed-loop (user behaviour) and open-loop (arrival
-  rate) drivers. Both read the seed file named by ``SDLAB_SEED_FILE``, take the same request
+  rate) drivers. A design whose protocol k6 drives poorly (a connection held per user for the whole run)
+  sets ``open_loop = "script"`` and names its own generator module in ``script_module``
+  (see :mod:`services.lab.script_driver`); it then has no k6 script (``k6_script = None``). Both read the seed file named by ``SDLAB_SEED_FILE``, take the same request
   mix from ``SDLAB_READ_WEIGHT``/``SDLAB_WRITE_WEIGHT``/``SDLAB_ZIPF_S``, report requests under
   the same endpoint names, and append every attempted and acknowledged write to the file named
   by ``SDLAB_ACK_LOG`` (one JSON object a line).
@@ -75,7 +77,8 @@ class BenchOptions:
 class DesignPlugin(Protocol):
     name: str
     locustfile: Path
-    k6_script: Path
+    k6_script: Path | None
+    open_loop: str  # "k6", or "script": the design's own generator, ``script_module``
     experiments: list["Experiment"]
 
     def seed(self, ctx: RunContext, spec: "LoadSpec", previous: dict | None = None) -> dict: ...

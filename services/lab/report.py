@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from services.lab import load  # noqa: E402
+
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
@@ -124,7 +126,7 @@ def machine_lines(summary: dict) -> list[str]:
 def load_report(summary: dict, out: Path, chart: Path) -> Path:
     spec = summary["spec"]
     open_loop = summary.get("loop") == "open"
-    generator = "k6, open loop" if open_loop else "Locust, closed loop"
+    generator = load.generator_label(summary)
     dropped = f" | {summary.get('dropped_iterations', 0)}" if open_loop else ""
     lines = [
         f"# Load run: {summary['name']}",

@@ -213,7 +213,8 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
         for role, module in design.servers:
             processes += [(f"{design.name}-{role}-{i}", partial(module_cmd, module), f"{upper}_{role.upper()}_UPSTREAMS")
                           for i in instances]
-        processes += [(f"{design.name}-{worker}-1", partial(uvicorn_cmd, app), None) for worker, app in design.workers]
+        processes += [(f"{design.name}-{worker}-{i}", partial(uvicorn_cmd, app), None) for worker, app in design.workers
+                      for i in range(1, settings.design_workers(design.name) + 1)]
         upstreams: dict[str, list[str]] = {}
         for name, command, upstream_var in processes:
             port = next_port

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
+from services.lab.load import generator_label
 from services.lab.supervisor import ComponentStatus
 
 class _Console(Console):
@@ -87,14 +88,14 @@ def error(message: str) -> None:
 
 def print_load_summary(summary: dict, report_path) -> None:
     fail_pct = 100.0 * summary["failures"] / summary["requests"] if summary["requests"] else 0.0
-    loop = "open loop, k6" if summary.get("loop") == "open" else "closed loop, Locust"
+    loop = generator_label(summary)
     p50, p99 = summary["p50_ms"] or 0, summary["p99_ms"] or 0
     console.print(
         f"{summary['name']}: {summary['achieved_rps']:,.0f} req/s achieved ({summary['offered']}), "
         f"p50 {p50:.2f} ms, p99 {p99:.2f} ms ({loop}), errors {fail_pct:.2f}%, "
         f"load generator CPU {summary['generator_cpu_avg'] or 0:.0f}% avg", markup=False)
     if summary.get("loop") == "open" and summary.get("dropped_iterations"):
-        console.print(f"[yellow]warning:[/] k6 dropped {summary['dropped_iterations']} iterations: the generator "
+        console.print(f"[yellow]warning:[/] {summary['dropped_iterations']} requests dropped: the generator "
                       "or the server could not keep up with the offered rate")
     if summary.get("loop") != "open":
         console.print("note: closed-loop latencies include Locust's own scheduling; quote `--open` runs", style="dim")
@@ -107,6 +108,18 @@ def print_load_summary(summary: dict, report_path) -> None:
 
 
 def print_bench(summary: dict, out) -> None:
+    """A ceiling benchmark's figures against its ceiling, or a benchmark's named figures and goals."""
+    if "figures" not in summary:
+        goals = summary.get("goals", {})
+        table = Table(title="sdlab bench", title_justify="left")
+        for col in ("figure", "value", "goal"):
+            table.add_column(col)
+        for key, value in summary.items():
+            if key not in ("machine", "command", "goals") and not isinstance(value, (dict, list)):
+                table.add_row(key, f"{value:,}" if isinstance(value, (int, float)) else str(value), goals.get(key, ""))
+        console.print(table)
+        console.print(f"results: {out}")
+        return
     table = Table(title=f"sdlab bench ({summary['generator']}, {summary['connections']} connections, "
                         f"{summary['duration_s']} s each, {summary['popularity']})", title_justify="left")
     for col in ("target", "req/s", "p50", "p99", "ratio to ceiling"):

@@ -1,0 +1,80 @@
+"""Open-loop load from a design's own generator: a Python module run as ``python -m``.
+
+For protocols k6 drives poorly (a connection held per user for the whole run, each request
+timed from its scheduled start to its effect arriving on another connection), a design ships its own
+open-loop generator. The engine runs it as it runs k6 and reads the same two things:
+- per second, while it runs: the Locust timeline's rows, appended to ``SDLAB_TIMELINE``;
+- at the end: the totals (``{"total": {...}, "endpoints": {name: {...}}}`` with requests,
+  failures, rps, p50/p95/p99/max in ms, and ``dropped_iterations``), written to ``SDLAB_TOTALS``.
+
+The generator gets ``SDLAB_HOST``, ``SDLAB_RATE``, ``SDLAB_DURATION_S``, ``SDLAB_SHAPE`` with
+``SDLAB_STAGES`` (the k6 driver's stages, for a shaped run), ``SDLAB_T0`` (the engine's start
+instant, so its seconds are the timeline's), and the variables every generator gets
+(``SDLAB_SEED_FILE``, ``SDLAB_ACK_LOG``, ...). It must start its sends on schedule whether or
+not earlier ones were answered, and count the ones it could not start as dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from services.lab.errors import LabCommandError
+from services.lab.k6_driver import rate_stages, start_rate
+from services.lab.locust_driver import read_new
+
+GRACE_S = 60  # after the duration: the generator drains what is in flight, then writes its totals
+
+
+class ScriptDriver:
+    kind = "script"
+
+    def __init__(self, module: str, host: str, out: Path, env: dict[str, str], *, rate: float, duration_s: float,
+                 shape: str | None) -> None:
+        self.module, self.out = module, out
+        self.rate, self.duration_s, self.shape = rate, duration_s, shape or "steady"
+        self.totals_path = out / "generator-totals.json"
+        self.env = {**env, "SDLAB_HOST": host, "SDLAB_RATE": str(rate), "SDLAB_DURATION_S": str(duration_s),
+                    "SDLAB_SHAPE": self.shape, "SDLAB_TIMELINE": str(out / "timeline-raw.jsonl"),
+                    "SDLAB_TOTALS": str(self.totals_path)}
+        stages = rate_stages(self.shape, rate, duration_s)
+        if stages is not None:
+            self.env["SDLAB_STAGES"] = json.dumps(stages)
+            self.env["SDLAB_START_RATE"] = str(start_rate(self.shape, rate))
+        self.proc: subprocess.Popen | None = None
+        self._offset = 0
+
+    @property
+    def offered(self) -> str:
+        shape = "" if self.shape == "steady" else f", {self.shape}"
+        return f"{self.rate:.0f} req/s open loop{shape}"
+
+    def start(self, t0_wall: float, cwd: Path) -> subprocess.Popen:
+        self.log = open(self.out / "generator.log", "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module], cwd=cwd, stdout=self.log,
+                                     stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env, "SDLAB_T0": repr(t0_wall)})
+        return self.proc
+
+    def take(self) -> list[dict]:
+        rows, self._offset = read_new(self.out / "timeline-raw.jsonl", self._offset)
+        return rows
+
+    def finish(self) -> list[dict]:
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=self.duration_s + GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        if self.proc.returncode != 0 or not self.totals_path.exists():
+            raise LabCommandError(f"the load generator {self.module} exited with {self.proc.returncode}; "
+                                  f"see {self.out / 'generator.log'}")
+        return self.take()
+
+    def totals(self, _rows: list[dict]) -> dict:
+        return json.loads(self.totals_path.read_text())

@@ -43,6 +43,10 @@ class MessagingSettings(ServiceSettings):
     # would cost a million frames when its members connect).
     presence_max_group: int = Field(100, ge=2)
 
+    # A new connection's live messages wait for its first frame (a resume says where the client
+    # stands), at most this long: a client that never resumes gets them after the grace.
+    resume_grace_s: float = Field(1.0, ge=0)
+
     history_page: int = Field(500, ge=1, le=1000)
     # How long the outbox relay sleeps when no notification comes (a missed one costs this much).
     relay_poll_s: float = Field(0.5, gt=0)

@@ -8,6 +8,7 @@ that comes replays what it missed from the database (``resume``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -73,11 +74,14 @@ class DeliveryReader(BackgroundLoop):
 class Heartbeat(BackgroundLoop):
     """Keeps this gateway's liveness key fresh and announces its users' presence changes."""
 
-    def __init__(self, settings: MessagingSettings, service: MessagingService) -> None:
+    def __init__(self, settings: MessagingSettings, service: MessagingService,
+                 on_presumed_dead: Callable[[], None]) -> None:
         super().__init__("heartbeat")
         self._settings = settings
         self._service = service
         self._gateway = settings.instance_id
+        self._on_presumed_dead = on_presumed_dead
+        self._beats = 0
 
     async def start(self) -> None:
         try:
@@ -90,17 +94,29 @@ class Heartbeat(BackgroundLoop):
 
     async def step(self) -> None:
         try:
-            await self._service.registry.heartbeat(self._gateway, self._settings.presence_ttl_s)
+            alive = await self._service.registry.heartbeat(self._gateway, self._settings.presence_ttl_s)
+            if not alive and self._beats:
+                # Our liveness key expired (a stall or a Redis outage longer than the TTL): routes
+                # through us were ignored meanwhile and the reaper may have removed them, so our
+                # connections would wait for messages that never come. Their clients reconnect
+                # and resume, which records the routes again and replays what they missed.
+                log.warning("gateway_presumed_dead", ttl_s=self._settings.presence_ttl_s)
+                self._on_presumed_dead()
+            self._beats += 1
         except RegistryUnavailable as exc:
             log.warning("heartbeat_failed", error=str(exc))
         await asyncio.sleep(self._settings.heartbeat_s)
 
-    async def connected(self, user: str) -> None:
+    async def connected(self, user: str) -> bool:
+        """Record the route to ``user`` through this gateway; False when it could not be (a
+        connection nothing is routed to must not stay open)."""
         try:
             if await self._service.registry.connected(self._gateway, user):
                 await self._service.presence_changed(user, True)
         except RegistryUnavailable as exc:
             log.warning("route_not_recorded", user=user, error=str(exc))
+            return False
+        return True
 
     async def disconnected(self, user: str) -> None:
         try:

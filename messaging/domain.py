@@ -182,8 +182,13 @@ def presence_frame(user: str, online: bool) -> dict:
     return {"type": "presence", "user": user, "online": online}
 
 
-def error_frame(code: str, message: str, retry_after_s: float | None = None) -> dict:
+def error_frame(code: str, message: str, retry_after_s: float | None = None,
+                answering: SendMessage | None = None) -> dict:
+    """``answering``: the send this error refuses, named so the client knows which message failed."""
     frame = {"type": "error", "code": code, "message": message}
+    if answering is not None:
+        frame["conversation_id"] = answering.conversation_id
+        frame["client_msg_id"] = answering.client_msg_id
     if retry_after_s is not None:
         frame["retry_after"] = round(retry_after_s, 3)
     return frame

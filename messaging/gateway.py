@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import resource
 import signal
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -26,8 +27,8 @@ from messaging.config import MessagingSettings
 from messaging.delivery import DeliveryReader, Heartbeat
 from messaging.domain import MAX_FRAME_BYTES
 from messaging.main import wire
-from messaging.metrics import GatewayCollector, GatewayStats, ack_latency
-from messaging.ws import Connection, Hub, serve_connection
+from messaging.metrics import GatewayCollector, GatewayStats, ack_latency, delivery_lag
+from messaging.ws import TRY_AGAIN_LATER, Connection, Hub, serve_connection
 from services.app import readiness, running
 from services.auth import bearer_token
 from services.errors import Unauthorized
@@ -59,9 +60,10 @@ class Gateway:
         self.registry.register(GatewayCollector(SERVICE, self.stats))
         self.registry.register(ClientGauges(SERVICE, shards=self.wiring.db))
         self.ack_seconds = ack_latency(self.registry).labels(SERVICE)
-        self.hub = Hub(self.wiring.service, self.stats, settings.send_buffer_bytes)
+        self.hub = Hub(self.wiring.service, self.stats, settings.send_buffer_bytes,
+                       delivery_lag(self.registry).labels(SERVICE))
         self.reader = DeliveryReader(settings, self.hub)
-        self.heartbeat = Heartbeat(settings, self.wiring.service)
+        self.heartbeat = Heartbeat(settings, self.wiring.service, on_presumed_dead=self.hub.close_all)
         self.resources = [self.wiring.redis, self.wiring.db, self.wiring.producer, self.heartbeat, self.reader]
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -84,8 +86,11 @@ class Gateway:
 
     async def handle(self, ws: ServerConnection) -> None:
         conn = Connection(ws, ws.lab_user)
-        if self.hub.add(conn):
-            await self.heartbeat.connected(conn.user)
+        if self.hub.add(conn) and not await self.heartbeat.connected(conn.user):
+            self.hub.remove(conn)
+            await ws.close(TRY_AGAIN_LATER, "presence registry unavailable; reconnect shortly")
+            return
+        self.hub.spawn(self.hub.start_after(conn, self.settings.resume_grace_s))
         try:
             await serve_connection(self.hub, conn, self.ack_seconds)
         finally:
@@ -118,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
     args = parser.parse_args(argv)
+    # Each connection is a file descriptor: allow as many as the hard limit (10k+ connections).
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     import uvloop
 
     uvloop.run(Gateway(MessagingSettings()).run(args.host, args.port))

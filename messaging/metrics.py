@@ -59,3 +59,9 @@ class GatewayCollector(Collector):
 def ack_latency(registry: CollectorRegistry) -> Histogram:
     return Histogram("ws_ack_duration_seconds", "From a send frame's arrival to its ack being written",
                      ["service"], buckets=LATENCY_BUCKETS, registry=registry)
+
+
+def delivery_lag(registry: CollectorRegistry) -> Histogram:
+    return Histogram("ws_delivery_lag_seconds",
+                     "From a message being stored (its sent_at) to its frame being written here, once per record",
+                     ["service"], buckets=LATENCY_BUCKETS, registry=registry)

@@ -83,7 +83,9 @@ class Registry(Protocol):
         """Drop a connection; True when the user is now offline everywhere."""
         ...
 
-    async def heartbeat(self, gateway: str, ttl_s: float) -> None: ...
+    async def heartbeat(self, gateway: str, ttl_s: float) -> bool:
+        """Refresh the gateway's liveness; False when it had expired (the gateway was presumed dead)."""
+        ...
 
     async def routes(self, users: Sequence[str]) -> dict[str, list[str]]:
         """Gateway -> the users (of ``users``) it holds connections of, over live gateways only."""

@@ -7,6 +7,11 @@ at-least-once delivery upstream makes duplicates normal), or held while the gaps
 read from the database. A replay (``resume``, or a gap repair) holds live messages of its
 conversation, sends what the database has, then releases what was held, in order, once each.
 That is "subscribe first, then replay, then deduplicate".
+
+A new connection is subscribed before its client has said where it stands, so until its first
+frame (a ``resume`` names its positions) or ``start`` is called, live messages of conversations
+it has no position for are held too: a reconnecting client must get 11..15 before 16, not 16
+then a replay that can no longer go back.
 """
 
 from __future__ import annotations
@@ -26,8 +31,23 @@ class Verdict(Enum):
 class DeliveryCursor:
     last: dict[str, int] = field(default_factory=dict)
     held: dict[str, dict[int, object]] = field(default_factory=dict)
+    awaiting: bool = True  # the client has not said where it stands yet
+
+    def start(self, resuming: set[str] | frozenset[str] = frozenset()) -> list[object]:
+        """The client spoke: release what was held for the conversations it does not resume, in order."""
+        self.awaiting = False
+        out: list[object] = []
+        for conversation_id in [c for c in self.held if c not in resuming and c not in self.last]:
+            held = self.held.pop(conversation_id)
+            for seq in sorted(held):
+                out.append(held[seq])
+                self.last[conversation_id] = seq
+        return out
 
     def offer(self, conversation_id: str, seq: int, payload: object) -> Verdict:
+        if self.awaiting and conversation_id not in self.last:
+            self.held.setdefault(conversation_id, {})[seq] = payload
+            return Verdict.HOLD
         held = self.held.get(conversation_id)
         if held is not None:
             if seq > self.last.get(conversation_id, 0):

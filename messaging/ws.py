@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 
 import orjson
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -30,11 +31,13 @@ from messaging.metrics import GatewayStats
 from messaging.resume import DeliveryCursor, Verdict
 from messaging.service import MessagingService
 from messaging.ports import StoreUnavailable
-from services.errors import LabError, Unavailable
+from services.errors import LabError
 from services.logging import get_logger
 
 log = get_logger(__name__)
 SLOW_CONSUMER = 4008  # documented in docs/messaging.md: reconnect and resume
+SERVICE_RESTART = 1012  # the gateway lost its routes (presumed dead): reconnect and resume
+TRY_AGAIN_LATER = 1013  # the route to a new connection could not be recorded: reconnect shortly
 MAX_REPLAYS = 3
 
 
@@ -51,8 +54,9 @@ class Connection:
 class Hub:
     """This gateway's connections by user, and the delivery of frames to them."""
 
-    def __init__(self, service: MessagingService, stats: GatewayStats, buffer_bytes: int) -> None:
+    def __init__(self, service: MessagingService, stats: GatewayStats, buffer_bytes: int, lag_seconds=None) -> None:
         self.service = service
+        self.lag_seconds = lag_seconds  # a histogram's child, or None (unit tests)
         self.stats = stats
         self.buffer_bytes = buffer_bytes
         self.by_user: dict[str, set[Connection]] = {}
@@ -78,14 +82,35 @@ class Hub:
             return True
         return False
 
+    def start(self, conn: Connection, resuming: set[str] | frozenset[str] = frozenset()) -> None:
+        """The client spoke (or kept quiet past the grace): deliver what waited for it."""
+        for data in conn.cursor.start(resuming):
+            self.push(conn, data)
+
+    async def start_after(self, conn: Connection, grace_s: float) -> None:
+        await asyncio.sleep(grace_s)
+        if conn.cursor.awaiting:
+            self.start(conn)
+
+    def close(self, conn: Connection, code: int, reason: str) -> None:
+        """Close without waiting; nothing more is pushed to the connection meanwhile."""
+        if not conn.closing:
+            conn.closing = True
+            self.spawn(conn.ws.close(code, reason))
+
+    def close_all(self) -> None:
+        """Close every connection so its client reconnects and resumes (see Heartbeat)."""
+        for conns in list(self.by_user.values()):
+            for conn in list(conns):
+                self.close(conn, SERVICE_RESTART, "gateway presumed dead; reconnect and resume")
+
     def push(self, conn: Connection, data: bytes) -> None:
         ws = conn.ws
         if conn.closing or ws.protocol.state is not State.OPEN:
             return
         if ws.transport.get_write_buffer_size() > self.buffer_bytes:
-            conn.closing = True
             self.stats.slow_disconnects += 1
-            self.spawn(ws.close(SLOW_CONSUMER, "slow consumer: send buffer full; reconnect and resume"))
+            self.close(conn, SLOW_CONSUMER, "slow consumer: send buffer full; reconnect and resume")
             return
         broadcast([ws], data, text=True)
         self.stats.deliveries += 1
@@ -103,6 +128,8 @@ class Hub:
                     self.push(conn, data)
             return
         conversation_id, seq = frame["conversation_id"], frame["seq"]
+        if self.lag_seconds is not None:
+            self.lag_seconds.observe(time.time() - datetime.fromisoformat(frame["sent_at"]).timestamp())
         for user in users:
             for conn in self.by_user.get(user, ()):
                 verdict = conn.cursor.offer(conversation_id, seq, data)
@@ -128,7 +155,11 @@ class Hub:
                     return
                 after = cursor.begin_replay(conversation_id, cursor.last[conversation_id])
         except StoreUnavailable as exc:
-            raise Unavailable(f"history is unavailable ({exc}); resume again", code="unavailable") from exc
+            # Pushing what arrived live would skip the seqs the database could not give (out of
+            # order): drop them and close; the client reconnects and resumes from what it holds.
+            cursor.held.pop(conversation_id, None)
+            log.warning("replay_failed", user=conn.user, error=str(exc)[:200])
+            self.close(conn, TRY_AGAIN_LATER, "history unavailable; reconnect and resume")
         finally:
             # Whatever happened, nothing stays held: the client's next resume fills what is missing.
             for data in cursor.give_up_gap(conversation_id):
@@ -163,8 +194,13 @@ async def serve_connection(hub: Hub, conn: Connection, ack_seconds) -> None:
     try:
         async for raw in conn.ws:
             started = time.perf_counter()
+            command = None
             try:
-                command = parse_frame(raw)
+                try:
+                    command = parse_frame(raw)
+                finally:
+                    if conn.cursor.awaiting:
+                        hub.start(conn, set(command.positions) if isinstance(command, Resume) else frozenset())
                 if isinstance(command, SendMessage):
                     hub.stats.frames_in["send"] += 1
                     hub.send_frame(conn, await service.send(conn.user, command))
@@ -178,13 +214,15 @@ async def serve_connection(hub: Hub, conn: Connection, ack_seconds) -> None:
             except LabError as exc:
                 retry = getattr(exc, "retry_after_s", None)
                 hub.stats.errors[exc.code] += 1
-                hub.send_frame(conn, error_frame(exc.code, exc.message, retry))
+                answering = command if isinstance(command, SendMessage) else None
+                hub.send_frame(conn, error_frame(exc.code, exc.message, retry, answering))
             except ConnectionClosed:
                 raise
             except Exception:  # a bug must cost one frame its answer, never the connection
                 log.exception("frame_failed", user=conn.user)
                 hub.stats.errors["internal_error"] += 1
-                hub.send_frame(conn, error_frame("internal_error", "internal error; see the gateway log"))
+                answering = command if isinstance(command, SendMessage) else None
+                hub.send_frame(conn, error_frame("internal_error", "internal error; see the gateway log", None, answering))
     except ConnectionClosed:
         pass
 
@@ -196,6 +234,10 @@ async def resume(hub: Hub, conn: Connection, command: Resume) -> None:
         except LabError as exc:
             hub.stats.errors[exc.code] += 1
             hub.send_frame(conn, error_frame(exc.code, exc.message))
+            continue
+        except StoreUnavailable as exc:
+            hub.stats.errors["unavailable"] += 1
+            hub.send_frame(conn, error_frame("unavailable", f"history is unavailable ({exc}); resume again"))
             continue
         await hub.replay(conn, conversation_id, last_seq)
     positions = {c: conn.cursor.last.get(c, p) for c, p in command.positions.items()}

@@ -78,14 +78,16 @@ class RedisRegistry:
         r = self._redis()
         return bool(await self._call(r.eval(_DISCONNECT, 2, _routes(user), _users(gateway), gateway, user)))
 
-    async def heartbeat(self, gateway: str, ttl_s: float) -> None:
-        async def beat() -> None:
-            async with self._redis().pipeline(transaction=False) as pipe:
+    async def heartbeat(self, gateway: str, ttl_s: float) -> bool:
+        async def beat() -> bool:
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.exists(_alive(gateway))
                 pipe.set(_alive(gateway), "1", px=int(ttl_s * 1000))
                 pipe.sadd(ALL, gateway)
-                await pipe.execute()
+                was_alive, *_ = await pipe.execute()
+            return bool(was_alive)
 
-        await self._call(beat())
+        return await self._call(beat())
 
     async def _route_table(self, users: Sequence[str]) -> dict[str, list[str]]:
         async with self._redis().pipeline(transaction=False) as pipe:

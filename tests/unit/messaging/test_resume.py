@@ -6,7 +6,7 @@ from messaging.resume import DeliveryCursor, Verdict
 
 
 def test_live_messages_in_order_are_sent_and_repeats_dropped():
-    cursor = DeliveryCursor()
+    cursor = DeliveryCursor(awaiting=False)
     assert cursor.offer("c", 1, "m1") is Verdict.SEND  # no position yet: take what comes
     assert cursor.offer("c", 2, "m2") is Verdict.SEND
     assert cursor.offer("c", 2, "m2") is Verdict.DROP
@@ -25,7 +25,7 @@ def test_a_gap_is_held_until_the_replay_fills_it():
 
 
 def test_resume_holds_live_messages_then_sends_each_once_in_order():
-    cursor = DeliveryCursor()
+    cursor = DeliveryCursor(awaiting=False)
     after = cursor.begin_replay("c", 10)
     assert after == 10
     # Live messages 12 and 13 arrive while the replay reads the database.
@@ -51,3 +51,24 @@ def test_a_gap_the_database_cannot_fill_is_reported_then_given_up_in_order():
     assert held == [] and gap  # 2 is missing
     assert cursor.give_up_gap("c") == ["m3", "m4"]
     assert cursor.last["c"] == 4
+
+
+def test_a_new_connection_holds_live_messages_until_its_client_says_where_it_stands():
+    cursor = DeliveryCursor()
+    # Reconnected at seq 10 of "c"; 16 arrives live before the resume frame is read.
+    assert cursor.offer("c", 16, "m16") is Verdict.HOLD
+    assert cursor.offer("d", 3, "d3") is Verdict.HOLD
+    assert cursor.offer("d", 4, "d4") is Verdict.HOLD
+    assert cursor.start({"c"}) == ["d3", "d4"]  # "d" is not resumed: released in order
+    assert not cursor.awaiting and cursor.offer("d", 5, "d5") is Verdict.SEND
+    assert cursor.begin_replay("c", 10) == 10
+    sent = [s for s in range(11, 17) if cursor.replayed("c", s)]  # the database has 11..16
+    held, gap = cursor.end_replay("c")
+    assert sent == [11, 12, 13, 14, 15, 16] and held == [] and not gap  # 16 once, after 15
+
+
+def test_a_client_that_never_resumes_gets_what_was_held_once_it_starts():
+    cursor = DeliveryCursor()
+    cursor.offer("c", 7, "m7")
+    cursor.offer("c", 8, "m8")
+    assert cursor.start() == ["m7", "m8"] and cursor.offer("c", 9, "m9") is Verdict.SEND

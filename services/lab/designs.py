@@ -48,6 +48,7 @@ DESIGNS: dict[str, Design] = {
         migrate_module="messaging.migrate",
         workers=(("fanout", "messaging.consumers:create_app"),),
         servers=(("gateway", "messaging.gateway"),),
+        plugin="loadtests.messaging.plugin:PLUGIN",
         port=8081,
     ),
 }

@@ -1,0 +1,51 @@
+"""Messaging's plug into the lab's engine (see :mod:`services.lab.plugin`).
+
+Open-loop load comes from its own generator (:mod:`loadtests.messaging.openloop`): every user
+holds a WebSocket for the whole run and each message is timed from its scheduled send to its
+delivery on the other members' sockets, which k6's per-iteration model does not express.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from loadtests.messaging import checks
+from loadtests.messaging.bench import bench
+from loadtests.messaging.experiments import EXPERIMENTS
+from loadtests.messaging.gauges import gauges
+from loadtests.messaging.seed import group_sizes, refresh, seed
+from services.lab.plugin import RunContext, Verification
+
+HERE = Path(__file__).resolve().parent
+
+
+class MessagingPlugin:
+    name = "messaging"
+    locustfile = HERE / "locustfile.py"
+    k6_script = None
+    open_loop = "script"
+    script_module = "loadtests.messaging.openloop"
+    experiments = EXPERIMENTS
+    demo = {"rate": 100, "seed_count": 200}  # 200 users in pairs and groups, 100 messages/s
+
+    @staticmethod
+    def seed(ctx: RunContext, spec, previous: dict | None = None) -> dict:
+        """``seed_count`` users, a pair for every two and one group per size in the ``group_sizes``
+        option (see :mod:`loadtests.messaging.seed`); on the same stack, the run before's users with
+        every conversation's last seq read again."""
+        if previous is not None:
+            return asyncio.run(refresh(ctx.base_url, previous))
+        record = asyncio.run(seed(ctx.base_url, spec.seed_count, group_sizes(spec.options.get("group_sizes"))))
+        return record
+
+    @staticmethod
+    def verify(ctx: RunContext, result) -> Verification:
+        figures = checks.verify(ctx.base_url, ctx.out_dir)
+        return Verification(figures, checks.checks(figures))
+
+    gauges = staticmethod(gauges)
+    bench = staticmethod(bench)
+
+
+PLUGIN = MessagingPlugin()

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-unit test-integration test-e2e bench down lock clean
+.PHONY: install browser demo test test-unit test-integration test-e2e bench down lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,10 +15,16 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The chat page's browser test drives Debian's chromium (never a Playwright download); installed
+# here as root when missing, else that one test skips and says why.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || echo "chromium is not installed and cannot be installed here; the browser test will skip"
+
 demo: install
 	$(BIN)/sdlab demo
 
-test: install
+test: install browser
 	$(BIN)/pytest tests
 
 test-unit: install
@@ -27,7 +33,7 @@ test-unit: install
 test-integration: install
 	$(BIN)/pytest tests/integration
 
-test-e2e: install
+test-e2e: install browser
 	$(BIN)/pytest tests/e2e
 
 # wrk measures the ceiling that Locust cannot reach; installed from Debian's packages when missing.

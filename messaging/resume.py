@@ -32,6 +32,9 @@ class DeliveryCursor:
     last: dict[str, int] = field(default_factory=dict)
     held: dict[str, dict[int, object]] = field(default_factory=dict)
     awaiting: bool = True  # the client has not said where it stands yet
+    # The first seq sent per conversation without knowing the client's position: a resume that
+    # comes later (after the grace) may name an older one, and what lies between was never sent.
+    first_live: dict[str, int] = field(default_factory=dict)
 
     def start(self, resuming: set[str] | frozenset[str] = frozenset()) -> list[object]:
         """The client spoke: release what was held for the conversations it does not resume, in order."""
@@ -39,10 +42,18 @@ class DeliveryCursor:
         out: list[object] = []
         for conversation_id in [c for c in self.held if c not in resuming and c not in self.last]:
             held = self.held.pop(conversation_id)
+            self.first_live[conversation_id] = min(held)
             for seq in sorted(held):
                 out.append(held[seq])
                 self.last[conversation_id] = seq
         return out
+
+    def backfill(self, conversation_id: str, after_seq: int) -> int | None:
+        """A resume from ``after_seq`` came after live messages from ``first_live`` on were sent:
+        the last seq of the range never sent (``after_seq`` < seq < ``first_live``), or None.
+        Sent out of order, but once each and none lost."""
+        first = self.first_live.pop(conversation_id, None)
+        return first - 1 if first is not None and after_seq < first - 1 else None
 
     def offer(self, conversation_id: str, seq: int, payload: object) -> Verdict:
         if self.awaiting and conversation_id not in self.last:
@@ -57,6 +68,8 @@ class DeliveryCursor:
         if last is not None and seq <= last:
             return Verdict.DROP
         if last is None or seq == last + 1:
+            if last is None:
+                self.first_live[conversation_id] = seq
             self.last[conversation_id] = seq
             return Verdict.SEND
         self.held[conversation_id] = {seq: payload}

@@ -144,8 +144,11 @@ class Hub:
     async def replay(self, conn: Connection, conversation_id: str, after_seq: int, *, begun: bool = False) -> None:
         """Send what the database has after ``after_seq``, then what arrived live meanwhile, once each, in order."""
         cursor = conn.cursor
+        backfill_to = None if begun else cursor.backfill(conversation_id, after_seq)
         after = cursor.last.get(conversation_id, after_seq) if begun else cursor.begin_replay(conversation_id, after_seq)
         try:
+            if backfill_to is not None:
+                await self._send_history(conn, conversation_id, after_seq, upto=backfill_to)
             for _ in range(MAX_REPLAYS):
                 await self._send_history(conn, conversation_id, after)
                 held, gap = cursor.end_replay(conversation_id)
@@ -165,14 +168,20 @@ class Hub:
             for data in cursor.give_up_gap(conversation_id):
                 self.push(conn, data)
 
-    async def _send_history(self, conn: Connection, conversation_id: str, after: int) -> None:
+    async def _send_history(self, conn: Connection, conversation_id: str, after: int, upto: int | None = None) -> None:
+        """Stored messages after ``after``; with ``upto``, exactly (after, upto]: a backfill the
+        cursor does not track, since everything past it was sent already."""
         page_size = self.service.settings.history_page
         while True:
             page = await self.service.messages.history(conversation_id, after, page_size)
             for message in page:
-                if conn.cursor.replayed(conversation_id, message.seq):
-                    self.push(conn, orjson.dumps(message_frame(message)))
-                    self.stats.replayed += 1
+                if upto is not None:
+                    if message.seq > upto:
+                        return
+                elif not conn.cursor.replayed(conversation_id, message.seq):
+                    continue
+                self.push(conn, orjson.dumps(message_frame(message)))
+                self.stats.replayed += 1
             if len(page) < page_size:
                 return
             after = page[-1].seq
@@ -231,13 +240,14 @@ async def resume(hub: Hub, conn: Connection, command: Resume) -> None:
     for conversation_id, last_seq in command.positions.items():
         try:
             await hub.service.memberships.check(conn.user, conversation_id)
-        except LabError as exc:
-            hub.stats.errors[exc.code] += 1
-            hub.send_frame(conn, error_frame(exc.code, exc.message))
-            continue
-        except StoreUnavailable as exc:
-            hub.stats.errors["unavailable"] += 1
-            hub.send_frame(conn, error_frame("unavailable", f"history is unavailable ({exc}); resume again"))
+        except (LabError, StoreUnavailable) as exc:
+            code, message = (exc.code, exc.message) if isinstance(exc, LabError) else (
+                "unavailable", f"history is unavailable ({exc}); resume again")
+            hub.stats.errors[code] += 1
+            hub.send_frame(conn, error_frame(code, message))
+            # Not replayed: what was held for it goes out now, or it would wait forever.
+            for data in conn.cursor.give_up_gap(conversation_id):
+                hub.push(conn, data)
             continue
         await hub.replay(conn, conversation_id, last_seq)
     positions = {c: conn.cursor.last.get(c, p) for c, p in command.positions.items()}

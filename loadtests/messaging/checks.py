@@ -87,8 +87,8 @@ def check_readers(readers: list[dict], stored: dict[str, list[dict]]) -> dict:
             received += got
             duplicates += dups
             out_of_order += ooo
-            if last < end:
-                missing += end - last
+            if last < end:  # the unbroken run stops short of the end: some seqs never came
+                missing += max(0, end - base - got)
                 behind.append(f"{reader['user']}@{conversation_id[:8]}: {last} of {end}")
     return {"deliveries_expected": expected, "delivered": received, "delivered_twice": duplicates,
             "out_of_order": out_of_order, "not_delivered": missing, "reconnects": sum(r["reconnects"] for r in readers),

@@ -5,21 +5,30 @@ from __future__ import annotations
 
 
 class Position:
-    __slots__ = ("base", "last", "received", "duplicates", "out_of_order")
+    """What a reader holds of one conversation: ``last``, the end of its unbroken run from ``base``
+    (what it resumes from), the seqs it got beyond that run, and how many came twice or after a
+    higher one (out of order)."""
+
+    __slots__ = ("base", "last", "above", "top", "received", "duplicates", "out_of_order")
 
     def __init__(self, base: int) -> None:
-        self.base = self.last = base
+        self.base = self.last = self.top = base
+        self.above: set[int] = set()
         self.received = self.duplicates = self.out_of_order = 0
 
     def take(self, seq: int) -> bool:
-        """Count one delivered seq; True when it is the next one."""
-        if seq <= self.last:
+        """Count one delivered seq; True when it is new to this reader."""
+        if seq <= self.last or seq in self.above:
             self.duplicates += 1
             return False
-        if seq != self.last + 1:
+        if seq < self.top:
             self.out_of_order += 1
-        self.last = seq
+        self.top = max(self.top, seq)
         self.received += 1
+        self.above.add(seq)
+        while self.last + 1 in self.above:
+            self.last += 1
+            self.above.discard(self.last)
         return True
 
     def row(self) -> list[int]:

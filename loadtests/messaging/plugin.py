@@ -15,6 +15,7 @@ from loadtests.messaging.bench import bench
 from loadtests.messaging.experiments import EXPERIMENTS
 from loadtests.messaging.gauges import gauges
 from loadtests.messaging.seed import group_sizes, refresh, seed
+from services.lab.errors import LabCommandError
 from services.lab.plugin import RunContext, Verification
 
 HERE = Path(__file__).resolve().parent
@@ -36,8 +37,16 @@ class MessagingPlugin:
         every conversation's last seq read again."""
         if previous is not None:
             return asyncio.run(refresh(ctx.base_url, previous))
-        record = asyncio.run(seed(ctx.base_url, spec.seed_count, group_sizes(spec.options.get("group_sizes"))))
-        return record
+        asked = spec.options.get("group_sizes")
+        try:
+            sizes = group_sizes(asked)
+        except ValueError as exc:
+            raise LabCommandError(f"--option group_sizes: {exc}") from None
+        if asked is None:  # the default groups that fit in the users seeded
+            sizes = tuple(s for s in sizes if s <= spec.seed_count)
+        elif max(sizes, default=0) > spec.seed_count:
+            raise LabCommandError(f"a group of {max(sizes)} needs at least {max(sizes)} users: add --seed {max(sizes)}")
+        return asyncio.run(seed(ctx.base_url, spec.seed_count, sizes))
 
     @staticmethod
     def verify(ctx: RunContext, result) -> Verification:

@@ -1,7 +1,7 @@
 """Seeding for messaging's load tests: users (a lab login each) and their conversations, through Caddy.
 
 Users ``u<run>_<i>``; conversations: a pair for every two users, and one group per size named in
-``group_sizes`` (default 10 and 100; a group takes ``size`` consecutive users, wrapping around).
+``group_sizes`` (default 10 and 100, those that fit; a group takes ``size`` consecutive users).
 The seed record (``seed.json``) holds every token, so the generators log in no one again:
 
     {"host", "ws_url", "run", "users": [{"user", "token"}],

@@ -15,8 +15,10 @@ from loadtests.messaging.seed import group_sizes, layout
 
 def test_a_reader_counts_next_duplicate_and_out_of_order_seqs():
     p = Position(3)
-    assert [p.take(s) for s in (4, 5, 5, 7, 6, 8)] == [True, True, False, True, False, True]
-    assert p.row() == [3, 8, 4, 2, 1]  # base, last, received, duplicates, out of order
+    assert [p.take(s) for s in (4, 5, 5, 7, 6, 8, 3)] == [True, True, False, True, True, True, False]
+    assert p.row() == [3, 8, 5, 2, 1]  # base, end of the unbroken run, received, twice, out of order
+    gap = Position(0)
+    assert [gap.take(s) for s in (1, 3)] == [True, True] and gap.last == 1  # resumes from 1, not 3
 
 
 def test_a_text_carries_its_scheduled_send_and_run():

@@ -72,3 +72,19 @@ def test_a_client_that_never_resumes_gets_what_was_held_once_it_starts():
     cursor.offer("c", 7, "m7")
     cursor.offer("c", 8, "m8")
     assert cursor.start() == ["m7", "m8"] and cursor.offer("c", 9, "m9") is Verdict.SEND
+
+
+def test_a_resume_after_the_grace_backfills_what_was_never_sent():
+    cursor = DeliveryCursor()
+    cursor.offer("c", 16, "m16")
+    assert cursor.start() == ["m16"]  # the grace passed: 16 went out live
+    assert cursor.offer("c", 17, "m17") is Verdict.SEND
+    assert cursor.backfill("c", 10) == 15  # 11..15 were never sent: send them now
+    assert cursor.backfill("c", 10) is None  # once
+    assert cursor.begin_replay("c", 10) == 17  # the usual replay goes on from what was sent
+
+
+def test_no_backfill_when_the_resume_is_where_live_delivery_began():
+    cursor = DeliveryCursor(awaiting=False)
+    cursor.offer("c", 11, "m11")
+    assert cursor.backfill("c", 10) is None

@@ -48,6 +48,8 @@ class MessagingSettings(ServiceSettings):
     resume_grace_s: float = Field(1.0, ge=0)
 
     history_page: int = Field(500, ge=1, le=1000)
+    # Replays (resume, gap repair) running at once per gateway; the rest of the pool serves sends.
+    replay_concurrency: int = Field(4, ge=1)
     # How long the outbox relay sleeps when no notification comes (a missed one costs this much).
     relay_poll_s: float = Field(0.5, gt=0)
     relay_batch: int = Field(500, ge=1)

@@ -3,9 +3,11 @@
 It runs as its own process, built with the kit's app factory so it has ``/healthz``,
 ``/readyz`` and ``/metrics``; ``sdlab`` starts one, experiments start more.
 - **Relay** (db-first, written by hand: the outbox pattern is what the design teaches): the one
-  leader (an advisory lock) reads the outbox in commit order when ``pg_notify`` wakes it,
-  routes each message to its members' gateways, waits for Kafka's acks, then deletes the rows.
-  A crash in between publishes them again; gateways drop what a connection already has.
+  leader (an advisory lock) reads the outbox in id order when ``pg_notify`` wakes it and routes
+  each message to its members' gateways. It does not wait for Kafka's acks before reading the
+  next batch (that wait, and the delete, would sit in every message's path); a batch's rows are
+  deleted once its acks are in, and until then they are left out of the next reads. A failed
+  publish, or a crash, publishes them again; gateways drop what a connection already has.
 - **Persister** (log-first): a consumer-group member of ``message-sent``; stores each message
   (the seq is assigned here; a redelivered one is recognised by its message id and not routed
   again), routes it, then commits the offsets (at-least-once).
@@ -45,6 +47,8 @@ class Loop(BackgroundLoop):
 
 
 class Relay(Loop):
+    LEAD_CHECK_S = 1.0  # how often a leader checks its lock's connection (a dead one wakes it too)
+
     def __init__(self, settings: MessagingSettings, service: MessagingService, outbox: PgOutbox) -> None:
         super().__init__("relay")
         self._settings = settings
@@ -52,19 +56,46 @@ class Relay(Loop):
         self._outbox = outbox
         self.leading = False
         self.relayed = 0
+        self._checked_at = 0.0
+        self._in_flight: dict[int, asyncio.Task] = {}  # outbox id -> the task confirming its batch
+        self._failed = False
 
     async def step(self) -> None:
-        self.leading = await self._outbox.lead()
+        now = asyncio.get_running_loop().time()
+        if not self.leading or now - self._checked_at >= self.LEAD_CHECK_S:
+            self.leading = await self._outbox.lead()
+            self._checked_at = now
         if not self.leading:
             await asyncio.sleep(1.0)  # stand by; PostgreSQL hands over the lock when the leader dies
             return
-        batch = await self._outbox.claim(self._settings.relay_batch)
+        if self._failed:  # a publish failed: what is in flight is read and published again
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+            self._in_flight.clear()
+            self._failed = False
+        batch = await self._outbox.claim(self._settings.relay_batch, busy=list(self._in_flight))
         if batch.ids:
-            await self._service.deliver_stored(batch.messages)
-            await self._outbox.done(batch.ids)
-            self.relayed += len(batch.ids)
+            acks = await self._service.route_stored(batch.messages)
+            task = asyncio.ensure_future(self._confirm(batch.ids, acks))
+            self._in_flight.update(dict.fromkeys(batch.ids, task))
         if len(batch.ids) < self._settings.relay_batch:
             await self._outbox.wait(self._settings.relay_poll_s)
+
+    async def _confirm(self, ids: list[int], acks: list) -> None:
+        """Kafka has the batch: delete its rows. Until then they stay in the outbox, left out of reads."""
+        try:
+            await asyncio.gather(*acks)
+            await self._outbox.done(ids)
+            self.relayed += len(ids)
+        except (LogUnavailable, StoreUnavailable) as exc:
+            log.warning("relay_publish_failed", rows=len(ids), error=str(exc)[:200])
+            self._failed = True
+            return
+        for i in ids:
+            self._in_flight.pop(i, None)
+
+    async def stop(self) -> None:
+        await super().stop()
+        await asyncio.gather(*set(self._in_flight.values()), return_exceptions=True)
 
 
 class Reaper(Loop):

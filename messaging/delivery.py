@@ -82,6 +82,12 @@ class Heartbeat(BackgroundLoop):
         self._gateway = settings.instance_id
         self._on_presumed_dead = on_presumed_dead
         self._beats = 0
+        self._announcing: set[asyncio.Task] = set()
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
 
     async def start(self) -> None:
         try:
@@ -111,11 +117,14 @@ class Heartbeat(BackgroundLoop):
         """Record the route to ``user`` through this gateway; False when it could not be (a
         connection nothing is routed to must not stay open)."""
         try:
-            if await self._service.registry.connected(self._gateway, user):
-                await self._service.presence_changed(user, True)
+            first = await self._service.registry.connected(self._gateway, user)
         except RegistryUnavailable as exc:
             log.warning("route_not_recorded", user=user, error=str(exc))
             return False
+        if first:
+            # Best effort and not on the connection's way: a reconnect storm would otherwise
+            # queue every socket behind its presence query.
+            self._spawn(self._service.presence_changed(user, True))
         return True
 
     async def disconnected(self, user: str) -> None:

@@ -192,9 +192,13 @@ class MessagingService:
 
     async def deliver_stored(self, messages: Sequence[Message]) -> None:
         """Route stored messages to their members' gateways, in order; returns once the log has all."""
+        await asyncio.gather(*await self.route_stored(messages))
+
+    async def route_stored(self, messages: Sequence[Message]) -> list:
+        """Queue stored messages for their members' gateways, in order; returns the acks to await."""
         items = [(m.conversation_id, await self.memberships.members(m.conversation_id) or (), message_frame(m))
                  for m in messages]
-        await asyncio.gather(*await self.router.route_many(items))
+        return await self.router.route_many(items)
 
     async def _deliver(self, key: str, users: Sequence[str], frame: dict) -> None:
         try:

@@ -56,6 +56,9 @@ class Hub:
 
     def __init__(self, service: MessagingService, stats: GatewayStats, buffer_bytes: int, lag_seconds=None) -> None:
         self.service = service
+        # Replays wait their turn here rather than at the database pool, where a reconnect storm
+        # would time them out (and close them, and start the storm again). Sends keep the rest.
+        self.replays = asyncio.Semaphore(service.settings.replay_concurrency)
         self.lag_seconds = lag_seconds  # a histogram's child, or None (unit tests)
         self.stats = stats
         self.buffer_bytes = buffer_bytes
@@ -238,17 +241,18 @@ async def serve_connection(hub: Hub, conn: Connection, ack_seconds) -> None:
 
 async def resume(hub: Hub, conn: Connection, command: Resume) -> None:
     for conversation_id, last_seq in command.positions.items():
-        try:
-            await hub.service.memberships.check(conn.user, conversation_id)
-        except (LabError, StoreUnavailable) as exc:
-            code, message = (exc.code, exc.message) if isinstance(exc, LabError) else (
-                "unavailable", f"history is unavailable ({exc}); resume again")
-            hub.stats.errors[code] += 1
-            hub.send_frame(conn, error_frame(code, message))
-            # Not replayed: what was held for it goes out now, or it would wait forever.
-            for data in conn.cursor.give_up_gap(conversation_id):
-                hub.push(conn, data)
-            continue
-        await hub.replay(conn, conversation_id, last_seq)
+        async with hub.replays:
+            try:
+                await hub.service.memberships.check(conn.user, conversation_id)
+            except (LabError, StoreUnavailable) as exc:
+                code, message = (exc.code, exc.message) if isinstance(exc, LabError) else (
+                    "unavailable", f"history is unavailable ({exc}); resume again")
+                hub.stats.errors[code] += 1
+                hub.send_frame(conn, error_frame(code, message))
+                # Not replayed: what was held for it goes out now, or it would wait forever.
+                for data in conn.cursor.give_up_gap(conversation_id):
+                    hub.push(conn, data)
+                continue
+            await hub.replay(conn, conversation_id, last_seq)
     positions = {c: conn.cursor.last.get(c, p) for c, p in command.positions.items()}
     hub.send_frame(conn, resumed_frame(positions))

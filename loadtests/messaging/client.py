@@ -38,6 +38,7 @@ class UserClient:
         self.reading = asyncio.Event()
         self.reading.set()
         self.connected = asyncio.Event()
+        self.resumed = asyncio.Event()  # the first resume answered: the client is in steady state
         self.stopping = False
         self.reconnects = 0
         self.last_frame_at = 0.0
@@ -86,9 +87,11 @@ class UserClient:
                 self.samples.add(ACK, None, failed=True)
                 self.log({"event": "rejected", "conversation_id": frame["conversation_id"],
                           "client_msg_id": frame["client_msg_id"], "code": frame["code"], "sender": self.user})
-        elif kind == "resumed" and self._lost_at is not None:
-            self.samples.add(RECONNECT, (now - self._lost_at) * 1000)
-            self._lost_at = None
+        elif kind == "resumed":
+            self.resumed.set()
+            if self._lost_at is not None:
+                self.samples.add(RECONNECT, (now - self._lost_at) * 1000)
+                self._lost_at = None
 
     async def _read(self, ws: ClientConnection) -> None:
         async for raw in ws:

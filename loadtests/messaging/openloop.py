@@ -156,10 +156,11 @@ class Generator:
         async def connected(client: UserClient) -> None:
             async with gate:
                 await client.connected.wait()
+            await client.resumed.wait()  # sends start in steady state, not in the connection storm
 
         runs = [asyncio.create_task(c.run()) for c in self.clients.values()]
         await asyncio.wait_for(asyncio.gather(*(connected(c) for c in self.clients.values())), 120)
-        print(f"{len(self.clients)} users connected; sending at {self.rate:.0f}/s for {self.duration:.0f} s", flush=True)
+        print(f"{len(self.clients)} users connected and resumed; sending at {self.rate:.0f}/s for {self.duration:.0f} s", flush=True)
         slow = asyncio.create_task(self.slow_readers())
         started = time.time()
         due = await self.schedule()

@@ -20,10 +20,14 @@ from messaging.ports import OutboxBatch, StoreUnavailable
 from services.clients.postgres import UNREACHABLE
 
 RELAY_LOCK = 727_102  # any constant; the same for every relay of this database
+# Rows still in flight are left out by id, not by a high-water mark: ids are taken at insert and
+# transactions commit out of id order (across conversations), so "id > the last one published"
+# would skip a row that committed late. Within a conversation the last_seq row lock makes id,
+# seq and commit order the same.
 _CLAIM = text(
     "SELECT o.id, m.conversation_id, m.seq, m.message_id, m.sender, m.body, m.sent_at "
     "FROM message_outbox o JOIN messages m ON m.conversation_id = o.conversation_id AND m.seq = o.seq "
-    "ORDER BY o.id LIMIT :n"
+    "WHERE NOT (o.id = ANY(CAST(:busy AS bigint[]))) ORDER BY o.id LIMIT :n"
 )
 _DONE = text("DELETE FROM message_outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
 
@@ -77,10 +81,10 @@ class PgOutbox(_Sql):
             pass
         self._wake.clear()
 
-    async def claim(self, limit: int) -> OutboxBatch:
+    async def claim(self, limit: int, busy: Sequence[int] = ()) -> OutboxBatch:
         async def q() -> OutboxBatch:
             async with self._engine.connect() as conn:
-                rows = (await conn.execute(_CLAIM, {"n": limit})).all()
+                rows = (await conn.execute(_CLAIM, {"n": limit, "busy": list(busy)})).all()
             return OutboxBatch([r.id for r in rows], [message_from(r) for r in rows])
 
         return await self._run(q)

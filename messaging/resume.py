@@ -37,8 +37,12 @@ class DeliveryCursor:
     first_live: dict[str, int] = field(default_factory=dict)
 
     def start(self, resuming: set[str] | frozenset[str] = frozenset()) -> list[object]:
-        """The client spoke: release what was held for the conversations it does not resume, in order."""
+        """The client spoke: release what was held for the conversations it does not resume, in order;
+        those it resumes hold their live messages until their replay (which may wait its turn)."""
         self.awaiting = False
+        for conversation_id in resuming:
+            if conversation_id not in self.last:
+                self.held.setdefault(conversation_id, {})
         out: list[object] = []
         for conversation_id in [c for c in self.held if c not in resuming and c not in self.last]:
             held = self.held.pop(conversation_id)

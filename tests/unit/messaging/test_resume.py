@@ -88,3 +88,12 @@ def test_no_backfill_when_the_resume_is_where_live_delivery_began():
     cursor = DeliveryCursor(awaiting=False)
     cursor.offer("c", 11, "m11")
     assert cursor.backfill("c", 10) is None
+
+
+def test_a_resumed_conversation_holds_live_messages_until_its_replay_starts():
+    cursor = DeliveryCursor()
+    assert cursor.start({"c"}) == []
+    assert cursor.offer("c", 16, "m16") is Verdict.HOLD  # its replay is still queued
+    assert cursor.begin_replay("c", 10) == 10
+    assert [s for s in range(11, 17) if cursor.replayed("c", s)] == [11, 12, 13, 14, 15, 16]
+    assert cursor.end_replay("c") == ([], False)

@@ -125,6 +125,7 @@ class Persister(Loop):
         self._consumer = consumer
         self.persisted = 0
         self.redelivered = 0
+        self._checked_at = 0.0
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -136,6 +137,11 @@ class Persister(Loop):
 
     async def step(self) -> None:
         records = await self._consumer.getmany(timeout_ms=1000, max_records=500)
+        now = asyncio.get_running_loop().time()
+        if not records and now - self._checked_at >= 1.0:
+            self._checked_at = now
+            for partition in await self._consumer.rewind_lost_logs():
+                log.warning("log_lost_rewound", topic=partition.topic, partition=partition.partition)
         # Partitions are independent: store and route them concurrently, each in its own order.
         await asyncio.gather(*(self._partition([r.value for r in rs]) for rs in records.values()))
         if records:

@@ -55,12 +55,23 @@ class DeliveryReader(BackgroundLoop):
                     for record in records:
                         body = orjson.loads(record.value)
                         self._hub.deliver(body["to"], body["frame"])
+                if not batches:
+                    await self._rewind_if_lost(consumer, partition)
         finally:
             self._consumer = None
             try:
                 await consumer.stop()
             except KafkaError:
                 pass  # the broker is gone; the process is stopping or reconnecting anyway
+
+    @staticmethod
+    async def _rewind_if_lost(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
+        """The broker lost its log (a Tansu restart) and numbers records from 0 again: read the new
+        log from its start (Tansu answers a fetch past the end with nothing, not an error)."""
+        end = (await consumer.end_offsets([partition]))[partition]
+        if await consumer.position(partition) > end:
+            log.warning("log_lost_rewound", topic=partition.topic)
+            consumer.seek(partition, 0)
 
     async def _check(self) -> None:
         if self._consumer is None:

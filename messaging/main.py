@@ -53,7 +53,7 @@ def wire(settings: MessagingSettings, *, client_id: str | None = None) -> Wiring
         registry=registry,
         router=Router(registry, deliveries),
         limiter=RedisSendLimiter(lambda: redis.redis, settings.send_rate_per_s, settings.send_burst),
-        sent_log=KafkaSentLog(producer, settings.sent_topic) if settings.write_path == "log-first" else None,
+        sent_log=KafkaSentLog(producer, sent_topic(settings)) if settings.write_path == "log-first" else None,
     )
     signer = TokenSigner(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
     return Wiring(service, redis, db, producer, deliveries, signer)

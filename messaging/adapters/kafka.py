@@ -44,8 +44,10 @@ class KafkaDeliveries:
                 # broker lost in a restart (Tansu keeps topics in memory).
                 await ensure_topics(self._producer.bootstrap, [TopicSpec(topic, partitions=1)])
                 self._known.add(topic)
+            # Partition 0, the one the gateway reads: a broker that re-creates the topic on its own
+            # after a restart (Tansu, with 4 partitions) must not scatter records where no one reads.
             sent = await self._producer.enqueue(topic, orjson.dumps({"to": list(users), "frame": frame}),
-                                                key=conversation_id.encode())
+                                                key=conversation_id.encode(), partition=0)
         except KafkaError as exc:
             self._known.discard(topic)
             raise LogUnavailable(str(exc)[:200]) from exc
@@ -64,12 +66,19 @@ class KafkaDeliveries:
 
 
 class KafkaSentLog:
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+    def __init__(self, producer: KafkaProducer, topic: TopicSpec) -> None:
         self._producer = producer
         self._topic = topic
+        self._known = True  # the producer ensured it at start
 
     async def publish(self, sent: MessageSent) -> None:
         try:
-            await self._producer.send(self._topic, encode_sent(sent), key=sent.conversation_id.encode())
+            if not self._known:
+                # After a failure (the broker may have restarted empty): create the topic with its
+                # partitions before a produce makes the broker create it with its own default.
+                await ensure_topics(self._producer.bootstrap, [self._topic])
+                self._known = True
+            await self._producer.send(self._topic.name, encode_sent(sent), key=sent.conversation_id.encode())
         except KafkaError as exc:
+            self._known = False
             raise LogUnavailable(str(exc)[:200]) from exc

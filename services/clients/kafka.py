@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -102,16 +102,41 @@ class KafkaProducer:
         """Send and wait for the broker's acknowledgement."""
         await self.producer.send_and_wait(topic, value, key=key)
 
-    async def enqueue(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future:
+    async def enqueue(self, topic: str, value: bytes, key: bytes | None = None,
+                      partition: int | None = None) -> asyncio.Future:
         """Queue a record and return the future of its acknowledgement, so that a batch can be
         sent back to back and awaited once (records of one partition keep their order)."""
-        return await self.producer.send(topic, value, key=key)
+        return await self.producer.send(topic, value, key=key, partition=partition)
 
     async def _metadata(self) -> None:
         await asyncio.wait_for(self.producer.client.fetch_all_metadata(), self._timeout_s)
 
     def health_checks(self) -> dict[str, HealthCheck]:
         return {"kafka": self._metadata}
+
+
+METADATA_MAX_AGE_MS = 3000
+
+
+class _FromCommitted(ConsumerRebalanceListener):
+    """On every assignment, start each partition from its committed offset, or from the log's
+    start when there is none. aiokafka keeps a partition's old position across a rejoin; after a
+    broker lost its log and its commits (a Tansu restart) that position points into new records
+    it would skip."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        pass  # offsets are committed after each processed batch; nothing is pending here
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        for partition in assigned:
+            committed = await self._consumer.committed(partition)
+            if committed is None:
+                await self._consumer.seek_to_beginning(partition)
+            else:
+                self._consumer.seek(partition, committed)
 
 
 class KafkaConsumer:
@@ -140,6 +165,9 @@ class KafkaConsumer:
             auto_offset_reset="earliest",
             max_poll_records=max_poll_records,
             fetch_max_wait_ms=fetch_max_wait_ms,
+            # A subscribed topic that vanished (a broker that lost its log re-creates it on the next
+            # produce) is seen again within this; aiokafka's default, 5 minutes, stalls the group.
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._next_offset: dict = {}  # partition -> offset after the last record handed out
@@ -153,7 +181,8 @@ class KafkaConsumer:
     async def start(self) -> None:
         await ensure_topics(self._bootstrap, self._topics)
         # aiokafka binds to the running loop, so the consumer is built here, not in __init__.
-        consumer = AIOKafkaConsumer(*[t.name for t in self._topics], **self._options)
+        consumer = AIOKafkaConsumer(**self._options)
+        consumer.subscribe([t.name for t in self._topics], listener=_FromCommitted(consumer))
         await consumer.start()
         self._consumer = consumer
 
@@ -172,6 +201,24 @@ class KafkaConsumer:
             if messages:
                 self._next_offset[partition] = messages[-1].offset + 1
         return records
+
+    async def rewind_lost_logs(self) -> list:
+        """Partitions whose log is now shorter than our position, sent back to their start.
+
+        A broker that lost its log (Tansu keeps it in memory: a restart empties it) numbers new
+        records from 0 again, and Tansu answers a fetch past the end with nothing rather than
+        OffsetOutOfRange: a consumer left at offset 500 would skip the first 500 new records."""
+        if self._consumer is None or not self._consumer.assignment():
+            return []
+        partitions = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(partitions)
+        rewound = []
+        for partition in partitions:
+            if await self._consumer.position(partition) > ends.get(partition, 0):
+                self._consumer.seek(partition, 0)
+                self._next_offset.pop(partition, None)
+                rewound.append(partition)
+        return rewound
 
     def lag(self) -> dict[str, int]:
         """Records behind the end of the log, per topic, over this member's partitions (as of the last

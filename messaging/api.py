@@ -4,23 +4,42 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path as PathParam, Query
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from messaging.domain import MAX_MEMBERS, MAX_TITLE, Conversation, Message
 from messaging.service import MessagingService
 from services.auth import USER_NAME, USER_NAME_RULE, TokenSigner, check_user_name, current_user
+from services.errors import InvalidInput
+from services.http import error_responses
 
 PAGE = Path(__file__).parent / "static" / "chat.html"
+MAX_PRESENCE = 1000
+_NAME = USER_NAME.pattern.removeprefix("^").removesuffix("$")
+# The contracts the handlers enforce, stated in the OpenAPI document so that clients (and the
+# fuzz test) can tell a valid request from an invalid one.
+PRESENCE_USERS = f"^{_NAME}(,{_NAME}){{0,{MAX_PRESENCE - 1}}}$"
+CONVERSATION_ID = "^[0-9a-f]{32}$"  # domain.new_conversation_id: uuid4().hex
+TITLE = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # not blank; no NUL (PostgreSQL text cannot hold one)
+# On the string itself, not beside the anyOf with null: generators then need not filter.
+Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE, json_schema_extra={"pattern": TITLE})]
 
 
 class CreateConversation(BaseModel):
     members: list[str] = Field(..., max_length=MAX_MEMBERS,
                                description=f"user names ({USER_NAME_RULE}); the caller is added if missing",
                                json_schema_extra={"items": {"type": "string", "pattern": USER_NAME.pattern}})
-    title: str | None = Field(None, min_length=1, max_length=MAX_TITLE)
+    title: Title | None = Field(None, description="not blank, no NUL character")
+
+    @field_validator("title")
+    @classmethod
+    def _storable(cls, title: str | None) -> str | None:
+        if title is not None and "\x00" in title:
+            raise ValueError("a title cannot contain the NUL character")
+        return title
 
 
 class ConversationOut(BaseModel):
@@ -62,10 +81,13 @@ def build_router(service: MessagingService, signer: TokenSigner) -> APIRouter:
     router = APIRouter(tags=["messaging"])
     page = PAGE.read_text(encoding="utf-8")
     user_dep = current_user(signer)
-    forbidden = {403: {"description": "not a member of the conversation"}}
-    auth = {401: {"description": "no token, or a bad one"}}
+    errors = {401: "no token, or a bad one", 422: "invalid parameters, named in the message",
+              503: "the database (or, for presence, Redis) is unavailable; retry"}
+    auth = error_responses(errors)
+    with_body = error_responses({400: "the body is not JSON", **errors})
+    forbidden = error_responses({403: "not a member of the conversation, or no such conversation", **errors})
 
-    @router.post("/api/v1/conversations", status_code=201, response_model=ConversationOut, responses=auth)
+    @router.post("/api/v1/conversations", status_code=201, response_model=ConversationOut, responses=with_body)
     async def create_conversation(body: CreateConversation, user: str = Depends(user_dep)) -> ConversationOut:
         return _conversation(await service.create_conversation(user, body.members, body.title))
 
@@ -74,17 +96,22 @@ def build_router(service: MessagingService, signer: TokenSigner) -> APIRouter:
         return Conversations(items=[_conversation(c) for c in await service.my_conversations(user, limit)])
 
     @router.get("/api/v1/conversations/{conversation_id}/messages", response_model=Messages,
-                responses={**auth, **forbidden})
-    async def history(conversation_id: str, after_seq: int = Query(0, ge=0, le=2**62),
+                responses=forbidden)
+    async def history(conversation_id: str = PathParam(..., pattern=CONVERSATION_ID),
+                      after_seq: int = Query(0, ge=0, le=2**62),
                       limit: int = Query(100, ge=1, le=1000), user: str = Depends(user_dep)) -> Messages:
         found = await service.history(user, conversation_id, after_seq, limit)
         return Messages(messages=[_message(m) for m in found])
 
     @router.get("/api/v1/presence", responses=auth)
-    async def presence(users: str = Query(..., description="comma-separated user names", max_length=40_000),
+    async def presence(users: str = Query(..., description=f"comma-separated user names, at most {MAX_PRESENCE}",
+                                          json_schema_extra={"pattern": PRESENCE_USERS}),
                        _: str = Depends(user_dep)) -> dict[str, bool]:
-        names = [check_user_name(u) for u in dict.fromkeys(p.strip() for p in users.split(",")) if u]
-        return await service.presence(names)
+        names = users.split(",")
+        if len(names) > MAX_PRESENCE:
+            raise InvalidInput(f"ask for at most {MAX_PRESENCE} users at a time, not {len(names)}",
+                               code="too_many_users")
+        return await service.presence([check_user_name(u) for u in dict.fromkeys(names)])
 
     @router.get("/", include_in_schema=False)
     async def chat_page() -> HTMLResponse:

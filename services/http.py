@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -25,6 +26,33 @@ STATUS_BY_KIND: dict[type[errors.LabError], int] = {
     errors.RateLimited: 429,
     errors.Unavailable: 503,
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    status: int
+
+
+class ErrorBody(BaseModel):
+    """Every error's JSON body, whatever raised it."""
+
+    error: ErrorDetail
+
+
+_HEADERS_BY_STATUS = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}},
+}
+
+
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict]:
+    """OpenAPI ``responses`` for error statuses: the one body above and the headers the mapping
+    below always sets (a 401's WWW-Authenticate, a 429's or 503's Retry-After)."""
+    return {status: {"model": ErrorBody, "description": text,
+                     **({"headers": _HEADERS_BY_STATUS[status]} if status in _HEADERS_BY_STATUS else {})}
+            for status, text in descriptions.items()}
 
 
 def status_for(exc: errors.LabError) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -76,6 +77,70 @@ def test_grafana_dashboard_has_the_promised_panels():
     dashboard = json.loads((DEPLOY_DIR / "grafana" / "dashboards" / "lab.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
     for metric in ("http_requests_total", "http_request_duration_seconds_bucket", "cache_hits_total",
-                   "cache_misses_total", 'status=~"5.."', "db_pool_in_use", "kafka_consumer_lag"):
+                   "cache_misses_total", 'status=~"5.."', "db_pool_in_use", "kafka_consumer_lag",
+                   "ws_connections", "ws_deliveries_total", "ws_delivery_lag_seconds_bucket",
+                   "ws_ack_duration_seconds_bucket", "ws_slow_disconnects_total", "ws_error_frames_total"):
         assert metric in exprs, metric
     assert Path(REPO_ROOT / "deploy" / "Dockerfile").exists()
+
+
+def test_grafana_panels_are_laid_out_without_overlap():
+    panels = json.loads((DEPLOY_DIR / "grafana" / "dashboards" / "lab.json").read_text())["panels"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    cells = {}
+    for p in panels:
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24, p["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, (p["title"], cells.get((x, y)))
+                cells[x, y] = p["title"]
+
+
+def _exported_metric_names() -> set[str]:
+    """Every sample name the designs' collectors export (with a sample in each labelled family)."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from messaging.metrics import GatewayCollector, GatewayStats, ack_latency, delivery_lag
+    from services.metrics import ClientGauges, HttpMetrics
+    from shortener.metrics import ShortenerCollector
+
+    http = HttpMetrics("any")
+    http.observe("GET", "/", 200, 0.01)
+    registry = http.registry
+    stats = GatewayStats()
+    stats.frames_in["send"] += 1
+    stats.errors["bad_frame"] += 1
+    registry.register(GatewayCollector("messaging-gateway", stats))
+    ack_latency(registry).labels("messaging-gateway").observe(0.01)
+    delivery_lag(registry).labels("messaging-gateway").observe(0.01)
+    registry.register(ClientGauges("any", shards=SimpleNamespace(pool_use=lambda: [(1, 10)]),
+                                   consumers=[SimpleNamespace(lag=lambda: {"topic": 3})]))
+    breaker = SimpleNamespace(state="closed")
+    shortener = SimpleNamespace(stats=SimpleNamespace(local_hits=0, redis_hits=0, misses=0, db_reads=0,
+                                                      cache_errors=0, collisions=0, rate_limited=0,
+                                                      limiter_errors=0),
+                                coalesced=0, redis_breaker=breaker, db_breaker=breaker, local={})
+    registry.register(ShortenerCollector("shortener", shortener))
+    text = generate_latest(registry).decode()
+    return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def _metric_names(expr: str) -> set[str]:
+    """The series a PromQL expression reads: identifiers that are not functions, labels or durations."""
+    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\b(?:by|without)\s*\([^)]*\)", "", expr)
+    return {name for name in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", bare)}
+
+
+def test_grafana_panels_read_metrics_the_services_export():
+    """A renamed metric (or a counter queried without prometheus_client's ``_total``) leaves a panel
+    empty without any error; each name a panel queries must be one the collectors export."""
+    dashboard = json.loads((DEPLOY_DIR / "grafana" / "dashboards" / "lab.json").read_text())
+    exported = _exported_metric_names()
+    queried = {name for p in dashboard["panels"] for t in p.get("targets", []) for name in _metric_names(t["expr"])}
+    assert {"ws_connections", "ws_delivery_lag_seconds_bucket", "kafka_consumer_lag"} <= queried
+    assert queried <= exported, sorted(queried - exported)

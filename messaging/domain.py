@@ -128,6 +128,8 @@ def parse_frame(raw: str | bytes) -> SendMessage | Resume | MarkRead:
         text = frame.get("text")
         if not isinstance(text, str) or not text:
             raise FrameRejected("bad_frame", "send needs a non-empty \"text\" string")
+        if "\x00" in text:  # PostgreSQL text cannot hold it
+            raise FrameRejected("bad_frame", "text contains a NUL character")
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > MAX_TEXT_BYTES:
             raise FrameRejected("message_too_large", f"text is {size} UTF-8 bytes; the limit is {MAX_TEXT_BYTES}")
@@ -137,7 +139,7 @@ def parse_frame(raw: str | bytes) -> SendMessage | Resume | MarkRead:
         if not isinstance(positions, dict) or len(positions) > 10_000:
             raise FrameRejected("bad_frame", "resume needs \"positions\": {conversation_id: last_seq, ...}")
         for key, value in positions.items():
-            if not key or len(key) > 64 or not _is_seq(value):
+            if not key or len(key) > 64 or "\x00" in key or not _is_seq(value):
                 raise FrameRejected("bad_frame", f"position {key!r}: {value!r} must be a whole number >= 0")
         return Resume(dict(positions))
     if kind == "read":
@@ -157,8 +159,9 @@ def _is_seq(value: object) -> bool:
 
 def _string(frame: dict, field: str, limit: int) -> str:
     value = frame.get(field)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise FrameRejected("bad_frame", f"{frame.get('type')} needs \"{field}\": a string of 1-{limit} characters")
+    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+        raise FrameRejected("bad_frame", f"{frame.get('type')} needs \"{field}\": a string of 1-{limit} characters "
+                                         "without NUL")
     return value
 
 

@@ -34,6 +34,10 @@ def test_send_resume_and_read_parse():
     ('{"type":"resume","positions":{"c1":true}}', "bad_frame", "whole number"),
     ('{"type":"resume","positions":[]}', "bad_frame", "positions"),
     ('{"type":"read","conversation_id":"c1","seq":0}', "bad_frame", ">= 1"),
+    # PostgreSQL text cannot hold NUL: refused at the edge, not a 500 or an internal_error frame.
+    (_send(text="a\u0000b"), "bad_frame", "NUL"),
+    (_send(conversation_id="c\u0000"), "bad_frame", "without NUL"),
+    ('{"type":"resume","positions":{"c\\u0000":1}}', "bad_frame", "whole number"),
 ])
 def test_bad_frames_name_the_problem(raw, code, words):
     with pytest.raises(FrameRejected) as caught:

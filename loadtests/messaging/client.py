@@ -28,11 +28,13 @@ SLOW_READER_RCVBUF = 4096  # a reader that stops reading must back up to the gat
 
 class UserClient:
     def __init__(self, user: str, token: str, url: str, positions: dict[str, int], samples: Samples,
-                 log: Callable[[dict], None], run: str, *, slow: bool = False) -> None:
+                 log: Callable[[dict], None], run: str, *, slow: bool = False,
+                 on_delivered: Callable[[str], None] = lambda message_id: None) -> None:
         self.user, self.url = user, f"{url}?token={token}"
         self.positions = {conv: Position(seq) for conv, seq in positions.items()}
         self.samples, self.log, self.run_tag = samples, log, run
         self.slow = slow
+        self.on_delivered = on_delivered
         self.pending: dict[str, tuple[str, bytes, float]] = {}  # client_msg_id -> (conversation, frame, scheduled)
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.reading = asyncio.Event()
@@ -41,7 +43,6 @@ class UserClient:
         self.resumed = asyncio.Event()  # the first resume answered: the client is in steady state
         self.stopping = False
         self.reconnects = 0
-        self.last_frame_at = 0.0
         self._lost_at: float | None = None
         self._ws: ClientConnection | None = None
 
@@ -66,7 +67,6 @@ class UserClient:
 
     def _on_frame(self, raw: str | bytes) -> None:
         now = time.time()
-        self.last_frame_at = now
         frame = json.loads(raw)
         kind = frame.get("type")
         if kind == "message":
@@ -75,6 +75,7 @@ class UserClient:
                 scheduled = scheduled_of(frame.get("text", ""), self.run_tag)
                 if scheduled is not None:
                     self.samples.add(DELIVER_SLOW if self.slow else DELIVER, (now - scheduled) * 1000)
+                    self.on_delivered(frame["message_id"])
         elif kind == "ack":
             entry = self.pending.pop(frame["client_msg_id"], None)
             if entry is not None:

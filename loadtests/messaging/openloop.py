@@ -22,6 +22,7 @@ import os
 import random
 import resource
 import time
+from collections import Counter
 from pathlib import Path
 
 from loadtests.messaging.client import UserClient
@@ -31,8 +32,7 @@ from loadtests.messaging.seed import load_seed
 
 MAX_PENDING = 1000
 CONNECT_CONCURRENCY = 200
-DRAIN_S = 15.0  # after the last send: time for acks and deliveries to arrive
-QUIET_S = 1.0
+DRAIN_S = 60.0  # after the last send: at most this for acks and deliveries to arrive
 
 
 def option(name: str, default: str) -> str:
@@ -73,6 +73,9 @@ class Generator:
         self._acks = open(ack_path, "a") if ack_path else None
         self.run_tag = seed["run"] + f"{random.getrandbits(24):06x}"  # new per run on the same seed
         convs = seed["conversations"]
+        self.members = {c["id"]: len(c["members"]) for c in convs}
+        # Per acknowledged message: the member deliveries still to come (every member, the sender too).
+        self.undelivered: Counter[str] = Counter()
         self.pairs = [c for c in convs if c["kind"] == "pair"]
         self.groups = [c for c in convs if c["kind"] == "group"]
         into = option("into_group", "")
@@ -88,14 +91,24 @@ class Generator:
         slow_share = float(option("slow_readers", "0"))
         users = seed["users"]
         slow = set(random.Random(7).sample([u["user"] for u in users], round(slow_share * len(users))))
-        self.clients = {u["user"]: UserClient(u["user"], u["token"], seed["ws_url"], positions[u["user"]],
-                                              self.samples, self.log, self.run_tag, slow=u["user"] in slow)
+        # Slow readers connect to a gateway directly: through Caddy, its buffers and the kernel's
+        # on both of its sockets absorb megabytes before the gateway sees a reader fall behind.
+        direct = seed.get("gateway_ws_urls") or [seed["ws_url"]]
+        self.clients = {u["user"]: UserClient(u["user"], u["token"], direct[0] if u["user"] in slow else seed["ws_url"],
+                                              positions[u["user"]], self.samples, self.log, self.run_tag,
+                                              slow=u["user"] in slow, on_delivered=self.delivered)
                         for u in users}
         self.slow = [self.clients[u] for u in slow]
 
     def log(self, record: dict) -> None:
+        if record["event"] == "acknowledged":
+            self.undelivered[record["message_id"]] += self.members[record["conversation_id"]]
         if self._acks is not None:
             self._acks.write(json.dumps(record) + "\n")
+
+    def delivered(self, message_id: str) -> None:
+        """A member's socket got it (possibly before its sender's ack: the count goes below 0 first)."""
+        self.undelivered[message_id] -= 1
 
     def pick(self, k: int) -> tuple[dict, str]:
         pool = self.groups if self.groups and (not self.pairs or random.random() < self.group_share) else self.pairs
@@ -140,14 +153,17 @@ class Generator:
             await asyncio.sleep(1.0)
             self.samples.flush(int(time.time() - self.samples.t0))
 
-    async def drain(self) -> None:
-        """Until every send is answered and no frame has come for ``QUIET_S``, at most ``DRAIN_S``."""
-        deadline = time.time() + DRAIN_S
-        while time.time() < deadline:
+    async def drain(self) -> float:
+        """Until every send is answered and every acknowledged message reached every member (log-first
+        persists after the ack, and a rebalance can hold that up for seconds), at most ``DRAIN_S``;
+        returns how long it took."""
+        started = time.time()
+        while time.time() - started < DRAIN_S:
+            if not any(c.pending for c in self.clients.values()) and all(
+                    n <= 0 for n in self.undelivered.values()):
+                break
             await asyncio.sleep(0.2)
-            last = max((c.last_frame_at for c in self.clients.values()), default=0.0)
-            if not any(c.pending for c in self.clients.values()) and time.time() - last >= QUIET_S:
-                return
+        return time.time() - started
 
     async def run(self) -> None:
         ticker = asyncio.create_task(self.ticker())
@@ -165,7 +181,7 @@ class Generator:
         started = time.time()
         due = await self.schedule()
         await slow
-        await self.drain()
+        drained_s = await self.drain()
         elapsed = time.time() - started
         await asyncio.gather(*(client.close() for client in self.clients.values()))
         await asyncio.gather(*runs, return_exceptions=True)
@@ -174,12 +190,15 @@ class Generator:
         unanswered = sum(len(c.pending) for c in self.clients.values())
         totals = self.samples.totals(min(elapsed, self.duration), unanswered)
         totals["due"] = due
+        totals["drained_s"] = round(drained_s, 1)
+        totals["undelivered_at_end"] = sum(n for n in self.undelivered.values() if n > 0)
         out = Path(os.environ["SDLAB_TOTALS"])
         (out.parent / "readers.json").write_text(json.dumps([c.report() for c in self.clients.values()]))
         if self._acks is not None:
             self._acks.close()
         out.write_text(json.dumps(totals))
-        print(f"due {due}, unanswered {unanswered}, dropped {totals['dropped_iterations']}", flush=True)
+        print(f"due {due}, unanswered {unanswered}, dropped {totals['dropped_iterations']}, drained in "
+              f"{drained_s:.1f} s, member deliveries missing at the end {totals['undelivered_at_end']}", flush=True)
 
 
 def main() -> None:

@@ -46,7 +46,12 @@ class MessagingPlugin:
             sizes = tuple(s for s in sizes if s <= spec.seed_count)
         elif max(sizes, default=0) > spec.seed_count:
             raise LabCommandError(f"a group of {max(sizes)} needs at least {max(sizes)} users: add --seed {max(sizes)}")
-        return asyncio.run(seed(ctx.base_url, spec.seed_count, sizes))
+        record = asyncio.run(seed(ctx.base_url, spec.seed_count, sizes))
+        # The gateways' own addresses, for clients that must bypass the balancer (slow readers).
+        record["gateway_ws_urls"] = [c.url.replace("http://", "ws://", 1) + "/ws"
+                                     for name, c in sorted(ctx.state.components.items())
+                                     if name.startswith(f"{ctx.design}-gateway-")]
+        return record
 
     @staticmethod
     def verify(ctx: RunContext, result) -> Verification:

@@ -24,7 +24,7 @@ from services.lab.stack import Component
 from services.lab.state import LabState, exclusive
 from services.lab.supervisor import EventSink, quiet, require_state, start_component, wait_ready
 
-ACTIONS = ("kill", "pause", "resume", "restart")
+ACTIONS = ("kill", "stop", "pause", "resume", "restart")
 
 
 def _component(state: LabState, name: str):
@@ -46,6 +46,11 @@ def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSi
                 return f"{name} was not running"
             procs.wait_gone(ref)
             return f"killed {name} (pid {c.pid})"
+        if action == "stop":  # a graceful leave: it drains as on a deploy (a consumer leaves its group)
+            if not ref.alive():
+                return f"{name} was not running"
+            procs.stop(ref, c.stop_signal)
+            return f"stopped {name} (pid {c.pid}); start it again with `sdlab chaos restart {name}`"
         if action == "pause":
             if not procs.signal_tree(ref, signal.SIGSTOP):
                 raise LabCommandError(f"{name} is not running; start it with `sdlab chaos restart {name}`")

@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--duration", type=float, default=20, help="seconds of load per design (default 20)")
 
     ch = sub.add_parser("chaos", help="inject a fault: kill, pause, resume, restart, toxic")
-    ch.add_argument("action", choices=[*chaos.ACTIONS, "toxic"], metavar="ACTION", help="kill|pause|resume|restart|toxic")
+    ch.add_argument("action", choices=[*chaos.ACTIONS, "toxic"], metavar="ACTION",
+                    help="kill|stop|pause|resume|restart|toxic")
     ch.add_argument("component")
     ch.add_argument("toxic", nargs="?", metavar="TOXIC", help=f"with toxic: {'|'.join(chaos.TOXICS)}")
     ch.add_argument("--compose", action="store_true", help="act on docker compose containers instead of local processes")

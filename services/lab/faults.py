@@ -46,11 +46,11 @@ def parse_schedule(text: str, duration_s: float) -> list[FaultStep]:
 
 
 def windows(log: list[tuple[float, FaultStep]]) -> list[FaultWindow]:
-    """Kill→restart and pause→resume intervals, for shading charts; an open one ends with the run."""
+    """Kill/stop→restart and pause→resume intervals, for shading charts; an open one ends with the run."""
     open_: dict[str, FaultWindow] = {}
     done: list[FaultWindow] = []
     for t, step in log:
-        if step.action in ("kill", "pause"):
+        if step.action in ("kill", "stop", "pause"):
             open_[step.component] = FaultWindow(step.component, step.action, t)
         elif step.component in open_:
             w = open_.pop(step.component)

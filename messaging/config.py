@@ -24,6 +24,10 @@ class MessagingSettings(ServiceSettings):
     # Per connection: bytes waiting to be written before the client counts as a slow reader
     # and is disconnected (close code 4008), so one slow reader never holds up another.
     send_buffer_bytes: int = Field(256 * 1024, ge=4096)
+    # The kernel's send buffer per socket (SO_SNDBUF). Left to autotuning it grows to tcp_wmem's
+    # maximum (4 MiB here), so a reader that stops reading parks megabytes in the kernel before the
+    # bound above sees anything, and 10k such readers would pin gigabytes. 0: leave it to the kernel.
+    socket_send_buffer_bytes: int = Field(64 * 1024, ge=0)
     # permessage-deflate: off by default (it costs ~50 KiB per connection), on by setting.
     compression: bool = False
     # Protocol pings keep idle connections alive through the balancer and find dead peers.

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import resource
 import signal
+import socket
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -85,6 +86,9 @@ class Gateway:
         return None
 
     async def handle(self, ws: ServerConnection) -> None:
+        if self.settings.socket_send_buffer_bytes:
+            sock = ws.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.socket_send_buffer_bytes)
         conn = Connection(ws, ws.lab_user)
         if self.hub.add(conn) and not await self.heartbeat.connected(conn.user):
             self.hub.remove(conn)

@@ -40,9 +40,12 @@ def _loop_label(results: dict[str, "VariantResult"]) -> str:
 
 def _load_line(first: dict) -> str:
     spec = first["spec"]
-    mix = f"read:write {spec['read_weight']}:{spec['write_weight']}, Zipf s={spec['zipf_s']}"
-    generator = generator_label(first)
-    return f"- Load per variant: {generator}, {first['offered']}, {first['duration_s']} s, {mix}"
+    # The request mix is k6's and Locust's; a design's own generator takes its options instead.
+    mix = (f"read:write {spec['read_weight']}:{spec['write_weight']}, Zipf s={spec['zipf_s']}"
+           if first.get("generator") != "script" else "")
+    options = ", ".join(f"{k}={v}" for k, v in (spec.get("options") or {}).items())
+    details = ", ".join(x for x in (mix, f"options {options}" if options else "", f"seed {spec['seed_count']}") if x)
+    return f"- Load per variant: {generator_label(first)}, {first['offered']}, {first['duration_s']} s, {details}"
 
 
 def write_report(exp: "Experiment", out: Path, results: dict[str, "VariantResult"], outcome: "Outcome") -> dict:

@@ -132,8 +132,11 @@ def load_report(summary: dict, out: Path, chart: Path) -> Path:
         f"# Load run: {summary['name']}",
         "",
         *machine_lines(summary),
-        f"- Load ({generator}): {summary['offered']}, {summary['duration_s']} s, read:write "
-        f"{spec['read_weight']}:{spec['write_weight']}, Zipf s={spec['zipf_s']}",
+        f"- Load ({generator}): {summary['offered']}, {summary['duration_s']} s, "
+        + (f"read:write {spec['read_weight']}:{spec['write_weight']}, Zipf s={spec['zipf_s']}"
+           if summary.get("generator") != "script" else
+           ", ".join(f"{k}={v}" for k, v in (spec.get("options") or {}).items()) or "default options")
+        + f", seed {spec['seed_count']}",
         "",
         "| offered | achieved req/s | p50 | p95 | p99 | failures |" + (" dropped |" if open_loop else "")
         + " load generator CPU (avg / max) |",

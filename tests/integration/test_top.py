@@ -43,6 +43,9 @@ def test_top_once_shows_components_services_and_the_design_gauges(lab: Lab):
     assert gauges["cache hit ratio"].endswith("lookups/s") and "%" in gauges["cache hit ratio"], gauges
     assert "connections" in gauges["database pool in use"]
     assert gauges["click consumer lag (records)"] != "-"
+    chat = dict(frame["gauges"]["messaging"])
+    assert chat["open connections"].replace(",", "").isdigit(), chat  # the gateways export the gauge
+    assert {"deliveries/s (frames to sockets)", "delivery lag p99 (stored → written)", "slow readers cut off"} <= set(chat)
     for needle in ("components", "RSS MiB", "req/s", "p99 ms", "cache hit ratio", "shortener-analytics-1"):
         assert needle in text, needle
 

@@ -133,6 +133,9 @@ class UserClient:
             self.samples.connected -= 1
             if not self.stopping:
                 self.reconnects += 1
+                # A reader that stopped reading is a frozen app: it notices the loss, and comes
+                # back, only when it reads again.
+                await self.reading.wait()
                 self._lost_at = self._lost_at or time.time()
 
     async def _session(self, ws: ClientConnection) -> None:

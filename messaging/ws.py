@@ -108,15 +108,24 @@ class Hub:
                 self.close(conn, SERVICE_RESTART, "gateway presumed dead; reconnect and resume")
 
     def push(self, conn: Connection, data: bytes) -> None:
-        ws = conn.ws
-        if conn.closing or ws.protocol.state is not State.OPEN:
-            return
-        if ws.transport.get_write_buffer_size() > self.buffer_bytes:
-            self.stats.slow_disconnects += 1
-            self.close(conn, SLOW_CONSUMER, "slow consumer: send buffer full; reconnect and resume")
-            return
-        broadcast([ws], data, text=True)
-        self.stats.deliveries += 1
+        self.push_many((conn,), data)
+
+    def push_many(self, conns, data: bytes) -> None:
+        """One frame to many connections in one ``broadcast`` (it encodes the frame once); those
+        whose buffer passed the bound are cut instead."""
+        ready = []
+        for conn in conns:
+            ws = conn.ws
+            if conn.closing or ws.protocol.state is not State.OPEN:
+                continue
+            if ws.transport.get_write_buffer_size() > self.buffer_bytes:
+                self.stats.slow_disconnects += 1
+                self.close(conn, SLOW_CONSUMER, "slow consumer: send buffer full; reconnect and resume")
+                continue
+            ready.append(ws)
+        if ready:
+            broadcast(ready, data, text=True)
+            self.stats.deliveries += len(ready)
 
     async def _send_waiting(self, conn: Connection, data: bytes) -> None:
         """A replayed frame: waits while the socket's buffer drains. A replay sends a backlog at once,
@@ -138,23 +147,23 @@ class Hub:
         self.stats.records += 1
         data = orjson.dumps(frame)
         if frame.get("type") != "message":
-            for user in users:
-                for conn in self.by_user.get(user, ()):
-                    self.push(conn, data)
+            self.push_many([conn for user in users for conn in self.by_user.get(user, ())], data)
             return
         conversation_id, seq = frame["conversation_id"], frame["seq"]
         if self.lag_seconds is not None:
             self.lag_seconds.observe(time.time() - datetime.fromisoformat(frame["sent_at"]).timestamp())
+        sending = []
         for user in users:
             for conn in self.by_user.get(user, ()):
                 verdict = conn.cursor.offer(conversation_id, seq, data)
                 if verdict is Verdict.SEND:
-                    self.push(conn, data)
+                    sending.append(conn)
                 elif verdict is Verdict.DROP:
                     self.stats.duplicates_dropped += 1
                 elif verdict is Verdict.REPAIR:
                     self.stats.gap_repairs += 1
                     self.spawn(self.replay(conn, conversation_id, conn.cursor.last[conversation_id], begun=True))
+        self.push_many(sending, data)
 
     async def replay(self, conn: Connection, conversation_id: str, after_seq: int, *, begun: bool = False) -> None:
         """Send what the database has after ``after_seq``, then what arrived live meanwhile, once each, in order."""

@@ -28,7 +28,8 @@ def _identify(run: Path) -> tuple[str, str]:
     if "experiment" in summary:
         design, _, name = summary["experiment"].partition(".")
         return design, name
-    if "figures" in summary and "-bench-" in f"-{run.name}":
+    # A benchmark's folder is <time>-bench-<design>; its figures are the design's own.
+    if "-bench-" in f"-{run.name}" and "spec" not in summary:
         return run.name.split("-bench-", 1)[1], "bench"
     if "spec" in summary and "name" in summary:
         return summary["spec"]["design"], summary["name"]  # a load run

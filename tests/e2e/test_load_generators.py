@@ -17,7 +17,7 @@ def test_open_loop_load_with_k6(lab: Lab, tmp_path):
     results = tmp_path / "results"
     out = lab.run("load", "shortener", "--open", "--rate", "150", "--duration", "6", "--seed", "100",
                   env={"SDLAB_RESULTS": str(results)}, timeout=180).stdout
-    assert "open loop, k6" in out and "report:" in out
+    assert "k6, open loop" in out and "report:" in out
     run = _run_folder(results)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["generator"] == "k6" and summary["loop"] == "open" and summary["offered_rps"] == 150
@@ -42,7 +42,7 @@ def test_closed_loop_load_says_its_latencies_are_closed_loop(lab: Lab, tmp_path)
     results = tmp_path / "results"
     out = lab.run("load", "shortener", "--users", "5", "--duration", "4", "--seed", "50",
                   env={"SDLAB_RESULTS": str(results)}, timeout=180).stdout
-    assert "closed loop, Locust" in out
+    assert "Locust, closed loop" in out
     summary = json.loads((_run_folder(results) / "summary.json").read_text())
     assert summary["generator"] == "locust" and summary["loop"] == "closed" and "closed-loop" in summary["latency_note"]
     assert set(summary["endpoints"]) == {"/{code}", "/api/v1/links"}

@@ -196,7 +196,9 @@ def create_app(settings: MessagingSettings | None = None) -> FastAPI:
     if settings.write_path == "log-first":
         consumer = KafkaConsumer(settings.kafka_bootstrap_servers, group_id=settings.persister_group,
                                  topics=[sent_topic(settings)], client_id=settings.instance_id,
-                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, critical=True)
+                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, critical=True,
+                                 # See the topic again soon after a broker restart re-created it.
+                                 metadata_max_age_ms=3000)
         persister = Persister(w.service, consumer)
     loops = [relay, reaper] + ([persister] if persister else [])
     app = create_service_app(service=SERVICE, settings=settings,

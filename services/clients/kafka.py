@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -115,30 +115,6 @@ class KafkaProducer:
         return {"kafka": self._metadata}
 
 
-METADATA_MAX_AGE_MS = 3000
-
-
-class _FromCommitted(ConsumerRebalanceListener):
-    """On every assignment, start each partition from its committed offset, or from the log's
-    start when there is none. aiokafka keeps a partition's old position across a rejoin; after a
-    broker lost its log and its commits (a Tansu restart) that position points into new records
-    it would skip."""
-
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
-        self._consumer = consumer
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        pass  # offsets are committed after each processed batch; nothing is pending here
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        for partition in assigned:
-            committed = await self._consumer.committed(partition)
-            if committed is None:
-                await self._consumer.seek_to_beginning(partition)
-            else:
-                self._consumer.seek(partition, committed)
-
-
 class KafkaConsumer:
     """A consumer-group member with manual commits (commit after processing: at-least-once)."""
 
@@ -151,6 +127,7 @@ class KafkaConsumer:
         client_id: str,
         max_poll_records: int = 500,
         fetch_max_wait_ms: int = 500,
+        metadata_max_age_ms: int | None = None,
         critical: bool = False,
     ) -> None:
         self.name = f"kafka-consumer-{group_id}"
@@ -165,10 +142,11 @@ class KafkaConsumer:
             auto_offset_reset="earliest",
             max_poll_records=max_poll_records,
             fetch_max_wait_ms=fetch_max_wait_ms,
-            # A subscribed topic that vanished (a broker that lost its log re-creates it on the next
-            # produce) is seen again within this; aiokafka's default, 5 minutes, stalls the group.
-            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
+        if metadata_max_age_ms is not None:
+            # A subscribed topic that vanished (a broker that lost its log re-creates it on the
+            # next produce) is seen again within this; aiokafka's default is 5 minutes.
+            self._options["metadata_max_age_ms"] = metadata_max_age_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._next_offset: dict = {}  # partition -> offset after the last record handed out
 
@@ -181,8 +159,7 @@ class KafkaConsumer:
     async def start(self) -> None:
         await ensure_topics(self._bootstrap, self._topics)
         # aiokafka binds to the running loop, so the consumer is built here, not in __init__.
-        consumer = AIOKafkaConsumer(**self._options)
-        consumer.subscribe([t.name for t in self._topics], listener=_FromCommitted(consumer))
+        consumer = AIOKafkaConsumer(*[t.name for t in self._topics], **self._options)
         await consumer.start()
         self._consumer = consumer
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from loadtests.messaging.analysis import rss_per_connection
-from loadtests.messaging.fanout_bench import Counter, read_all
+from loadtests.messaging.fanout_bench import read_all
 from loadtests.messaging.floor import floor
 from loadtests.messaging.samples import DELIVER
 from loadtests.messaging.seed import seed
@@ -64,8 +64,8 @@ async def _gateway_fanout(base_url: str, gateway_url: str, seconds: float) -> fl
     group = next(c for c in record["conversations"] if c["kind"] == "group")
     tokens = {u["user"]: u["token"] for u in record["users"]}
     ws_url = gateway_url.replace("http://", "ws://", 1) + "/ws?token="
-    counter, ready = Counter(), asyncio.Event()
-    reading = asyncio.ensure_future(read_all([ws_url + tokens[m] for m in group["members"]], counter, ready))
+    ready = asyncio.Event()
+    reading = asyncio.ensure_future(read_all([ws_url + tokens[m] for m in group["members"]], ready))
     await ready.wait()
     from websockets.asyncio.client import connect
 
@@ -109,8 +109,7 @@ async def _bare_fanout(host: str, out: Path, seconds: float) -> float:
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        counter, ready = Counter(), asyncio.Event()
-        await read_all([f"ws://{host}:{port}/"] * MEMBERS, counter, ready)
+        await read_all([f"ws://{host}:{port}/"] * MEMBERS, asyncio.Event())
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -152,3 +152,46 @@ async def test_a_bad_token_is_refused_at_the_handshake(base):
             async with connect(url):
                 pass
         assert refused.value.response.status_code == 401
+
+
+async def test_a_flood_is_rate_limited_with_retry_after(base):
+    alice, bob, _ = _names()
+    async with httpx.AsyncClient(base_url=base) as client:
+        ta, _tb = await _login(client, alice), await _login(client, bob)
+        created = await client.post("/api/v1/conversations", json={"members": [bob]},
+                                    headers={"Authorization": f"Bearer {ta}"})
+    cid = created.json()["id"]
+    async with connect(_ws(base, ta)) as ws:
+        for i in range(400):  # the burst is 100 at 50/s: a flood this fast outruns the refill
+            await ws.send(json.dumps({"type": "send", "conversation_id": cid, "client_msg_id": f"f{i}", "text": "x"}))
+        refused = await _next(ws, "error", timeout=30)
+        assert refused["code"] == "rate_limited" and refused["retry_after"] > 0
+        assert refused["conversation_id"] == cid and refused["client_msg_id"].startswith("f")
+
+
+async def test_a_draining_gateway_closes_with_1001_and_clients_come_back_through_caddy(lab, base):
+    """SIGTERM (chaos stop): the gateway stops accepting and closes its sockets with 1001; a new
+    connection through Caddy lands on the other gateway."""
+    alice, _, _ = _names()
+    async with httpx.AsyncClient(base_url=base) as client:
+        token = await _login(client, alice)
+    gateways = [c for c in lab.state["components"] if c.startswith("messaging-gateway-")]
+    sockets = [await connect(_ws(base, token)) for _ in range(4)]  # least_conn spreads them over both
+    try:
+        lab.run("chaos", "stop", gateways[0])
+        codes = []
+        for ws in sockets:
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+            except ConnectionClosed as closed:
+                codes.append(closed.rcvd.code if closed.rcvd else None)
+            except asyncio.TimeoutError:
+                codes.append("open")
+        assert 1001 in codes, codes  # the stopped gateway's sockets went away politely
+        async with connect(_ws(base, token)) as again:  # Caddy routes around the stopped one
+            await again.send(json.dumps({"type": "resume", "positions": {}}))
+            assert (await _next(again, "resumed"))["positions"] == {}
+    finally:
+        for ws in sockets:
+            await ws.close()
+        lab.run("chaos", "restart", gateways[0], timeout=120)

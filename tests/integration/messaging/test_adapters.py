@@ -102,8 +102,10 @@ async def test_routes_follow_connections_and_a_lapsed_gateway_counts_as_gone(reg
     assert await registry.routes([u, v]) == {g1: [u], g2: [v]}
     await asyncio.sleep(0.3)  # g2's key expires: its routes no longer count
     assert await registry.online([u, v]) == {u: True, v: False}
-    assert g2 in await registry.dead_gateways()
-    assert await registry.forget_gateway(g2) == [v]
+    # The session's own reaper (the fan-out worker) forgets dead gateways every second, so it may
+    # have forgotten this one already: either way its user is gone from the routes.
+    assert await registry.forget_gateway(g2) in ([v], [])
+    assert await registry.routes([v]) == {} and g2 not in await registry.dead_gateways()
     assert await registry.disconnected(g1, u) is False  # one device left
     assert await registry.disconnected(g1, u) is True
     assert await registry.routes([u]) == {}

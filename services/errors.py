@@ -45,6 +45,12 @@ class Forbidden(LabError):
     code = "forbidden"
 
 
+class PaymentRequired(LabError):
+    """A payment was refused (HTTP's 402)."""
+
+    code = "payment_required"
+
+
 class RateLimited(LabError):
     code = "rate_limited"
 

@@ -23,6 +23,7 @@ STATUS_BY_KIND: dict[type[errors.LabError], int] = {
     errors.Conflict: 409,
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
+    errors.PaymentRequired: 402,
     errors.RateLimited: 429,
     errors.Unavailable: 503,
 }

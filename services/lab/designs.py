@@ -23,6 +23,9 @@ class Design:
     # with as many copies as the app has instances, behind the balancer as <DESIGN>_<ROLE>_UPSTREAMS.
     # A module is used where an ASGI app would cost too much (WebSocket gateways).
     servers: tuple[tuple[str, str], ...] = ()
+    # Internal HTTP services the design's processes call (one copy each, not behind the balancer),
+    # each (name, ``module:create_app``); their URL reaches every process as <PREFIX><NAME>_URL.
+    services: tuple[tuple[str, str], ...] = ()
     # The load-test package's plugin (``module:attribute``), see :mod:`services.lab.plugin`.
     plugin: str | None = None
     port: int = 8080  # the public port (the load balancer's), unless SDLAB_<DESIGN>_PORT says otherwise
@@ -50,6 +53,17 @@ DESIGNS: dict[str, Design] = {
         servers=(("gateway", "messaging.gateway"),),
         plugin="loadtests.messaging.plugin:PLUGIN",
         port=8081,
+    ),
+    "shop": Design(
+        name="shop",
+        app="shop.main:create_app",
+        env_prefix="SHOP_",
+        needs=("redis", "postgres", "kafka"),
+        migrate_module="shop.migrate",
+        workers=(("worker", "shop.consumers:create_app"), ("fulfillment", "shop.fulfillment:create_fulfillment")),
+        services=(("payments", "shop.payments.main:create_app"),),
+        plugin="loadtests.shop.plugin:PLUGIN",
+        port=8082,
     ),
 }
 

@@ -208,8 +208,12 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
         design_env[design.name] = env
         instances = range(1, settings.design_instances(design.name) + 1)
         upper = design.name.upper()
-        # (name, command builder, the Caddy variable listing it, or None for a worker)
-        processes = [(f"{design.name}-{i}", partial(uvicorn_cmd, design.app), f"{upper}_UPSTREAMS") for i in instances]
+        # (name, command builder, the Caddy variable listing it, or None for a worker or a service)
+        processes = []
+        for service, app in design.services:  # first: their URLs go into everyone's environment
+            env[f"{prefix}{service.upper()}_URL"] = f"http://{host}:{next_port + len(processes)}"
+            processes.append((f"{design.name}-{service}-1", partial(uvicorn_cmd, app), None))
+        processes += [(f"{design.name}-{i}", partial(uvicorn_cmd, design.app), f"{upper}_UPSTREAMS") for i in instances]
         for role, module in design.servers:
             processes += [(f"{design.name}-{role}-{i}", partial(module_cmd, module), f"{upper}_{role.upper()}_UPSTREAMS")
                           for i in instances]

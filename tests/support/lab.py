@@ -44,9 +44,10 @@ def lab_ports(start: int) -> dict[str, str]:
         "SDLAB_REDIS_PORT": str(free_port_block(1, start, used)),
         "SDLAB_POSTGRES_PORT": str(free_port_block(4, start, used)),
         "SDLAB_KAFKA_PORT": str(free_port_block(1, start, used)),
-        "SDLAB_APP_PORT": str(free_port_block(12, start, used)),
+        "SDLAB_APP_PORT": str(free_port_block(24, start, used)),
         "SDLAB_SHORTENER_PORT": str(free_port_block(1, start, used)),
         "SDLAB_MESSAGING_PORT": str(free_port_block(1, start, used)),
+        "SDLAB_SHOP_PORT": str(free_port_block(1, start, used)),
     }
 
 

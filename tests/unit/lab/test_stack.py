@@ -20,7 +20,8 @@ def test_default_plan_has_every_part_on_its_port():
     names = [c.name for c in plan.components]
     assert names == ["redis", "postgres-0", "postgres-1", "kafka", "shortener-1", "shortener-2",
                      "shortener-analytics-1", "messaging-1", "messaging-2", "messaging-gateway-1",
-                     "messaging-gateway-2", "messaging-fanout-1", "caddy"]
+                     "messaging-gateway-2", "messaging-fanout-1", "shop-payments-1", "shop-1", "shop-2",
+                     "shop-worker-1", "shop-fulfillment-1", "caddy"]
     ports = {c.name: c.port for c in plan.components}
     assert ports["redis"] == 6379 and ports["postgres-1"] == 5433 and ports["kafka"] == 9092
     assert ports["shortener-1"] == 8100 and ports["shortener-analytics-1"] == 8102 and ports["caddy"] == 8080
@@ -31,6 +32,11 @@ def test_default_plan_has_every_part_on_its_port():
     assert caddy.env["MESSAGING_GATEWAY_UPSTREAMS"] == "127.0.0.1:8105 127.0.0.1:8106"
     gateway = next(c for c in plan.apps if c.name == "messaging-gateway-1")
     assert gateway.cmd[-5:] == ["messaging.gateway", "--host", "127.0.0.1", "--port", "8105"]
+    # A design's internal services (the shop's payment stand-in) start first; every process of
+    # the design gets their URL, and they are not balanced.
+    shop = next(c for c in plan.apps if c.name == "shop-worker-1")
+    assert ports["shop-payments-1"] == 8108 and shop.env["SHOP_PAYMENTS_URL"] == "http://127.0.0.1:8108"
+    assert caddy.env["SHOP_UPSTREAMS"] == "127.0.0.1:8109 127.0.0.1:8110"
     app = plan.apps[0]
     assert app.env["SHORTENER_DATABASE_URLS"] == "postgresql://postgres@127.0.0.1:5432/postgres,postgresql://postgres@127.0.0.1:5433/postgres"
     assert app.env["SHORTENER_INSTANCE_ID"] == "shortener-1"
@@ -62,9 +68,9 @@ def test_existing_servers_replace_parts(monkeypatch):
 
 
 def test_unknown_design_is_a_clear_error():
-    with pytest.raises(LabCommandError, match="unknown design 'chat'; choose from: shortener, messaging"):
+    with pytest.raises(LabCommandError, match="unknown design 'chat'; choose from: shortener, messaging, shop"):
         resolve(["chat"])
-    assert set(DESIGNS) == {"shortener", "messaging"}
+    assert set(DESIGNS) == {"shortener", "messaging", "shop"}
 
 
 def test_missing_binary_says_how_to_install(monkeypatch, capsys):

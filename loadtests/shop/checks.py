@@ -1,0 +1,174 @@
+"""After a run: the shop's invariants, read from every shard, the payment provider and the API.
+
+- per product: initial stock = available + held + sold, and available >= 0 (never oversold);
+- per product: sold == the quantity in paid orders (stock sold is stock paid for);
+- every checkout acknowledged with 201 is readable by its buyer, paid;
+- no two orders for one (buyer, idempotency key);
+- captured charges == paid orders, one each (no double charge, no paid order without a charge);
+- no order still pending once the recovery deadline passed (the sweeper finished every saga);
+- the outbox drained, and the fulfillment consumer handled each order's events once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from services.lab.plugin import Check
+
+DRAIN_S = 30.0  # how long the outbox and the sweeper get to finish after the load
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def part_url(state, name: str) -> str:
+    """A part's URL, started by the lab or given as an existing server."""
+    if name in state.components:
+        return state.components[name].url
+    for part in state.external:
+        if part.get("name") == name:
+            return part["url"]
+    raise LookupError(f"no {name} in this lab")
+
+
+async def _shards(first_url: str) -> list[str]:
+    conn = await asyncpg.connect(first_url)
+    try:
+        row = await conn.fetchrow("SELECT shards FROM shard_map ORDER BY version DESC LIMIT 1")
+    finally:
+        await conn.close()
+    return json.loads(row["shards"]) if isinstance(row["shards"], str) else list(row["shards"])
+
+
+async def _query_all(urls: list[str], sql: str) -> list:
+    async def one(url: str) -> list:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetch(sql)
+        finally:
+            await conn.close()
+
+    return [row for rows in await asyncio.gather(*(one(u) for u in urls)) for row in rows]
+
+
+async def _settled(urls: list[str], deadline: float) -> tuple[int, int]:
+    """Wait (to ``deadline``) for the outbox to drain and every saga to end: (outbox rows, pending)."""
+    while True:
+        backlog = sum(r[0] for r in await _query_all(urls, "SELECT count(*) FROM outbox"))
+        pending = sum(r[0] for r in await _query_all(urls, "SELECT count(*) FROM orders WHERE status = 'pending'"))
+        if (backlog == 0 and pending == 0) or time.monotonic() > deadline:
+            return backlog, pending
+        await asyncio.sleep(1.0)
+
+
+async def _charges(payments_url: str) -> list[dict]:
+    found, after = [], None
+    async with httpx.AsyncClient(base_url=payments_url, timeout=30) as client:
+        while True:
+            params = {"status": "captured", "limit": 1000, **({"after": after} if after else {})}
+            page = (await client.get("/v1/charges", params=params)).raise_for_status().json()
+            found += page["items"]
+            after = page["next"]
+            if not after:
+                return found
+
+
+async def _readable(base_url: str, tokens: dict[str, str], acked: list[dict]) -> list[str]:
+    """Acknowledged orders their buyer cannot read as paid."""
+    gate = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        async def one(ack: dict) -> str | None:
+            async with gate:
+                response = await client.get(f"/api/v1/orders/{ack['order_id']}",
+                                            headers={"Authorization": f"Bearer {tokens[ack['user']]}"})
+            ok = response.status_code == 200 and response.json()["status"] == "paid"
+            return None if ok else ack["order_id"]
+
+        return [o for o in await asyncio.gather(*(one(a) for a in acked)) if o]
+
+
+async def gather_figures(base_url: str, first_db_url: str, payments_url: str, out_dir: Path,
+                         drain_s: float = DRAIN_S) -> dict:
+    seed = json.loads((out_dir / "seed.json").read_text())
+    acks = read_jsonl(out_dir / "acks.jsonl")
+    acked = [a for a in acks if a.get("event") == "acknowledged"]
+    urls = await _shards(first_db_url)
+    backlog, pending = await _settled(urls, time.monotonic() + drain_s)
+    stock = await _query_all(urls, """
+        SELECT p.id, p.initial_stock, p.available,
+               coalesce(sum(r.quantity) FILTER (WHERE r.status = 'held'), 0) AS held,
+               coalesce(sum(r.quantity) FILTER (WHERE r.status = 'sold'), 0) AS sold
+        FROM products p LEFT JOIN reservations r ON r.product_id = p.id GROUP BY p.id""")
+    paid_items = await _query_all(urls, """
+        SELECT i.product_id, sum(i.quantity) AS quantity FROM order_items i JOIN orders o ON o.id = i.order_id
+        WHERE o.status = 'paid' GROUP BY i.product_id""")
+    orders = await _query_all(urls, "SELECT id, user_name, idempotency_key, status FROM orders")
+    events = await _query_all([first_db_url], "SELECT order_id, topic FROM fulfilled_events")
+    charges = await _charges(payments_url)
+    sold_by_product = Counter()
+    for row in paid_items:
+        sold_by_product[row["product_id"]] += row["quantity"]
+    paid = {o["id"] for o in orders if o["status"] == "paid"}
+    charged = Counter(int(c["reference"]) for c in charges)
+    keys = Counter((o["user_name"], o["idempotency_key"]) for o in orders)
+    handled = Counter((e["order_id"], e["topic"]) for e in events)
+    expected = {(o["id"], "order-placed") for o in orders} | {
+        (o["id"], f"order-{o['status']}") for o in orders if o["status"] in ("paid", "failed")}
+    tokens = {u["user"]: u["token"] for u in seed["users"]}
+    unreadable = await _readable(base_url, tokens, [a for a in acked if a["user"] in tokens])
+    return {
+        "acknowledged": len(acked),
+        "orders": len(orders),
+        "paid_orders": len(paid),
+        "failed_orders": sum(o["status"] == "failed" for o in orders),
+        "pending_orders": pending,
+        "outbox_backlog": backlog,
+        "oversold_products": [r["id"] for r in stock if r["available"] < 0],
+        "unconserved_products": [r["id"] for r in stock
+                                 if r["initial_stock"] != r["available"] + r["held"] + r["sold"]],
+        "sold_not_paid": [r["id"] for r in stock if r["sold"] != sold_by_product.get(r["id"], 0)],
+        "held_units": sum(r["held"] for r in stock),
+        "unreadable_acked": unreadable[:20],
+        "unreadable_acked_count": len(unreadable),
+        "duplicate_key_orders": sum(n - 1 for n in keys.values() if n > 1),
+        "charges_captured": len(charges),
+        "double_charged": sum(n - 1 for n in charged.values() if n > 1),
+        "paid_without_charge": len(paid - set(charged)),
+        "charged_not_paid": len(set(charged) - paid),
+        "events_missing": len(expected - set(handled)),
+        "events_handled_twice": sum(n - 1 for n in handled.values() if n > 1),
+    }
+
+
+def checks(f: dict) -> list[Check]:
+    return [
+        Check("no product oversold (available >= 0)", not f["oversold_products"], str(f["oversold_products"][:5])),
+        Check("stock conserved: initial = available + held + sold", not f["unconserved_products"],
+              f"{len(f['unconserved_products'])} product(s) off"),
+        Check("sold == quantity in paid orders", not f["sold_not_paid"], f"{len(f['sold_not_paid'])} product(s) off"),
+        Check("every acknowledged order is readable by its buyer, paid", f["unreadable_acked_count"] == 0,
+              f"{f['unreadable_acked_count']} of {f['acknowledged']}"),
+        Check("no two orders for one idempotency key", f["duplicate_key_orders"] == 0, str(f["duplicate_key_orders"])),
+        Check("captured charges == paid orders (no double charge)",
+              f["double_charged"] == 0 and f["paid_without_charge"] == 0 and f["charged_not_paid"] == 0,
+              f"{f['charges_captured']} charges, {f['paid_orders']} paid; double {f['double_charged']}, "
+              f"paid without charge {f['paid_without_charge']}, charged not paid {f['charged_not_paid']}"),
+        Check("no order left pending after the recovery deadline", f["pending_orders"] == 0, str(f["pending_orders"])),
+        Check("outbox drained and each event handled once", f["outbox_backlog"] == 0 and f["events_missing"] == 0,
+              f"backlog {f['outbox_backlog']}, missing {f['events_missing']}, "
+              f"handled twice {f['events_handled_twice']} (must be 0 by the unique event id)"),
+    ]
+
+
+def verify(base_url: str, first_db_url: str, payments_url: str, out_dir: Path) -> dict:
+    return asyncio.run(gather_figures(base_url, first_db_url, payments_url, out_dir))

@@ -1,0 +1,181 @@
+"""The shop's ports: what the use cases need from the shards, Redis and the payment provider.
+
+Adapters raise :class:`shop.domain.ShardUnavailable` when a shard does not answer, and
+:class:`shop.domain.PaymentsUnavailable` when the provider does not; Redis failures raise
+:class:`CacheUnavailable`, which the service treats as a miss wherever it can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from services.errors import Unavailable
+from shop.domain import Event, Line, NewProduct, Order, OrderItem, OrderStatus, Product, StoredResponse
+
+
+class CacheUnavailable(Unavailable):
+    """Redis could not be reached: a 503 where Redis is the store (carts), a miss where it is a cache."""
+
+    code = "redis_unavailable"
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    category: str | None = None
+    text: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    # Keyset position: products sorted by (price_cents, id); the page starts after this one.
+    after: tuple[int, int] | None = None
+    limit: int = 20
+
+
+@dataclass(frozen=True)
+class ShardPage:
+    shard: int
+    products: list[Product]
+
+
+class Catalog(Protocol):
+    async def create(self, bucket: int, product: NewProduct) -> Product: ...
+
+    async def get(self, product_id: int) -> Product | None: ...
+
+    async def search(self, shard: int, query: ProductQuery) -> ShardPage:
+        """One shard's share of a listing: at most ``query.limit`` products in (price, id) order."""
+        ...
+
+    def shard_count(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Reserved:
+    product_id: int
+    quantity: int
+    price_cents: int
+
+
+class Inventory(Protocol):
+    """Stock on each product's shard. Every call is idempotent per (order, product)."""
+
+    async def reserve(self, order_id: int, line: Line, expires_at: datetime) -> Reserved:
+        """Take ``line.quantity`` out of the available stock, held for the order until it expires;
+        raises :class:`shop.domain.OutOfStock` when there is not enough."""
+        ...
+
+    async def release(self, order_id: int, product_id: int) -> int:
+        """A held reservation's stock back to available: the quantity returned (0: none was held)."""
+        ...
+
+    async def available(self, product_id: int) -> int:
+        """Stock that can be bought now (0 for an unknown product)."""
+        ...
+
+    async def mark_sold(self, order_id: int, product_id: int) -> None: ...
+
+    async def expired(self, shard: int, now: datetime, limit: int) -> list[tuple[int, int]]:
+        """(order id, product id) of held reservations past their expiry on one shard."""
+        ...
+
+
+BeginOutcome = Literal["new", "replay", "in_use", "reused", "resume"]
+
+
+@dataclass(frozen=True)
+class Begun:
+    outcome: BeginOutcome
+    order_id: int
+    response: StoredResponse | None = None  # for "replay"
+
+
+class Orders(Protocol):
+    """Orders, their items, idempotency keys and the outbox, all on the buyer's shard."""
+
+    async def begin(self, user: str, key: str, fingerprint: str, lease_s: float) -> Begun:
+        """Claim the key for a checkout: a new order id, the stored answer of a finished one, or
+        "in_use"/"reused"; "resume" when an earlier attempt's lease ran out unfinished."""
+        ...
+
+    async def place(self, user: str, key: str, order_id: int, items: Sequence[OrderItem], event: Event) -> Order:
+        """Create the order ``pending`` with its items and ``order-placed`` in the outbox (one
+        transaction); an order that exists already is returned as it is."""
+        ...
+
+    async def settle(self, order_id: int, status: OrderStatus, failure: str | None, event: Event) -> Order | None:
+        """``pending`` -> ``paid``/``failed`` with its event; None when the order does not exist.
+        An order settled before is returned unchanged (a sweeper and a retry may race)."""
+        ...
+
+    async def finish(self, user: str, key: str, response: StoredResponse) -> None:
+        """Store the answer the key replays from now on."""
+        ...
+
+    async def let_go(self, user: str, key: str) -> None:
+        """End the key's lease without an answer: a checkout that could not finish, so that a
+        retry resumes it at once instead of getting ``in_use``."""
+        ...
+
+    async def get(self, order_id: int) -> Order | None: ...
+
+    async def list_for(self, user: str, before: int | None, limit: int) -> list[Order]: ...
+
+    async def stuck(self, shard: int, older_than: datetime, limit: int) -> list[Order]:
+        """Orders still ``pending`` that were created before ``older_than``."""
+        ...
+
+    async def key_expired(self, order_id: int, now: datetime) -> bool | None:
+        """Whether the checkout that took ``order_id`` has let go of its key (lease over, or done);
+        None when no key names the order."""
+        ...
+
+
+ChargeStatus = Literal["captured", "declined", "voided"]
+
+
+@dataclass(frozen=True)
+class Charge:
+    key: str
+    status: ChargeStatus
+    amount_cents: int
+
+
+class Payments(Protocol):
+    async def charge(self, key: str, amount_cents: int, reference: str) -> Charge:
+        """Charge once per key (a retry returns the first outcome); ``voided`` when the key was voided."""
+        ...
+
+    async def lookup(self, key: str) -> Charge | None: ...
+
+    async def void(self, key: str) -> Charge:
+        """Make sure no charge under ``key`` will ever be captured; returns the charge if one was."""
+        ...
+
+
+class Carts(Protocol):
+    async def set_quantity(self, user: str, product_id: int, quantity: int, max_lines: int) -> bool:
+        """False when the cart is full (a new line past ``max_lines``)."""
+        ...
+
+    async def lines(self, user: str) -> list[Line]: ...
+
+    async def clear(self, user: str) -> None: ...
+
+
+class ProductCache(Protocol):
+    async def get(self, product_id: int) -> dict | None: ...
+
+    async def put(self, product: Product) -> None: ...
+
+
+class StockGate(Protocol):
+    """The redis-gate strategy: a counter in front of the hot row turns most losers away early."""
+
+    async def take(self, product_id: int, quantity: int, available: int | None) -> bool | None:
+        """True: go on to the database; False: sold out; None: the counter is not loaded
+        (call again with ``available`` read from the database)."""
+        ...
+
+    async def give_back(self, product_id: int, quantity: int) -> None: ...

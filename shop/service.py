@@ -1,0 +1,122 @@
+"""The shop's use cases: catalog, cart, orders; checkout itself is the saga (:mod:`shop.saga`)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from services.errors import Forbidden, InvalidInput, NotFound
+from services.logging import get_logger
+from shop.config import ShopSettings
+from shop.domain import Line, NewProduct, Order, Product, UnknownProduct, merge_lines
+from shop.ports import CacheUnavailable, Carts, Catalog, Orders, ProductCache, ProductQuery
+from shop.scatter import Listing, decode_cursor, scatter_gather
+from shop.sharding import bucket_of_id
+
+log = get_logger(__name__)
+
+
+class ShopService:
+    def __init__(self, settings: ShopSettings, catalog: Catalog, carts: Carts, cache: ProductCache,
+                 orders: Orders) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._carts = carts
+        self._cache = cache
+        self._orders = orders
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    # --- catalog ---------------------------------------------------------------------------
+    async def create_product(self, user: str, product: NewProduct) -> Product:
+        if user not in self._settings.admins:
+            raise Forbidden(f"only admins may create products ({user!r} is not one)", code="not_admin")
+        # Products spread evenly over the buckets; the id then carries its bucket.
+        created = await self._catalog.create(random.randrange(self._settings.buckets), product)
+        await self._cache_put(created)
+        return created
+
+    async def product(self, product_id: int) -> Product:
+        """The page: name, category and price from the cache (cache-aside); stock always live."""
+        page = None
+        try:
+            page = await self._cache.get(product_id)
+        except CacheUnavailable:
+            pass
+        if page is not None:
+            self.cache_hits += 1
+            live = await self._catalog.get(product_id)  # one primary-key read on its shard
+            if live is None:
+                raise UnknownProduct(product_id)
+            return Product(product_id, page["name"], page["category"], page["price_cents"], live.available)
+        self.cache_misses += 1
+        found = await self._catalog.get(product_id)
+        if found is None:
+            raise UnknownProduct(product_id)
+        await self._cache_put(found)
+        return found
+
+    async def _cache_put(self, product: Product) -> None:
+        try:
+            await self._cache.put(product)
+        except CacheUnavailable:
+            pass  # the page is served from the database until Redis is back
+
+    async def list_products(self, query: ProductQuery, cursor: str | None) -> Listing:
+        if query.limit > self._settings.list_page_max:
+            raise InvalidInput(f"limit may be at most {self._settings.list_page_max}", code="invalid_limit")
+        if query.min_price is not None and query.max_price is not None and query.min_price > query.max_price:
+            raise InvalidInput("min_price is above max_price", code="invalid_price_range")
+        if cursor:
+            query = ProductQuery(query.category, query.text, query.min_price, query.max_price,
+                                 decode_cursor(cursor), query.limit)
+        return await scatter_gather(self._catalog, query, self._settings.scatter_deadline_s)
+
+    # --- cart ------------------------------------------------------------------------------
+    async def set_cart_line(self, user: str, product_id: int, quantity: int) -> list[dict]:
+        if not 0 <= quantity <= self._settings.max_quantity:
+            raise InvalidInput(f"quantity must be 0-{self._settings.max_quantity} (0 removes the line)",
+                               code="invalid_quantity")
+        if quantity and await self._catalog.get(product_id) is None:
+            raise UnknownProduct(product_id)
+        if not await self._carts.set_quantity(user, product_id, quantity, self._settings.cart_max_lines):
+            raise InvalidInput(f"a cart holds at most {self._settings.cart_max_lines} products", code="cart_full")
+        return await self.cart(user)
+
+    async def cart(self, user: str) -> list[dict]:
+        """Lines with today's prices (from the product cache; checkout reads them again)."""
+        lines = []
+        for line in await self._carts.lines(user):
+            try:
+                price = (await self.product(line.product_id)).price_cents
+            except UnknownProduct:
+                continue
+            lines.append({"product_id": str(line.product_id), "quantity": line.quantity, "price_cents": price})
+        return lines
+
+    async def checkout_lines(self, user: str, items: Sequence[Line] | None) -> tuple[Line, ...]:
+        """What a checkout buys: the items given, or the cart; merged per product, never empty."""
+        lines = items if items is not None else await self._carts.lines(user)
+        if not lines:
+            raise InvalidInput("nothing to buy: the cart is empty and no items were given", code="empty_order")
+        for line in lines:
+            if bucket_of_id(line.product_id) >= self._settings.buckets:
+                raise UnknownProduct(line.product_id)
+        return merge_lines(lines, self._settings.max_quantity)
+
+    async def clear_cart(self, user: str) -> None:
+        try:
+            await self._carts.clear(user)
+        except CacheUnavailable:
+            log.warning("cart_not_cleared", user=user)
+
+    # --- orders ----------------------------------------------------------------------------
+    async def order(self, user: str, order_id: int) -> Order:
+        found = await self._orders.get(order_id)
+        # Another user's order is "not found", not "forbidden": ids must not reveal what exists.
+        if found is None or found.user != user:
+            raise NotFound(f"no order {order_id}")
+        return found
+
+    async def orders(self, user: str, before: int | None, limit: int) -> list[Order]:
+        return await self._orders.list_for(user, before, limit)

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, Strict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -27,6 +29,15 @@ STATUS_BY_KIND: dict[type[errors.LabError], int] = {
     errors.RateLimited: 429,
     errors.Unavailable: 503,
 }
+
+
+def _integral(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as JSON Schema means it: 12 or 12.0, never "12", 12.5 or true (pydantic's lax int
+# takes strings and booleans, which a fuzzer rightly calls schema-violating requests accepted).
+JsonInt = Annotated[int, BeforeValidator(_integral), Strict()]
 
 
 class ErrorDetail(BaseModel):

@@ -13,17 +13,27 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.auth import TokenSigner, current_user
-from services.errors import LabError, NotFound
-from services.http import error_responses, lab_error_parts
-from shop.domain import (MAX_CATEGORY, MAX_NAME, MAX_PRICE_CENTS, MAX_STOCK, Line, NewProduct, Order,
-                         StoredResponse, UnknownProduct, check_idempotency_key)
+from services.errors import InvalidInput, LabError, NotFound
+from services.http import JsonInt, error_responses, lab_error_parts
+from shop.domain import (MAX_CATEGORY, MAX_IDEMPOTENCY_KEY, MAX_NAME, MAX_PAGE, MAX_PRICE_CENTS, MAX_QUANTITY, MAX_STOCK,
+                         Line, NewProduct, Order, StoredResponse, UnknownProduct, check_idempotency_key)
 from shop.ports import ProductQuery
 from shop.saga import CheckoutSaga
+from shop.scatter import CURSOR
 from shop.service import ShopService
 from shop.sharding import parse_id
 
 ID = "^[0-9]{1,19}$"
-NO_NUL = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # not blank, no NUL (PostgreSQL text cannot hold one)
+# Not blank (spaces, tabs and line breaks only), no NUL (PostgreSQL text cannot hold one): the
+# same rule as the domain's, spelled out, since "whitespace" differs between regex dialects.
+NO_NUL = r"^[^\u0000]*[^ \t\n\r\u0000][^\u0000]*$"
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": True,
+    "description": "any unique string (a UUID); send the same key again to retry the same checkout safely",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]*[!-~][ -~]*$"},
+}
+NO_NUL_OR_EMPTY = r"^[^\u0000]*$"
+ORDER_CURSOR = "^[1-9][0-9]{0,18}$"
 IdPath = Annotated[str, PathParam(pattern=ID, description="a decimal id as the API returned it")]
 
 
@@ -31,19 +41,19 @@ class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(..., min_length=1, max_length=MAX_NAME, json_schema_extra={"pattern": NO_NUL})
     category: str = Field(..., min_length=1, max_length=MAX_CATEGORY, json_schema_extra={"pattern": NO_NUL})
-    price_cents: int = Field(..., ge=0, le=MAX_PRICE_CENTS)
-    stock: int = Field(..., ge=0, le=MAX_STOCK)
+    price_cents: JsonInt = Field(..., ge=0, le=MAX_PRICE_CENTS)
+    stock: JsonInt = Field(..., ge=0, le=MAX_STOCK)
 
 
 class QuantityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    quantity: int = Field(..., ge=0, le=10_000, description="0 removes the line")
+    quantity: JsonInt = Field(..., ge=0, le=MAX_QUANTITY, description="0 removes the line")
 
 
 class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     product_id: str = Field(..., pattern=ID)
-    quantity: int = Field(..., ge=1, le=10_000)
+    quantity: JsonInt = Field(..., ge=1, le=MAX_QUANTITY)
 
 
 class CheckoutIn(BaseModel):
@@ -91,14 +101,16 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner) 
         return (await service.product(_id(product_id))).public()
 
     @router.get("/api/v1/products", responses=error_responses(common))
-    async def list_products(category: str | None = Query(None, max_length=MAX_CATEGORY),
-                            q: str | None = Query(None, max_length=100, description="text in the name"),
+    async def list_products(category: str | None = Query(None, max_length=MAX_CATEGORY, pattern=NO_NUL_OR_EMPTY),
+                            q: str | None = Query(None, max_length=100, pattern=NO_NUL_OR_EMPTY,
+                                                  description="text in the name"),
                             min_price: int | None = Query(None, ge=0, le=MAX_PRICE_CENTS),
                             max_price: int | None = Query(None, ge=0, le=MAX_PRICE_CENTS),
-                            limit: int = Query(20, ge=1, le=500),
-                            cursor: str | None = Query(None, max_length=200)) -> dict:
+                            limit: int = Query(20, ge=1, le=MAX_PAGE),
+                            cursor: str | None = Query(None, pattern=CURSOR,
+                                                       description="next_cursor of the page before")) -> dict:
         listing = await service.list_products(
-            ProductQuery(category, q.replace("\x00", "") if q else None, min_price, max_price, None, limit), cursor)
+            ProductQuery(category, q, min_price, max_price, None, limit), cursor)
         body = {"items": [p.public() for p in listing.items], "next_cursor": listing.next_cursor,
                 "partial": listing.partial}
         if listing.partial:
@@ -113,13 +125,16 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner) 
     async def cart(user: str = Depends(user_dep)) -> dict:
         return _cart(await service.cart(user))
 
-    @router.post("/api/v1/checkout", status_code=201, responses=error_responses({
-        400: "no Idempotency-Key header, or the body is not JSON", 402: "the payment was declined",
-        409: "out of stock, or a checkout with this key is still running", **common}))
+    @router.post("/api/v1/checkout", status_code=201, openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
+                 responses=error_responses({
+                     400: "no Idempotency-Key header, or the body is not JSON",
+                     402: "the payment was declined, or not taken (the provider did not answer)",
+                     404: "an item names no product",
+                     409: "out of stock, the cart is empty, or a checkout with this key is still running", **common}))
     async def checkout(body: CheckoutIn | None = None, user: str = Depends(user_dep),
-                       idempotency_key: str | None = Header(None, max_length=300,
-                                                            description="any unique string; retry with the same")
-                       ) -> JSONResponse:
+                       # Read here and checked by the handler (a missing key is a 400 that names it,
+                       # not the 422 of a validation error); the schema above says it is required.
+                       idempotency_key: str | None = Header(None, include_in_schema=False)) -> JSONResponse:
         key = check_idempotency_key(idempotency_key)
         body = body or CheckoutIn()
         items = [Line(_id(i.product_id), i.quantity) for i in body.items] if body.items is not None else None
@@ -142,9 +157,13 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner) 
 
     @router.get("/api/v1/orders", responses=auth)
     async def orders(limit: int = Query(20, ge=1, le=100),
-                     cursor: str | None = Query(None, pattern=ID, description="next_cursor of the page before"),
+                     cursor: str | None = Query(None, pattern=ORDER_CURSOR,
+                                                description="next_cursor of the page before"),
                      user: str = Depends(user_dep)) -> dict:
-        found = await service.orders(user, parse_id(cursor) if cursor else None, limit)
+        before = parse_id(cursor) if cursor else None
+        if cursor and before is None:
+            raise InvalidInput("cursor is not an order id this API returned", code="invalid_cursor")
+        found = await service.orders(user, before, limit)
         return {"items": [_order_body(o) for o in found],
                 "next_cursor": str(found[-1].id) if len(found) == limit else None}
 

@@ -37,13 +37,11 @@ class ShopSettings(ServiceSettings):
     # Each shard gets this long to answer a listing; a shard that does not is named in "missing".
     # 0 waits for every shard (no deadline), which the scatter-gather experiment compares against.
     scatter_deadline_s: float = Field(0.25, ge=0)
-    list_page_max: int = Field(100, ge=1, le=500)
     product_cache_ttl_s: int = Field(300, ge=1)
 
     # Carts live in Redis, one hash per user, forgotten after this long without a change.
     cart_ttl_s: int = Field(7 * 24 * 3600, ge=60)
     cart_max_lines: int = Field(50, ge=1)
-    max_quantity: int = Field(100, ge=1)
 
     # Checkout.
     inventory_strategy: InventoryStrategy = "conditional-update"

@@ -83,15 +83,25 @@ class Sweeper(Loop):
                 log.warning("sweep_failed", shard=shard, error=str(exc)[:200])
 
     async def _sweep(self, shard: int) -> None:
+        """One shard's stuck orders, then its expired reservations. Each item on its own: one that
+        cannot be settled now (the provider, or the buyer's shard, is down) must not hold up the
+        rest, such as the stock of a saga that died before it placed its order."""
         now = datetime.now(timezone.utc)
         lease = timedelta(seconds=self._settings.idempotency_lease_s)
         for order in await self._w.orders.stuck(shard, now - lease, self.BATCH):
-            if await self._w.orders.key_expired(order.id, now) is False:
-                continue  # its checkout is still running (or was resumed by a retry)
-            await self._saga.recover(order)
-            self.recovered += 1
+            try:
+                if await self._w.orders.key_expired(order.id, now) is False:
+                    continue  # its checkout is still running (or was resumed by a retry)
+                await self._saga.recover(order)
+                self.recovered += 1
+            except (ShardUnavailable, PaymentsUnavailable) as exc:
+                log.warning("saga_not_recovered", order_id=order.id, error=str(exc)[:200])
         for order_id, product_id in await self._w.inventory.expired(shard, now, self.BATCH):
-            verdict = await self._saga.settle_reservation(order_id, product_id, now)
+            try:
+                verdict = await self._saga.settle_reservation(order_id, product_id, now)
+            except ShardUnavailable as exc:
+                log.warning("reservation_not_settled", order_id=order_id, error=str(exc)[:200])
+                continue
             self.reservations[verdict] = self.reservations.get(verdict, 0) + 1
 
 

@@ -17,6 +17,9 @@ MAX_CATEGORY = 64
 MAX_PRICE_CENTS = 10_000_000_00  # ten million in currency units: anything above is a typo
 MAX_STOCK = 1_000_000_000
 MAX_IDEMPOTENCY_KEY = 255
+BLANK = " \t\n\r"  # what makes a name blank (the API's schema states the same)
+MAX_QUANTITY = 100  # of one product in one order or cart line
+MAX_PAGE = 100  # products in one listing page
 
 
 class OutOfStock(Conflict):
@@ -29,6 +32,12 @@ class OutOfStock(Conflict):
 
 class PaymentDeclined(PaymentRequired):
     code = "payment_declined"
+
+
+class PaymentNotTaken(PaymentRequired):
+    """The provider did not answer and the charge was voided: the order failed, nothing was charged."""
+
+    code = "payment_not_taken"
 
 
 class IdempotencyKeyReused(InvalidInput):
@@ -74,9 +83,9 @@ class NewProduct:
     stock: int
 
     def __post_init__(self) -> None:
-        if not self.name.strip() or len(self.name) > MAX_NAME:
+        if not self.name.strip(BLANK) or len(self.name) > MAX_NAME:
             raise InvalidInput(f"name must be 1-{MAX_NAME} characters, not blank", code="invalid_name")
-        if not self.category.strip() or len(self.category) > MAX_CATEGORY:
+        if not self.category.strip(BLANK) or len(self.category) > MAX_CATEGORY:
             raise InvalidInput(f"category must be 1-{MAX_CATEGORY} characters, not blank", code="invalid_category")
         if not 0 <= self.price_cents <= MAX_PRICE_CENTS:
             raise InvalidInput(f"price_cents must be 0-{MAX_PRICE_CENTS}", code="invalid_price")
@@ -111,15 +120,13 @@ class Line:
 
 def merge_lines(lines: Iterable[Line], max_quantity: int) -> tuple[Line, ...]:
     """One line per product (quantities added), in product order: reservations are then always
-    taken in the same order, whoever checks out."""
+    taken in the same order, whoever checks out. The bound is per line given, as the API's schema
+    states it (a sum over repeated lines is a rule no schema can express)."""
     total: dict[int, int] = {}
     for line in lines:
-        if line.quantity < 1:
-            raise InvalidInput("every item needs a quantity of at least 1", code="invalid_quantity")
+        if not 1 <= line.quantity <= max_quantity:
+            raise InvalidInput(f"every item needs a quantity of 1-{max_quantity}", code="invalid_quantity")
         total[line.product_id] = total.get(line.product_id, 0) + line.quantity
-    for product_id, quantity in total.items():
-        if quantity > max_quantity:
-            raise InvalidInput(f"at most {max_quantity} of product {product_id} per order", code="invalid_quantity")
     return tuple(Line(p, q) for p, q in sorted(total.items()))
 
 

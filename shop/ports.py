@@ -44,7 +44,7 @@ class Catalog(Protocol):
 
     async def get(self, product_id: int) -> Product | None: ...
 
-    async def search(self, shard: int, query: ProductQuery) -> ShardPage:
+    async def search(self, shard: int, query: ProductQuery, deadline_s: float | None = None) -> ShardPage:
         """One shard's share of a listing: at most ``query.limit`` products in (price, id) order."""
         ...
 
@@ -56,6 +56,7 @@ class Reserved:
     product_id: int
     quantity: int
     price_cents: int
+    new: bool = True  # False: this order held the reservation already (a resumed checkout)
 
 
 class Inventory(Protocol):
@@ -70,8 +71,8 @@ class Inventory(Protocol):
         """A held reservation's stock back to available: the quantity returned (0: none was held)."""
         ...
 
-    async def available(self, product_id: int) -> int:
-        """Stock that can be bought now (0 for an unknown product)."""
+    async def available(self, product_id: int) -> int | None:
+        """Stock that can be bought now; None for an unknown product."""
         ...
 
     async def mark_sold(self, order_id: int, product_id: int) -> None: ...

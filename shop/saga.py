@@ -28,7 +28,8 @@ from services.errors import LabError, Unavailable
 from services.logging import get_logger
 from shop.config import ShopSettings
 from shop.domain import (Event, IdempotencyKeyInUse, IdempotencyKeyReused, Line, Order, OrderItem, OrderStatus,
-                         OutOfStock, PaymentDeclined, PaymentsUnavailable, StoredResponse, request_fingerprint)
+                         OutOfStock, PaymentDeclined, PaymentNotTaken, PaymentsUnavailable, StoredResponse,
+                         UnknownProduct, request_fingerprint)
 from shop.ports import Charge, Inventory, Orders, Payments, Reserved, StockGate
 
 log = get_logger(__name__)
@@ -122,21 +123,30 @@ class CheckoutSaga:
             return refused
         items = tuple(OrderItem(r.product_id, r.quantity, r.price_cents) for r in reserved)
         placing = Order(order_id, user, OrderStatus.PENDING, items, _now(), key)
-        order = await self._orders.place(user, key, order_id, items, self._event("order-placed", placing))
+        order = await self._orders.place(user, key, order_id, items, self._event(self._settings.placed_topic, placing))
         return await self._drive(order)
 
     async def _reserve(self, order_id: int, line: Line, expires: datetime) -> Reserved:
-        if self._gate is not None:
-            passed = await self._gate.take(line.product_id, line.quantity, None)
-            if passed is None:  # counter not loaded yet: load it from the database, then ask again
-                passed = await self._gate.take(line.product_id, line.quantity,
-                                               await self._gate_stock(line.product_id))
-            if not passed:
-                raise OutOfStock(line.product_id, line.quantity)
-        return await self._inventory.reserve(order_id, line, expires)
-
-    async def _gate_stock(self, product_id: int) -> int:
-        return await self._inventory.available(product_id)
+        if self._gate is None:
+            return await self._inventory.reserve(order_id, line, expires)
+        passed = await self._gate.take(line.product_id, line.quantity, None)
+        if passed is None:  # counter not loaded yet: load it from the database, then ask again
+            available = await self._inventory.available(line.product_id)
+            if available is None:
+                raise UnknownProduct(line.product_id)
+            passed = await self._gate.take(line.product_id, line.quantity, available)
+        if not passed:
+            raise OutOfStock(line.product_id, line.quantity)
+        try:
+            reserved = await self._inventory.reserve(order_id, line, expires)
+        except LabError:
+            # The gate must never say less than the database has: what it let through and the
+            # database did not take goes back (a gate above the truth only costs a refused try).
+            await self._gate.give_back(line.product_id, line.quantity)
+            raise
+        if not reserved.new:  # a resumed checkout's reservation: taken from the gate the first time
+            await self._gate.give_back(line.product_id, line.quantity)
+        return reserved
 
     async def _release(self, order_id: int, product_id: int) -> None:
         quantity = await self._inventory.release(order_id, product_id)
@@ -148,7 +158,8 @@ class CheckoutSaga:
         """Take a placed order to its end: charge (idempotent), then confirm or compensate."""
         if order.status != OrderStatus.PENDING:
             return self._outcome(order)
-        charge = await self._charge(order)
+        # Nothing to pay (free products): the provider is not asked, and would refuse a zero charge.
+        charge = Charge(payment_key(order.id), "captured", 0) if order.total_cents == 0 else await self._charge(order)
         return self._outcome(await self._conclude(order, charge))
 
     async def _charge(self, order: Order) -> Charge:
@@ -165,7 +176,9 @@ class CheckoutSaga:
         if charge.status == "captured":
             for item in order.items:
                 await self._inventory.mark_sold(order.id, item.product_id)
-            settled = await self._orders.settle(order.id, OrderStatus.PAID, None, self._event("order-paid", order))
+            paid = Order(order.id, order.user, OrderStatus.PAID, order.items, order.created_at, order.idempotency_key)
+            settled = await self._orders.settle(order.id, OrderStatus.PAID, None,
+                                                self._event(self._settings.paid_topic, paid))
         else:
             for item in order.items:
                 await self._release(order.id, item.product_id)
@@ -173,16 +186,15 @@ class CheckoutSaga:
             failed = Order(order.id, order.user, OrderStatus.FAILED, order.items, order.created_at,
                            order.idempotency_key, failure)
             settled = await self._orders.settle(order.id, OrderStatus.FAILED, failure,
-                                                self._event("order-failed", failed))
+                                                self._event(self._settings.failed_topic, failed))
         return settled or order
 
     def _outcome(self, order: Order) -> Outcome:
         if order.status == OrderStatus.FAILED:
             if order.failure == "payment_declined":
                 return PaymentDeclined(f"the payment for order {order.id} was declined; its stock was released")
-            return PaymentsUnavailable(f"the payment for order {order.id} could not be taken (the provider did "
-                                       "not answer); the order failed and its stock was released",
-                                       code="payment_not_taken")
+            return PaymentNotTaken(f"the payment for order {order.id} could not be taken (the provider did not "
+                                   "answer, and the charge was voided); the order failed and its stock was released")
         return order
 
     # --- the sweeper's path -----------------------------------------------------------------
@@ -203,8 +215,12 @@ class CheckoutSaga:
             await self._release(order_id, product_id)
             return "released"
         if order.status == OrderStatus.PAID:
-            await self._inventory.mark_sold(order_id, product_id)
-            return "sold"
+            if any(item.product_id == product_id for item in order.items):
+                await self._inventory.mark_sold(order_id, product_id)
+                return "sold"
+            # Reserved by an attempt whose retry bought less (the cart changed in between).
+            await self._release(order_id, product_id)
+            return "released"
         if order.status == OrderStatus.FAILED:
             await self._release(order_id, product_id)
             return "released"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from services.errors import Forbidden, InvalidInput, NotFound
+from services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.logging import get_logger
 from shop.config import ShopSettings
-from shop.domain import Line, NewProduct, Order, Product, UnknownProduct, merge_lines
+from shop.domain import MAX_PAGE, MAX_QUANTITY, Line, NewProduct, Order, Product, UnknownProduct, merge_lines
 from shop.ports import CacheUnavailable, Carts, Catalog, Orders, ProductCache, ProductQuery
 from shop.scatter import Listing, decode_cursor, scatter_gather
 from shop.sharding import bucket_of_id
@@ -63,10 +63,8 @@ class ShopService:
             pass  # the page is served from the database until Redis is back
 
     async def list_products(self, query: ProductQuery, cursor: str | None) -> Listing:
-        if query.limit > self._settings.list_page_max:
-            raise InvalidInput(f"limit may be at most {self._settings.list_page_max}", code="invalid_limit")
-        if query.min_price is not None and query.max_price is not None and query.min_price > query.max_price:
-            raise InvalidInput("min_price is above max_price", code="invalid_price_range")
+        if not 1 <= query.limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be 1-{MAX_PAGE}", code="invalid_limit")
         if cursor:
             query = ProductQuery(query.category, query.text, query.min_price, query.max_price,
                                  decode_cursor(cursor), query.limit)
@@ -74,8 +72,8 @@ class ShopService:
 
     # --- cart ------------------------------------------------------------------------------
     async def set_cart_line(self, user: str, product_id: int, quantity: int) -> list[dict]:
-        if not 0 <= quantity <= self._settings.max_quantity:
-            raise InvalidInput(f"quantity must be 0-{self._settings.max_quantity} (0 removes the line)",
+        if not 0 <= quantity <= MAX_QUANTITY:
+            raise InvalidInput(f"quantity must be 0-{MAX_QUANTITY} (0 removes the line)",
                                code="invalid_quantity")
         if quantity and await self._catalog.get(product_id) is None:
             raise UnknownProduct(product_id)
@@ -98,11 +96,12 @@ class ShopService:
         """What a checkout buys: the items given, or the cart; merged per product, never empty."""
         lines = items if items is not None else await self._carts.lines(user)
         if not lines:
-            raise InvalidInput("nothing to buy: the cart is empty and no items were given", code="empty_order")
+            # A valid request the cart's state refuses (as a 409 says), not a malformed one.
+            raise Conflict("nothing to buy: the cart is empty and no items were given", code="cart_empty")
         for line in lines:
             if bucket_of_id(line.product_id) >= self._settings.buckets:
                 raise UnknownProduct(line.product_id)
-        return merge_lines(lines, self._settings.max_quantity)
+        return merge_lines(lines, MAX_QUANTITY)
 
     async def clear_cart(self, user: str) -> None:
         try:

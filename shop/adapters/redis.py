@@ -65,7 +65,7 @@ class RedisCarts(_RedisAdapter):
 
     async def lines(self, user: str) -> list[Line]:
         raw = await self._call(lambda r: r.hgetall(f"cart:{user}"))
-        return sorted(Line(int(p), int(q)) for p, q in raw.items())
+        return sorted((Line(int(p), int(q)) for p, q in raw.items()), key=lambda line: line.product_id)
 
     async def clear(self, user: str) -> None:
         await self._call(lambda r: r.delete(f"cart:{user}"))

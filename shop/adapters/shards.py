@@ -166,9 +166,8 @@ class ShardRouter:
                     raise ShardUnavailable(f"bucket {bucket} is being moved to another shard; retry shortly",
                                            retry_after_s=1.0) from None
                 if fenced.verdict == "moved":
-                    await self.reload()
-                else:
-                    await asyncio.sleep(0.02)
+                    await self.reload()  # the map moved on; until it shows it, do not spin
+                await asyncio.sleep(0.02)
 
     # --- observability ---------------------------------------------------------------------
     def pool_use(self) -> list[tuple[int, int]]:

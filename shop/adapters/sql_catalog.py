@@ -33,21 +33,29 @@ _INSERT = text(
     "VALUES (shop_next_id(CAST(:b AS integer)), CAST(:b AS integer), :name, :category, :price, :stock, :stock) "
     "RETURNING id")
 _GET = text(f"SELECT {_COLUMNS} FROM products WHERE id = :id")
-# The reservation and the decrement in one statement; a retry of the same (order, product) hits
-# the primary key and rolls the decrement back with it (no ON CONFLICT here on purpose: the
-# data-modifying CTE would still run).
+# The reservation and the decrement in one statement. A reservation this order already holds is
+# not taken twice (the NOT EXISTS); one it released (an attempt that compensated, then a retry with
+# the same key) is taken again. When the statement takes nothing the transaction is rolled back,
+# so a lost race on the primary key can never leave a decrement behind.
 _RESERVE = text(
     "WITH taken AS (UPDATE products SET available = available - CAST(:q AS integer) "
-    "WHERE id = :p AND available >= CAST(:q AS integer) "
-    "RETURNING price_cents) "
+    "WHERE id = :p AND available >= CAST(:q AS integer) AND NOT EXISTS (SELECT 1 FROM reservations "
+    "WHERE order_id = :o AND product_id = :p AND status <> 'released') RETURNING price_cents) "
     "INSERT INTO reservations (order_id, product_id, bucket, quantity, price_cents, status, expires_at) "
-    "SELECT :o, :p, :b, :q, price_cents, 'held', :exp FROM taken RETURNING price_cents")
+    "SELECT :o, :p, :b, :q, price_cents, 'held', :exp FROM taken "
+    "ON CONFLICT (order_id, product_id) DO UPDATE SET status = 'held', quantity = EXCLUDED.quantity, "
+    "price_cents = EXCLUDED.price_cents, expires_at = EXCLUDED.expires_at WHERE reservations.status = 'released' "
+    "RETURNING price_cents")
 _LOCK_ROW = text("SELECT available, price_cents FROM products WHERE id = :p FOR UPDATE")
 _TAKE = text("UPDATE products SET available = available - :q WHERE id = :p")
 _RECORD = text(
     "INSERT INTO reservations (order_id, product_id, bucket, quantity, price_cents, status, expires_at) "
-    "VALUES (:o, :p, :b, :q, :price, 'held', :exp)")
+    "VALUES (:o, :p, :b, :q, :price, 'held', :exp) "
+    "ON CONFLICT (order_id, product_id) DO UPDATE SET status = 'held', quantity = EXCLUDED.quantity, "
+    "price_cents = EXCLUDED.price_cents, expires_at = EXCLUDED.expires_at WHERE reservations.status = 'released' "
+    "RETURNING price_cents")
 _PRIOR = text("SELECT quantity, price_cents, status FROM reservations WHERE order_id = :o AND product_id = :p")
+_PRIOR_LOCKED = text("SELECT status FROM reservations WHERE order_id = :o AND product_id = :p FOR UPDATE")
 _EXISTS = text("SELECT available FROM products WHERE id = :p")
 _RELEASE = text(
     "WITH r AS (UPDATE reservations SET status = 'released' WHERE order_id = :o AND product_id = :p "
@@ -57,6 +65,10 @@ _SOLD = text("UPDATE reservations SET status = 'sold' WHERE order_id = :o AND pr
              "RETURNING quantity")
 _EXPIRED = text("SELECT order_id, product_id FROM reservations WHERE status = 'held' AND expires_at < :now "
                 "ORDER BY expires_at LIMIT :n")
+
+
+class _NotTaken(Exception):
+    """Raised inside a reservation's transaction to roll it back when it took nothing."""
 
 
 def product_from(row) -> Product:
@@ -121,27 +133,32 @@ class SqlInventory:
         p, q_ = line.product_id, line.quantity
         params = {"o": order_id, "p": p, "q": q_, "b": bucket_of_id(p), "exp": expires_at}
 
-        async def conditional(conn: AsyncConnection) -> int | None:
-            return (await conn.execute(_RESERVE, params)).scalar()
+        async def conditional(conn: AsyncConnection) -> int:
+            price = (await conn.execute(_RESERVE, params)).scalar()
+            if price is None:
+                raise _NotTaken
+            return price
 
-        async def locked(conn: AsyncConnection) -> int | None:
+        async def locked(conn: AsyncConnection) -> int:
+            prior = (await conn.execute(_PRIOR_LOCKED, params)).first()
+            if prior is not None and prior.status != "released":
+                raise _NotTaken  # held or sold by this order already
             row = (await conn.execute(_LOCK_ROW, params)).first()
             if row is None or row.available < q_:
-                return None
+                raise _NotTaken
             await conn.execute(_TAKE, params)
             await conn.execute(_RECORD, {**params, "price": row.price_cents})
             return row.price_cents
 
         try:
             price = await self._router.write(params["b"], locked if self._strategy == "select-for-update" else conditional)
-        except IntegrityError:
-            price = None  # this order holds a reservation of the product already (a retry)
-        if price is not None:
-            return Reserved(p, q_, price)
-        return await self._explain_refusal(order_id, line)
+        except (_NotTaken, IntegrityError):  # rolled back: nothing was taken
+            return await self._explain_refusal(order_id, line)
+        return Reserved(p, q_, price)
 
     async def _explain_refusal(self, order_id: int, line: Line) -> Reserved:
-        """Why nothing was taken: a reservation this order made before, no stock, or no product."""
+        """Why nothing was taken: a reservation this order holds already (a resumed checkout), no
+        stock, or no product. (A reservation it released is taken again by the statement itself.)"""
         async def q(conn: AsyncConnection):
             prior = (await conn.execute(_PRIOR, {"o": order_id, "p": line.product_id})).first()
             exists = (await conn.execute(_EXISTS, {"p": line.product_id})).first()
@@ -149,7 +166,7 @@ class SqlInventory:
 
         prior, exists = await self._router.read(self._router.map.shard_of_id(line.product_id), q)
         if prior is not None and prior.status in ("held", "sold"):
-            return Reserved(line.product_id, prior.quantity, prior.price_cents)
+            return Reserved(line.product_id, prior.quantity, prior.price_cents, new=False)
         if exists is None:
             raise UnknownProduct(line.product_id)
         raise OutOfStock(line.product_id, line.quantity)
@@ -160,9 +177,9 @@ class SqlInventory:
 
         return await self._router.write(bucket_of_id(product_id), q)
 
-    async def available(self, product_id: int) -> int:
-        async def q(conn: AsyncConnection) -> int:
-            return (await conn.execute(_EXISTS, {"p": product_id})).scalar() or 0
+    async def available(self, product_id: int) -> int | None:
+        async def q(conn: AsyncConnection) -> int | None:
+            return (await conn.execute(_EXISTS, {"p": product_id})).scalar()
 
         return await self._router.read(self._router.map.shard_of_id(product_id), q)
 

@@ -51,7 +51,9 @@ class Listing:
 
 def merge(pages: list[ShardPage], limit: int) -> tuple[list[Product], bool]:
     """The first ``limit`` products over all pages in (price, id) order, and whether more exist."""
-    merged = sorted((p for page in pages for p in page.products), key=lambda p: (p.price_cents, p.id))
+    # Keyed by id: a bucket caught mid-switch can be owned by two servers for an instant.
+    unique = {p.id: p for page in pages for p in page.products}
+    merged = sorted(unique.values(), key=lambda p: (p.price_cents, p.id))
     more = len(merged) > limit
     return merged[:limit], more
 

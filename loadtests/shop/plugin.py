@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from loadtests.shop import checks
+from loadtests.shop.commands import COMMANDS, FAULT_ACTIONS
 from loadtests.shop.experiments import EXPERIMENTS
 from loadtests.shop.gauges import gauges
 from loadtests.shop.seed import seed
@@ -29,6 +30,8 @@ class ShopPlugin:
     k6_script = HERE / "load.k6.js"
     open_loop = "k6"
     experiments = EXPERIMENTS
+    commands = COMMANDS
+    fault_actions = FAULT_ACTIONS
     demo = {"rate": 50, "seed_count": 200}
 
     @staticmethod

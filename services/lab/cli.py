@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo", help="start the stack, run a short load on each design, print the numbers")
     dm.add_argument("--duration", type=float, default=20, help="seconds of load per design (default 20)")
 
+    for design in DESIGNS.values():
+        if design.plugin:  # its own commands, if any, are found when it is named (no import here)
+            dc = sub.add_parser(design.name, help=f"{design.name}'s own commands (e.g. `sdlab {design.name} --help`)",
+                                add_help=False)
+            dc.add_argument("design_args", nargs=argparse.REMAINDER)
+
     ch = sub.add_parser("chaos", help="inject a fault: kill, pause, resume, restart, toxic")
     ch.add_argument("action", choices=[*chaos.ACTIONS, "toxic"], metavar="ACTION",
                     help="kill|stop|pause|resume|restart|toxic")
@@ -259,7 +265,8 @@ def cmd_evidence(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    ui.console.print("1/3 starting the stack")
+    steps = sum(1 for d in resolve([]) if d.plugin) + 2  # start, one load per design, headlines
+    ui.console.print(f"1/{steps} starting the stack")
     state = supervisor.up(settings, [], on_event=ui.Progress())
     headlines = []
     loaded = [d for d in state.designs if resolve([d])[0].plugin]
@@ -269,14 +276,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
         plugin = plugin_for(design)
         # A design may size its demo (``demo``: LoadSpec fields); 300 req/s otherwise.
         demo = {"rate": 300, **getattr(plugin, "demo", {}), "generator": open_loop_generator(design)}
-        ui.console.print(f"{i}/3 a {args.duration:.0f}-second open-loop load ({demo['generator']}, "
+        ui.console.print(f"{i}/{steps} a {args.duration:.0f}-second open-loop load ({demo['generator']}, "
                          f"{demo['rate']} req/s) on {design}")
         spec = load.LoadSpec(design=design, name=f"demo-{design}", duration_s=args.duration, **demo)
         result = load.run_load(settings, spec, say=ui.say)
         load.verify(settings, result, say=ui.say)
         chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name)
         headlines.append((result.summary, report.load_report(result.summary, result.out_dir, chart)))
-    ui.console.print("3/3 headline numbers")
+    ui.console.print(f"{steps}/{steps} headline numbers")
     for summary, path in headlines:
         ui.print_load_summary(summary, path)
     _, rows = supervisor.status(settings)
@@ -286,6 +293,23 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "chaos": cmd_chaos, "load": cmd_load, "experiment": cmd_experiment, "bench": cmd_bench, "evidence": cmd_evidence, "top": cmd_top,
             "demo": cmd_demo}
+
+
+def cmd_design(args: argparse.Namespace) -> None:
+    """``sdlab <design> <command> ...``: a command the design's plugin offers."""
+    run_design_command(args.command, args.design_args)
+
+
+def run_design_command(design: str, argv: list[str]) -> None:
+    commands = {c.name: c for c in getattr(plugin_for(design), "commands", [])}
+    parser = _Parser(prog=f"sdlab {design}", description=f"{design}'s own commands")
+    sub = parser.add_subparsers(dest="design_command", required=True, parser_class=_Parser)
+    for command in commands.values():
+        command.arguments(sub.add_parser(command.name, help=command.help))
+    if not commands:
+        raise LabCommandError(f"{design} has no commands of its own")
+    options = parser.parse_args(argv)
+    commands[options.design_command].run(_settings(options), options, ui.say)
 
 
 def _stdout_closed() -> None:
@@ -298,8 +322,12 @@ def _stdout_closed() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else argv
+        if argv and argv[0] in DESIGNS:  # `sdlab <design> <command> ...`: the design parses its own options
+            run_design_command(argv[0], argv[1:])
+            return 0
         args = build_parser().parse_args(argv)
-        COMMANDS[args.command](args)
+        COMMANDS.get(args.command, cmd_design)(args)
         return 0
     except LabCommandError as exc:
         ui.error(str(exc))

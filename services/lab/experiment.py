@@ -11,6 +11,7 @@ the one-sentence claim. The engine knows no design: each design's plugin lists i
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ class Variant:
     app_env: dict[str, str] = field(default_factory=dict)
     instances: int | None = None
     workers: int | None = None  # copies of each of the design's background workers
+    shards: int | None = None  # PostgreSQL servers (default: the lab's setting)
     load: dict = field(default_factory=dict)  # LoadSpec fields to override
     # Run on the stack the variant before left running (no restart; its data and seed kept).
     same_stack: bool = False
@@ -102,6 +104,10 @@ def find(name: str) -> Experiment:
     return experiments[name]
 
 
+def experiment_home(settings: LabSettings) -> Path:
+    return settings.state_dir / "experiment"
+
+
 def _variants(exp: Experiment, results: dict[str, VariantResult]):
     yield from exp.variants
     while exp.more is not None and (nxt := exp.more(results)) is not None:
@@ -129,7 +135,11 @@ def run_experiment(
         for variant in _variants(exp, results):
             overrides = {f"{exp.design}_{what}": count for what, count in
                          (("instances", variant.instances), ("workers", variant.workers)) if count}
-            vsettings = settings.model_copy(update=overrides)
+            if variant.shards:
+                overrides["postgres_shards"] = variant.shards
+            # Each stack on fresh data in a home of its own: a variant measures its own setting,
+            # not what an earlier run (or the user's own lab) left in the databases.
+            vsettings = settings.model_copy(update={**overrides, "home": experiment_home(settings)})
             spec = replace(exp.load, name=variant.name, **variant.load)
             if duration_s is not None:
                 spec = replace(spec, duration_s=duration_s)
@@ -138,6 +148,7 @@ def run_experiment(
             if running is None or not variant.same_stack:
                 if running is not None:
                     down(running[0])
+                shutil.rmtree(vsettings.state_dir, ignore_errors=True)
                 say(f"== {variant.name}: starting the stack" + (
                     f" ({', '.join(f'{k}={v}' for k, v in variant.app_env.items())})" if variant.app_env else ""))
                 running = (vsettings, up(vsettings, [exp.design], on_event=on_event or (lambda *_: None),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from services.lab.chaos import ACTIONS
@@ -29,15 +29,18 @@ class FaultWindow:
     end_s: float | None = None
 
 
-def parse_schedule(text: str, duration_s: float) -> list[FaultStep]:
+def parse_schedule(text: str, duration_s: float, design_actions: Collection[str] = ()) -> list[FaultStep]:
+    """``design_actions``: a design's own actions (its plugin's ``fault_actions``), e.g.
+    ``at 30% <action> <argument>``, where the last word is an argument, not a component."""
     steps = []
     for part in filter(None, (p.strip() for p in text.split(";"))):
         m = _STEP.match(part)
         if not m:
             raise LabCommandError(f"bad fault step {part!r}; write e.g. 'at 20s kill redis' or 'at 50% restart redis'")
         value, unit, action, component = m.groups()
-        if action not in ACTIONS:
-            raise LabCommandError(f"bad fault action {action!r} in {part!r}; choose from: {', '.join(ACTIONS)}")
+        if action not in ACTIONS and action not in design_actions:
+            raise LabCommandError(f"bad fault action {action!r} in {part!r}; choose from: "
+                                  f"{', '.join([*ACTIONS, *design_actions])}")
         at = float(value) * (duration_s / 100 if unit == "%" else 1)
         if at > duration_s:
             raise LabCommandError(f"fault step {part!r} is after the end of the run ({duration_s:.0f}s)")

@@ -164,7 +164,8 @@ def run_load(
         raise LabCommandError(f"design {spec.design!r} is not running; start it with `sdlab up {spec.design}`")
     plugin = plugin_for(spec.design)
     check_spec(spec)
-    steps = parse_schedule(spec.faults, spec.duration_s) if spec.faults else []
+    design_actions = getattr(plugin, "fault_actions", {})
+    steps = parse_schedule(spec.faults, spec.duration_s, design_actions) if spec.faults else []
     out = out or results_dir(spec.name, settings.results)
     out.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(settings, state, spec.design, out, say)
@@ -187,6 +188,8 @@ def run_load(
             from services.lab.chaos import local_chaos
 
             def apply_fault(step: FaultStep) -> str:
+                if step.action in design_actions:  # the design's own (its argument in place of a component)
+                    return design_actions[step.action](ctx, step.component)
                 return local_chaos(settings, step.action, step.component)
 
         runner = FaultRunner(steps, apply_fault, on_event=say)

@@ -19,6 +19,11 @@ Each design ships ``loadtests/<design>/plugin.py`` with a ``PLUGIN`` object that
   consumer lag, ...), computed from one scrape window of its services' ``/metrics``.
 - ``bench(settings, options, say)``: its benchmark, a ceiling measured in the same sitting.
 - ``experiments``: its experiments, each named ``<design>.<name>``.
+- ``fault_actions`` (optional): actions of its own for fault schedules, ``{name: fn(ctx, argument)
+  -> message}``, written ``at 30% <action> <argument>`` (the fault runner's thread calls it while
+  the load runs; it raises LabCommandError to report a failed step).
+- ``commands`` (optional): operations of its own, run as ``sdlab <design> <command> ...``
+  (:class:`DesignCommand`).
 
 The registry in :mod:`services.lab.designs` names the plugin module of each design.
 """
@@ -66,6 +71,18 @@ class RunContext:
     def base_url(self) -> str:
         """The design's public address (through the load balancer)."""
         return f"http://{self.settings.host}:{self.state.ports[self.design]}"
+
+
+@dataclass
+class DesignCommand:
+    """``sdlab <design> <name> ...``: ``arguments`` adds its options to an argparse parser; ``run``
+    gets the lab's settings, the parsed options and a line printer, and returns normally or raises
+    :class:`services.lab.errors.LabCommandError` with a one-line reason."""
+
+    name: str
+    help: str
+    arguments: Callable[[Any], None]
+    run: Callable[["LabSettings", Any, Callable[[str], None]], None]
 
 
 @dataclass

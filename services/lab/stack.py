@@ -126,33 +126,12 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
         database_urls = list(settings.database_urls)
         external += [ExternalPart(f"postgres-{i}", "postgres", u) for i, u in enumerate(database_urls)]
     elif _needs(designs, "postgres"):
-        database_urls = []
-        for shard in range(settings.postgres_shards):
-            port = settings.postgres_port + shard
-            addr = f"{host}:{port}"
-            url = f"postgresql://postgres@{addr}/postgres"
-            database_urls.append(url)
-            data = home / f"postgres-{shard}" / "data"
-            infra.append(
-                Component(
-                    name=f"postgres-{shard}",
-                    kind="postgres",
-                    address=addr,
-                    url=url,
-                    cmd=[
-                        str(binaries.postgres_bin()),
-                        "-D", str(data),
-                        "-p", str(port),
-                        "-h", host,
-                        "-c", "unix_socket_directories=",
-                        "-c", "max_connections=300",
-                        "-c", "shared_buffers=128MB",
-                    ],
-                    # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM waits for every client to leave.
-                    stop_signal=signal.SIGINT,
-                    data_dir=str(data),
-                )
-            )
+        # Servers added to a running lab (a design's reshard) stay part of it: the data they hold
+        # is somewhere a design's map may point, so `up` starts every one the home has.
+        existing = len(list(home.glob("postgres-*/data/PG_VERSION")))
+        shards = [postgres_component(settings, shard) for shard in range(max(settings.postgres_shards, existing))]
+        database_urls = [c.url for c in shards]
+        infra += shards
     else:
         database_urls = []
 
@@ -252,6 +231,32 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
             env=caddy_env,
         )
     return StackPlan(infra=infra, apps=apps, balancer=balancer, external=external, design_env=design_env)
+
+
+def postgres_component(settings: LabSettings, shard: int) -> Component:
+    """PostgreSQL server number ``shard`` of the lab (it listens on postgres_port + shard)."""
+    host = settings.host
+    port = settings.postgres_port + shard
+    addr = f"{host}:{port}"
+    data = settings.state_dir / f"postgres-{shard}" / "data"
+    return Component(
+        name=f"postgres-{shard}",
+        kind="postgres",
+        address=addr,
+        url=f"postgresql://postgres@{addr}/postgres",
+        cmd=[
+            str(binaries.postgres_bin()),
+            "-D", str(data),
+            "-p", str(port),
+            "-h", host,
+            "-c", "unix_socket_directories=",
+            "-c", "max_connections=300",
+            "-c", "shared_buffers=128MB",
+        ],
+        # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM waits for every client to leave.
+        stop_signal=signal.SIGINT,
+        data_dir=str(data),
+    )
 
 
 def caddy_site_file(design: str) -> Path:

@@ -18,7 +18,7 @@ from services.lab.designs import Design, resolve
 from services.lab.errors import LabCommandError
 from services.lab.prepare import prepare, prepare_caddy
 from services.lab.probes import external_probe, try_probe
-from services.lab.stack import Component, StackPlan, plan_stack
+from services.lab.stack import Component, StackPlan, plan_stack, postgres_component
 from services.lab.state import LabState, RunningComponent, exclusive, load_state
 
 # Called as on_event(component, event, detail): "starting", "ready", "waiting", "stopped".
@@ -164,6 +164,27 @@ def up(
         return state
 
 
+def add_postgres(settings: LabSettings, total: int, on_event: EventSink = quiet) -> list[str]:
+    """Grow the running lab to ``total`` PostgreSQL servers (started as at ``up``: initdb, then the
+    server, then a readiness wait); returns every server's URL, in shard order. Servers are only
+    ever added: moving a design's data onto them is the design's business (a command of its own)."""
+    home = settings.state_dir
+    with exclusive(home):
+        state = require_state(settings)
+        present = sorted((c for c in state.components.values() if c.kind == "postgres"),
+                         key=lambda c: int(c.name.rsplit("-", 1)[1]))
+        if not present:
+            raise LabCommandError("this lab uses existing PostgreSQL servers (DATABASE_URLS); add servers there")
+        added = []
+        for shard in range(len(present), total):
+            component = postgres_component(settings, shard)
+            prepare(component, home)
+            added.append(start_component(state, component, on_event))
+        if added:
+            asyncio.run(wait_ready(added, settings.ready_timeout_s, on_event))
+        return [c.url for c in present] + [c.url for c in added]
+
+
 def _stop_all(state: LabState, on_event: EventSink) -> list[str]:
     tiers = [
         [c for c in state.components.values() if c.kind == "caddy"],
@@ -213,6 +234,17 @@ class ComponentStatus:
     detail: str = ""
 
 
+def watched_state(settings: LabSettings) -> LabState:
+    """The lab to watch (``status``, ``top``): this home's, or else that of an experiment running
+    from it (experiments run their stacks in ``<home>/experiment``, on fresh data)."""
+    state = load_state(settings.state_dir)
+    if state is None:
+        state = load_state(settings.state_dir / "experiment")
+    if state is None:
+        return require_state(settings)
+    return state
+
+
 def require_state(settings: LabSettings) -> LabState:
     state = load_state(settings.state_dir)
     if state is None:
@@ -239,7 +271,7 @@ async def _status_of_external(part: dict[str, str]) -> ComponentStatus:
 
 
 def status(settings: LabSettings) -> tuple[LabState, list[ComponentStatus]]:
-    state = require_state(settings)
+    state = watched_state(settings)
 
     async def gather() -> list[ComponentStatus]:
         return list(

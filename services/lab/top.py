@@ -158,7 +158,7 @@ def render(f: Frame) -> Group:
 
 def run_top(settings: LabSettings, *, once: bool = False, as_json: bool = False, interval_s: float = 1.0) -> None:
     usage = Usage()
-    state = supervisor.require_state(settings)
+    state = supervisor.watched_state(settings)
     usage.sample(state)  # CPU% counts from here
     before = asyncio.run(_scrape(state))
     started = time.monotonic()

@@ -64,7 +64,7 @@ _RELEASE = text(
 _SOLD = text("UPDATE reservations SET status = 'sold' WHERE order_id = :o AND product_id = :p AND status = 'held' "
              "RETURNING quantity")
 _EXPIRED = text("SELECT order_id, product_id FROM reservations WHERE status = 'held' AND expires_at < :now "
-                "ORDER BY expires_at LIMIT :n")
+                "AND bucket IN (SELECT bucket FROM owned_buckets) ORDER BY expires_at LIMIT :n")
 
 
 class _NotTaken(Exception):
@@ -98,7 +98,9 @@ class SqlCatalog:
         return await self._router.read(self._router.map.shard_of_id(product_id), q)
 
     async def search(self, shard: int, query: ProductQuery, deadline_s: float | None = None) -> ShardPage:
-        where, params = [], {"n": query.limit}
+        # Only the buckets this server owns: during a move the target has a copy before it owns it,
+        # and the source keeps one until the clean-up.
+        where, params = ["bucket IN (SELECT bucket FROM owned_buckets)"], {"n": query.limit}
         if query.category is not None:
             where.append("category = :category")
             params["category"] = query.category
@@ -115,8 +117,7 @@ class SqlCatalog:
         if query.after is not None:
             where.append("(price_cents, id) > (:after_price, :after_id)")
             params["after_price"], params["after_id"] = query.after
-        sql = text(f"SELECT {_COLUMNS} FROM products {'WHERE ' + ' AND '.join(where) if where else ''} "
-                   "ORDER BY price_cents, id LIMIT :n")
+        sql = text(f"SELECT {_COLUMNS} FROM products WHERE {' AND '.join(where)} ORDER BY price_cents, id LIMIT :n")
 
         async def q(conn: AsyncConnection) -> ShardPage:
             return ShardPage(shard, [product_from(r) for r in (await conn.execute(sql, params)).all()])

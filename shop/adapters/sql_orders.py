@@ -47,7 +47,8 @@ _ITEMS = text("SELECT order_id, product_id, quantity, price_cents FROM order_ite
 _LIST = text("SELECT id, user_name, status, idempotency_key, failure, created_at FROM orders "
              "WHERE user_name = :u AND id < :before ORDER BY id DESC LIMIT :n")
 _STUCK = text("SELECT id, user_name, status, idempotency_key, failure, created_at FROM orders "
-              "WHERE status = 'pending' AND created_at < :t ORDER BY created_at LIMIT :n")
+              "WHERE status = 'pending' AND created_at < :t AND bucket IN (SELECT bucket FROM owned_buckets) "
+              "ORDER BY created_at LIMIT :n")
 _NO_LIMIT = (1 << 63) - 1
 
 

@@ -11,7 +11,8 @@ from services.lab.designs import DESIGNS
 ENGINE = REPO_ROOT / "services" / "lab"
 # Concepts of the designs that a design-agnostic engine has no reason to name.
 CONCEPTS = {"shortener": ["link", "click", "redirect", "/{code}", "alias"],
-            "messaging": ["conversation", "websocket", "presence", "fanout"]}
+            "messaging": ["conversation", "websocket", "presence", "fanout"],
+            "shop": ["product", "cart", "checkout", "reshard", "payment", "shard map"]}
 # Designs that run but whose load-test package is not written yet.
 WITHOUT_LOAD_TESTS: set[str] = set()
 

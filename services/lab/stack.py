@@ -126,7 +126,7 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
         database_urls = list(settings.database_urls)
         external += [ExternalPart(f"postgres-{i}", "postgres", u) for i, u in enumerate(database_urls)]
     elif _needs(designs, "postgres"):
-        # Servers added to a running lab (a design's reshard) stay part of it: the data they hold
+        # Servers added to a running lab (by a design's own command) stay part of it: what they hold
         # is somewhere a design's map may point, so `up` starts every one the home has.
         existing = len(list(home.glob("postgres-*/data/PG_VERSION")))
         shards = [postgres_component(settings, shard) for shard in range(max(settings.postgres_shards, existing))]

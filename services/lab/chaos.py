@@ -5,26 +5,30 @@
            which is what a network partition looks like from their side.
 - resume:  SIGCONT.
 - restart: stop (if still running) and start again on the same address.
+- throttle: SIGSTOP/SIGCONT in a duty cycle (PAUSE of every PERIOD ms, default 100/200): a slow
+           part, not a dead one (:mod:`services.lab.throttle`). Any other action on the component
+           ends it first; ``resume`` ends it and leaves the component running.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from services.lab import procs
-from services.lab.config import LabSettings
+from services.lab import procs, throttle
+from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.errors import LabCommandError
 from services.lab.stack import Component
 from services.lab.state import LabState, exclusive
 from services.lab.supervisor import EventSink, quiet, require_state, start_component, wait_ready
 
-ACTIONS = ("kill", "stop", "pause", "resume", "restart")
+ACTIONS = ("kill", "stop", "pause", "resume", "restart", "throttle")
 
 
 def _component(state: LabState, name: str):
@@ -34,13 +38,26 @@ def _component(state: LabState, name: str):
     return state.components[name]
 
 
-def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSink = quiet) -> str:
+def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSink = quiet,
+                argument: str | None = None) -> str:
+    """``argument``: the action's own, e.g. throttle's ``PAUSE_MS/PERIOD_MS``."""
     if action not in ACTIONS:
         raise LabCommandError(f"unknown chaos action {action!r}; choose from: {', '.join(ACTIONS)}")
+    if argument and action != "throttle":
+        raise LabCommandError(f"{action} takes no argument (got {argument!r})")
+    duty = throttle.parse_duty(argument) if action == "throttle" else None
     with exclusive(settings.state_dir):
         state = require_state(settings)
         c = _component(state, name)
         ref = c.ref
+        if action == "throttle":
+            if not ref.alive():
+                raise LabCommandError(f"{name} is not running; start it with `sdlab chaos restart {name}`")
+            procs.signal_tree(ref, signal.SIGCONT)  # a paused component is throttled from running
+            tr = throttle.start(state.home, name, ref, duty, {**os.environ, procs.MARKER_ENV: state.marker}, REPO_ROOT)
+            return (f"throttling {name} (pid {c.pid}): stopped {duty[0]} ms of every {duty[1]} ms "
+                    f"(throttler pid {tr.pid}); end it with `sdlab chaos resume {name}`")
+        ended = throttle.end(state.home, name)  # every other action ends a throttle first
         if action == "kill":
             if not procs.signal_tree(ref, signal.SIGKILL):
                 return f"{name} was not running"
@@ -58,7 +75,7 @@ def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSi
         if action == "resume":
             if not procs.signal_tree(ref, signal.SIGCONT):
                 raise LabCommandError(f"{name} is not running; start it with `sdlab chaos restart {name}`")
-            return f"resumed {name} (pid {c.pid})"
+            return f"resumed {name} (pid {c.pid})" + (" and ended its throttle" if ended else "")
         procs.stop(ref, c.stop_signal)
         spec_fields = {k: v for k, v in vars(c).items() if k not in ("pid", "create_time", "log")}
         running = start_component(state, Component(**spec_fields), on_event)

@@ -90,11 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 add_help=False)
             dc.add_argument("design_args", nargs=argparse.REMAINDER)
 
-    ch = sub.add_parser("chaos", help="inject a fault: kill, pause, resume, restart, toxic")
+    ch = sub.add_parser("chaos", help="inject a fault: kill, pause, resume, restart, throttle, toxic")
     ch.add_argument("action", choices=[*chaos.ACTIONS, "toxic"], metavar="ACTION",
-                    help="kill|stop|pause|resume|restart|toxic")
+                    help="kill|stop|pause|resume|restart|throttle|toxic")
     ch.add_argument("component")
-    ch.add_argument("toxic", nargs="?", metavar="TOXIC", help=f"with toxic: {'|'.join(chaos.TOXICS)}")
+    ch.add_argument("toxic", nargs="?", metavar="ARGUMENT",
+                    help=f"with toxic: {'|'.join(chaos.TOXICS)}; with throttle: PAUSE_MS/PERIOD_MS (default 100/200)")
     ch.add_argument("--compose", action="store_true", help="act on docker compose containers instead of local processes")
     ch.add_argument("--latency-ms", type=int, default=100)
     ch.add_argument("--jitter-ms", type=int, default=0)
@@ -167,7 +168,8 @@ def cmd_chaos(args: argparse.Namespace) -> None:
     elif args.compose:
         ui.console.print(chaos.compose_chaos(args.action, args.component))
     else:
-        ui.console.print(chaos.local_chaos(settings, args.action, args.component, on_event=ui.Progress()))
+        ui.console.print(chaos.local_chaos(settings, args.action, args.component, on_event=ui.Progress(),
+                                           argument=args.toxic))
 
 
 def _read_write(text: str) -> tuple[int, int]:

@@ -1,4 +1,6 @@
-"""Fault schedules: ``at 20s kill redis; at 40s restart redis`` (or ``at 40%`` of the run)."""
+"""Fault schedules: ``at 20s kill redis; at 40s restart redis`` (or ``at 40%`` of the run).
+
+A step may end with an argument of its action: ``at 10% throttle postgres-1 400/500``."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from services.lab.chaos import ACTIONS
 from services.lab.errors import LabCommandError
 
-_STEP = re.compile(r"^at\s+(\d+(?:\.\d+)?)\s*(s|%)\s+(\w+)\s+([\w-]+)$")
+_STEP = re.compile(r"^at\s+(\d+(?:\.\d+)?)\s*(s|%)\s+(\w+)\s+([\w-]+)(?:\s+([\w./:-]+))?$")
 
 
 @dataclass(frozen=True)
@@ -19,12 +21,13 @@ class FaultStep:
     at_s: float
     action: str
     component: str
+    argument: str | None = None  # the action's own (throttle's PAUSE_MS/PERIOD_MS)
 
 
 @dataclass
 class FaultWindow:
     component: str
-    kind: str  # kill | pause
+    kind: str  # kill | stop | pause | throttle
     start_s: float
     end_s: float | None = None
 
@@ -37,23 +40,23 @@ def parse_schedule(text: str, duration_s: float, design_actions: Collection[str]
         m = _STEP.match(part)
         if not m:
             raise LabCommandError(f"bad fault step {part!r}; write e.g. 'at 20s kill redis' or 'at 50% restart redis'")
-        value, unit, action, component = m.groups()
+        value, unit, action, component, argument = m.groups()
         if action not in ACTIONS and action not in design_actions:
             raise LabCommandError(f"bad fault action {action!r} in {part!r}; choose from: "
                                   f"{', '.join([*ACTIONS, *design_actions])}")
         at = float(value) * (duration_s / 100 if unit == "%" else 1)
         if at > duration_s:
             raise LabCommandError(f"fault step {part!r} is after the end of the run ({duration_s:.0f}s)")
-        steps.append(FaultStep(at, action, component))
+        steps.append(FaultStep(at, action, component, argument))
     return sorted(steps, key=lambda s: s.at_s)
 
 
 def windows(log: list[tuple[float, FaultStep]]) -> list[FaultWindow]:
-    """Kill/stop→restart and pause→resume intervals, for shading charts; an open one ends with the run."""
+    """Kill/stop→restart and pause/throttle→resume intervals, for shading charts; an open one ends with the run."""
     open_: dict[str, FaultWindow] = {}
     done: list[FaultWindow] = []
     for t, step in log:
-        if step.action in ("kill", "stop", "pause"):
+        if step.action in ("kill", "stop", "pause", "throttle"):
             open_[step.component] = FaultWindow(step.component, step.action, t)
         elif step.component in open_:
             w = open_.pop(step.component)

@@ -190,7 +190,7 @@ def run_load(
             def apply_fault(step: FaultStep) -> str:
                 if step.action in design_actions:  # the design's own (its argument in place of a component)
                     return design_actions[step.action](ctx, step.component)
-                return local_chaos(settings, step.action, step.component)
+                return local_chaos(settings, step.action, step.component, argument=step.argument)
 
         runner = FaultRunner(steps, apply_fault, on_event=say)
         runner.start(t0)
@@ -232,6 +232,9 @@ def run_load(
         row["rss_mib"] = rss_rows.get(row["t"], {})
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     summary = summarize(spec, driver, timeline, seconds, elapsed, before, after, runner)
+    # The wall-clock instant of t=0 (of the timeline and the fault times), to place what the
+    # generator itself logged with its own timestamps (acks.jsonl) on the same axis.
+    summary["started_at"] = t0_wall
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return LoadResult(out, summary, timeline)
 

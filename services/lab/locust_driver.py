@@ -29,6 +29,14 @@ def read_new(path: Path, offset: int) -> tuple[list[dict], int]:
     return [json.loads(line) for line in complete.splitlines() if line.strip()], offset + len(complete)
 
 
+def _ms(value: str | None) -> float:
+    """A CSV latency cell: Locust writes "N/A" for an endpoint (or a run) without requests."""
+    try:
+        return float(value or 0)
+    except ValueError:
+        return 0.0
+
+
 def locust_stats(path: Path) -> dict[str, dict]:
     if not path.exists():
         return {}
@@ -37,8 +45,8 @@ def locust_stats(path: Path) -> dict[str, dict]:
         for row in csv.DictReader(fh):
             stats[row["Name"]] = {
                 "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                "rps": float(row["Requests/s"]), "p50_ms": float(row["50%"] or 0), "p95_ms": float(row["95%"] or 0),
-                "p99_ms": float(row["99%"] or 0), "max_ms": float(row["Max Response Time"] or 0),
+                "rps": _ms(row["Requests/s"]), "p50_ms": _ms(row["50%"]), "p95_ms": _ms(row["95%"]),
+                "p99_ms": _ms(row["99%"]), "max_ms": _ms(row["Max Response Time"]),
             }
     return stats
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from services.lab import procs
+from services.lab import procs, throttle
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.designs import Design, resolve
 from services.lab.errors import LabCommandError
@@ -192,6 +192,7 @@ def _stop_all(state: LabState, on_event: EventSink) -> list[str]:
         [c for c in state.components.values() if c.kind not in ("caddy", "app")],
     ]
     stopped: list[str] = []
+    throttle.end_all(state.home)  # first: a throttler would stop a component again while it shuts down
 
     def stop_one(c: RunningComponent) -> None:
         procs.stop(c.ref, c.stop_signal)

@@ -19,9 +19,10 @@ def test_status_shows_every_component(lab):
     names = {c["name"] for c in status["components"]}
     assert names == {"redis", "postgres-0", "postgres-1", "kafka", "shortener-1", "shortener-2",
                      "shortener-analytics-1", "messaging-1", "messaging-2", "messaging-gateway-1",
-                     "messaging-gateway-2", "messaging-fanout-1", "caddy"}
+                     "messaging-gateway-2", "messaging-fanout-1", "shop-payments-1", "shop-1", "shop-2",
+                     "shop-worker-1", "shop-fulfillment-1", "caddy"}
     assert all(c["state"] == "ready" and c["pid"] for c in status["components"]), status
-    assert status["urls"] == {"shortener": lab.url(), "messaging": lab.url("messaging")}
+    assert status["urls"] == {"shortener": lab.url(), "messaging": lab.url("messaging"), "shop": lab.url("shop")}
 
 
 def test_kill_then_restart_redis(lab):

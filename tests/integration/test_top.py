@@ -46,6 +46,11 @@ def test_top_once_shows_components_services_and_the_design_gauges(lab: Lab):
     chat = dict(frame["gauges"]["messaging"])
     assert chat["open connections"].replace(",", "").isdigit(), chat  # the gateways export the gauge
     assert {"deliveries/s (frames to sockets)", "delivery lag p99 (stored → written)", "slow readers cut off"} <= set(chat)
+    shop = dict(frame["gauges"]["shop"])
+    # The worker's sweep reports each shard's outbox backlog and held reservations; the map is v1 or later.
+    assert shop["outbox backlog (rows)"].replace(",", "").isdigit(), shop
+    assert shop["reservations held"].replace(",", "").isdigit() and shop["shard map version"].isdigit(), shop
+    assert {"queries/s per shard", "checkouts", "events relayed/s", "sagas recovered"} <= set(shop)
     for needle in ("components", "RSS MiB", "req/s", "p99 ms", "cache hit ratio", "shortener-analytics-1"):
         assert needle in text, needle
 

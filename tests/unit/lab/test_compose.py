@@ -79,7 +79,9 @@ def test_grafana_dashboard_has_the_promised_panels():
     for metric in ("http_requests_total", "http_request_duration_seconds_bucket", "cache_hits_total",
                    "cache_misses_total", 'status=~"5.."', "db_pool_in_use", "kafka_consumer_lag",
                    "ws_connections", "ws_deliveries_total", "ws_delivery_lag_seconds_bucket",
-                   "ws_ack_duration_seconds_bucket", "ws_slow_disconnects_total", "ws_error_frames_total"):
+                   "ws_ack_duration_seconds_bucket", "ws_slow_disconnects_total", "ws_error_frames_total",
+                   "shop_checkouts_total", "shop_shard_queries_total", "shop_reservations_held", "shop_outbox_backlog",
+                   "shop_shard_map_version"):
         assert metric in exprs, metric
     assert Path(REPO_ROOT / "deploy" / "Dockerfile").exists()
 
@@ -107,6 +109,8 @@ def _exported_metric_names() -> set[str]:
 
     from messaging.metrics import GatewayCollector, GatewayStats, ack_latency, delivery_lag
     from services.metrics import ClientGauges, HttpMetrics
+    from shop.consumers import WorkerCollector
+    from shop.metrics import ShopCollector
     from shortener.metrics import ShortenerCollector
 
     http = HttpMetrics("any")
@@ -126,6 +130,12 @@ def _exported_metric_names() -> set[str]:
                                                       limiter_errors=0),
                                 coalesced=0, redis_breaker=breaker, db_breaker=breaker, local={})
     registry.register(ShortenerCollector("shortener", shortener))
+    router = SimpleNamespace(fenced_writes=0, map_reloads=0, _map=SimpleNamespace(version=1), queries={0: 1})
+    wiring = SimpleNamespace(router=router, service=SimpleNamespace(cache_hits=0, cache_misses=0),
+                             saga=SimpleNamespace(outcomes={"paid": 1}))
+    registry.register(ShopCollector(wiring))
+    relay, sweeper = SimpleNamespace(relayed=0), SimpleNamespace(recovered=0, reservations={}, gauges={0: (0, 0)})
+    registry.register(WorkerCollector(relay, sweeper))
     text = generate_latest(registry).decode()
     return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
 

@@ -38,3 +38,9 @@ class ShopCollector(Collector):
         for outcome, count in sorted(w.saga.outcomes.items()):
             outcomes.add_metric([n, outcome], count)
         yield outcomes
+        tries = CounterMetricFamily("shop_stock_tries", "Reservation tries by where they were answered: "
+                                    "gate_refused (never reached the database), database_taken, "
+                                    "database_refused, database_error", labels=["service", "path"])
+        for path, count in sorted(w.saga.stock_tries.items()):
+            tries.add_metric([n, path], count)
+        yield tries

@@ -55,6 +55,9 @@ class CheckoutSaga:
         self._payments = payments
         self._gate = gate
         self.outcomes: Tally = Tally()  # checkouts by how they ended (paid, out_of_stock, replayed, ...)
+        # Reservation tries by where they were answered: turned away by the gate (never reached the
+        # database), or taken / refused / failed at the product's row in the database.
+        self.stock_tries: Tally = Tally()
 
     def _event(self, topic: str, order: Order) -> Event:
         payload = {**order.public(), "user": order.user, "event": topic}
@@ -126,9 +129,21 @@ class CheckoutSaga:
         order = await self._orders.place(user, key, order_id, items, self._event(self._settings.placed_topic, placing))
         return await self._drive(order)
 
+    async def _reserve_in_database(self, order_id: int, line: Line, expires: datetime) -> Reserved:
+        try:
+            reserved = await self._inventory.reserve(order_id, line, expires)
+        except OutOfStock:
+            self.stock_tries["database_refused"] += 1
+            raise
+        except Exception:
+            self.stock_tries["database_error"] += 1
+            raise
+        self.stock_tries["database_taken"] += 1
+        return reserved
+
     async def _reserve(self, order_id: int, line: Line, expires: datetime) -> Reserved:
         if self._gate is None:
-            return await self._inventory.reserve(order_id, line, expires)
+            return await self._reserve_in_database(order_id, line, expires)
         passed = await self._gate.take(line.product_id, line.quantity, None)
         if passed is None:  # counter not loaded yet: load it from the database, then ask again
             available = await self._inventory.available(line.product_id)
@@ -136,9 +151,10 @@ class CheckoutSaga:
                 raise UnknownProduct(line.product_id)
             passed = await self._gate.take(line.product_id, line.quantity, available)
         if not passed:
+            self.stock_tries["gate_refused"] += 1
             raise OutOfStock(line.product_id, line.quantity)
         try:
-            reserved = await self._inventory.reserve(order_id, line, expires)
+            reserved = await self._reserve_in_database(order_id, line, expires)
         except LabError:
             # The gate must never say less than the database has: what it let through and the
             # database did not take goes back (a gate above the truth only costs a refused try).

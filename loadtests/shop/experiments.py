@@ -67,7 +67,7 @@ def reshard_figures(r: VariantResult) -> dict:
 
 
 def _reshard(results: dict[str, VariantResult]) -> Outcome:
-    r = results["2 -> 3 shards"]
+    r = results["2 to 3 shards"]
     f, m = figures(r), reshard_figures(r)
     c = endpoint(r, CHECKOUT)
     checks = [
@@ -97,7 +97,7 @@ RESHARD = Experiment(
     question="Can the shop add a database server while it sells, and what does each moved bucket cost its writers?",
     load=LoadSpec(design="shop", generator="k6", rate=60, duration_s=40, seed_count=1000, read_weight=1,
                   write_weight=1, faults="at 25% reshard 3"),
-    variants=[Variant("2 -> 3 shards")],
+    variants=[Variant("2 to 3 shards")],
     evaluate=_reshard,
     columns=[("buckets moved", lambda r: str(reshard_figures(r).get("buckets_moved", "-"))),
              ("block max", lambda r: ms(reshard_figures(r).get("block_ms_max")))],
@@ -111,4 +111,10 @@ CAPACITY = capacity_experiment(
     rates=(50, 100, 200, 300, 400, 600, 800),
 )
 
-EXPERIMENTS = [SAGA_FAILURE, RESHARD, CAPACITY]
+from loadtests.shop.flash_sale import FLASH_SALE  # noqa: E402  (the flash sale lives in its own module)
+from loadtests.shop.idempotency import IDEMPOTENCY  # noqa: E402  (each in its own module, as the flash sale)
+from loadtests.shop.outage import SHARD_OUTAGE  # noqa: E402
+from loadtests.shop.scaling import SHARD_SCALING  # noqa: E402
+from loadtests.shop.scatter_gather import SCATTER_GATHER  # noqa: E402
+
+EXPERIMENTS = [SAGA_FAILURE, RESHARD, CAPACITY, FLASH_SALE, SHARD_OUTAGE, IDEMPOTENCY, SCATTER_GATHER, SHARD_SCALING]

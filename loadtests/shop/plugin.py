@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from loadtests.shop import checks
+from loadtests.shop.bench import bench
 from loadtests.shop.commands import COMMANDS, FAULT_ACTIONS
 from loadtests.shop.experiments import EXPERIMENTS
 from loadtests.shop.gauges import gauges
@@ -24,6 +25,20 @@ def _int_option(spec, name: str, default: int) -> int:
         raise LabCommandError(f"--option {name}={raw!r}: a whole number is needed") from None
 
 
+def flash_stock(spec) -> int:
+    """The flash product's stock: ``flash_share`` of the run's arrivals, else ``flash_stock``."""
+    raw = spec.options.get("flash_share")
+    if raw is None:
+        return _int_option(spec, "flash_stock", 100)
+    try:
+        share = float(raw)
+    except ValueError:
+        raise LabCommandError(f"--option flash_share={raw!r}: a number is needed (0.25: a quarter of the arrivals)") from None
+    if not 0 < share <= 1 or not spec.rate:
+        raise LabCommandError("--option flash_share needs an open-loop rate and a share in (0, 1]")
+    return max(1, round(share * spec.rate * spec.duration_s))
+
+
 class ShopPlugin:
     name = "shop"
     locustfile = HERE / "locustfile.py"
@@ -37,12 +52,13 @@ class ShopPlugin:
     @staticmethod
     def seed(ctx: RunContext, spec, previous: dict | None = None) -> dict:
         """``seed_count`` products over the categories, one flash product (``--option flash_stock=N``,
-        default 100) and ``--option users=N`` buyers (default 200). On the same stack, the run
-        before's catalog and buyers."""
+        default 100, or ``--option flash_share=F``: F times the run's arrivals, rate x duration, so
+        a shorter run sells out the same way) and ``--option users=N`` buyers (default 200). On the
+        same stack, the run before's catalog and buyers."""
         if previous is not None:
             return previous
         return asyncio.run(seed(ctx.base_url, spec.seed_count, _int_option(spec, "users", 200),
-                                _int_option(spec, "stock", 1000), _int_option(spec, "flash_stock", 100)))
+                                _int_option(spec, "stock", 1000), flash_stock(spec)))
 
     @staticmethod
     def verify(ctx: RunContext, result) -> Verification:
@@ -52,9 +68,7 @@ class ShopPlugin:
 
     gauges = staticmethod(gauges)
 
-    @staticmethod
-    def bench(settings, options, say):
-        raise LabCommandError("sdlab bench shop is not built yet")
+    bench = staticmethod(bench)
 
 
 PLUGIN = ShopPlugin()

@@ -17,6 +17,10 @@ class CpuSampler:
     def __init__(self, state: LabState, generator: psutil.Process) -> None:
         self.procs: dict[str, psutil.Process] = {"load-generator": generator}
         self._cache: dict[int, psutil.Process] = {}
+        # The whole machine's CPU% (every process, the lab's and anyone else's; 100 = all cores), so
+        # that a run on a shared machine says whether the cores ran out, not only what the lab used.
+        self.machine_percent: float | None = None
+        psutil.cpu_percent(None)
         self.refresh(state)
 
     def refresh(self, state: LabState | None) -> None:
@@ -38,6 +42,7 @@ class CpuSampler:
         """CPU% per component since the last sample; the memory of the same instant goes to ``rss_mib``."""
         out = {}
         self.rss_mib: dict[str, float] = {}
+        self.machine_percent = psutil.cpu_percent(None)
         for name, proc in self.procs.items():
             total, rss = 0.0, 0
             for p in procs.process_tree(proc):

@@ -197,6 +197,7 @@ def run_load(
     seconds: list[dict] = []
     cpu_rows: list[dict] = []
     rss_rows: dict[int, dict[str, float]] = {}
+    machine_rows: dict[int, float | None] = {}
     last_print = 0.0
     interactive = sys.stdout.isatty()
     try:
@@ -206,6 +207,7 @@ def run_load(
             cpu = sampler.sample()
             cpu_rows.append({"t": int(time.time() - t0_wall), **cpu})
             rss_rows[cpu_rows[-1]["t"]] = sampler.rss_mib
+            machine_rows[cpu_rows[-1]["t"]] = sampler.machine_percent
             seconds += driver.take()
             elapsed = time.monotonic() - t0
             line = progress_line(elapsed, seconds, cpu)
@@ -230,6 +232,7 @@ def run_load(
     for row in timeline:
         row["cpu"] = {k: v for k, v in cpu_by_t.get(row["t"], {}).items() if k != "t"}
         row["rss_mib"] = rss_rows.get(row["t"], {})
+        row["machine_cpu"] = machine_rows.get(row["t"])  # % of all cores, every process on the machine
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     summary = summarize(spec, driver, timeline, seconds, elapsed, before, after, runner)
     # The wall-clock instant of t=0 (of the timeline and the fault times), to place what the

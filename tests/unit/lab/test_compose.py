@@ -132,7 +132,7 @@ def _exported_metric_names() -> set[str]:
     registry.register(ShortenerCollector("shortener", shortener))
     router = SimpleNamespace(fenced_writes=0, map_reloads=0, _map=SimpleNamespace(version=1), queries={0: 1})
     wiring = SimpleNamespace(router=router, service=SimpleNamespace(cache_hits=0, cache_misses=0),
-                             saga=SimpleNamespace(outcomes={"paid": 1}))
+                             saga=SimpleNamespace(outcomes={"paid": 1}, stock_tries={"gate_refused": 1}))
     registry.register(ShopCollector(wiring))
     relay, sweeper = SimpleNamespace(relayed=0), SimpleNamespace(recovered=0, reservations={}, gauges={0: (0, 0)})
     registry.register(WorkerCollector(relay, sweeper))

@@ -178,8 +178,11 @@ class Resharder:
                                f"not {move.source}: the map changed under the reshard")
         rows = await sql.copy_bucket(source, target, move.bucket)  # 1. online copy
         async with source.transaction():
-            await source.execute("SELECT pg_advisory_xact_lock($1, $2)", sql.FENCE_LOCK, move.bucket)  # 2. block
+            # Writers are refused from the moment the lock is asked for (a try-lock fails behind a
+            # waiting exclusive request), so the block is timed from here, waiting for the
+            # in-flight writes to finish included.
             blocked_at = time.monotonic()
+            await source.execute("SELECT pg_advisory_xact_lock($1, $2)", sql.FENCE_LOCK, move.bucket)  # 2. block
             rows += await sql.copy_bucket(source, target, move.bucket)  # 3. the rest, then verify
             expected, found = await sql.bucket_digest(source, move.bucket), await sql.bucket_digest(target, move.bucket)
             if expected != found:

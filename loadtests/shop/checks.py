@@ -22,6 +22,9 @@ import httpx
 
 from services.lab.plugin import Check
 
+# Only what each server owns: a reshard leaves the source's copy of a moved bucket until its
+# clean-up, and an interrupted one may leave a target's partial copy.
+OWNED = "bucket IN (SELECT bucket FROM owned_buckets)"
 DRAIN_S = 30.0  # how long the outbox and the sweeper get to finish after the load
 
 
@@ -65,7 +68,8 @@ async def _settled(urls: list[str], deadline: float) -> tuple[int, int]:
     """Wait (to ``deadline``) for the outbox to drain and every saga to end: (outbox rows, pending)."""
     while True:
         backlog = sum(r[0] for r in await _query_all(urls, "SELECT count(*) FROM outbox"))
-        pending = sum(r[0] for r in await _query_all(urls, "SELECT count(*) FROM orders WHERE status = 'pending'"))
+        pending = sum(r[0] for r in await _query_all(
+            urls, f"SELECT count(*) FROM orders WHERE status = 'pending' AND {OWNED}"))
         if (backlog == 0 and pending == 0) or time.monotonic() > deadline:
             return backlog, pending
         await asyncio.sleep(1.0)
@@ -104,15 +108,15 @@ async def gather_figures(base_url: str, first_db_url: str, payments_url: str, ou
     acked = [a for a in acks if a.get("event") == "acknowledged"]
     urls = await _shards(first_db_url)
     backlog, pending = await _settled(urls, time.monotonic() + drain_s)
-    stock = await _query_all(urls, """
+    stock = await _query_all(urls, f"""
         SELECT p.id, p.initial_stock, p.available,
                coalesce(sum(r.quantity) FILTER (WHERE r.status = 'held'), 0) AS held,
                coalesce(sum(r.quantity) FILTER (WHERE r.status = 'sold'), 0) AS sold
-        FROM products p LEFT JOIN reservations r ON r.product_id = p.id GROUP BY p.id""")
-    paid_items = await _query_all(urls, """
+        FROM products p LEFT JOIN reservations r ON r.product_id = p.id WHERE p.{OWNED} GROUP BY p.id""")
+    paid_items = await _query_all(urls, f"""
         SELECT i.product_id, sum(i.quantity) AS quantity FROM order_items i JOIN orders o ON o.id = i.order_id
-        WHERE o.status = 'paid' GROUP BY i.product_id""")
-    orders = await _query_all(urls, "SELECT id, user_name, idempotency_key, status FROM orders")
+        WHERE o.status = 'paid' AND o.{OWNED} GROUP BY i.product_id""")
+    orders = await _query_all(urls, f"SELECT id, user_name, idempotency_key, status FROM orders WHERE {OWNED}")
     events = await _query_all([first_db_url], "SELECT order_id, topic FROM fulfilled_events")
     charges = await _charges(payments_url)
     sold_by_product = Counter()

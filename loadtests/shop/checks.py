@@ -64,14 +64,27 @@ async def _query_all(urls: list[str], sql: str) -> list:
     return [row for rows in await asyncio.gather(*(one(u) for u in urls)) for row in rows]
 
 
-async def _settled(urls: list[str], deadline: float) -> tuple[int, int]:
-    """Wait (to ``deadline``) for the outbox to drain and every saga to end: (outbox rows, pending)."""
+def _expected_events(orders: list) -> set[tuple[int, str]]:
+    return {(o["id"], "order-placed") for o in orders} | {
+        (o["id"], f"order-{o['status']}") for o in orders if o["status"] in ("paid", "failed")}
+
+
+async def _settled(urls: list[str], first_url: str, deadline: float) -> tuple[int, int, list, list]:
+    """Wait (to ``deadline``) for the outbox to drain, every saga to end and the consumer to catch up.
+
+    The consumer lags the relay: an outbox row is deleted once Kafka has it, and it is handled a
+    poll later, so an empty outbox alone does not mean every event was handled yet.
+    Returns (outbox rows, pending orders, orders, handled events).
+    """
     while True:
         backlog = sum(r[0] for r in await _query_all(urls, "SELECT count(*) FROM outbox"))
-        pending = sum(r[0] for r in await _query_all(
-            urls, f"SELECT count(*) FROM orders WHERE status = 'pending' AND {OWNED}"))
-        if (backlog == 0 and pending == 0) or time.monotonic() > deadline:
-            return backlog, pending
+        orders = await _query_all(urls, f"SELECT id, user_name, idempotency_key, status FROM orders WHERE {OWNED}")
+        events = await _query_all([first_url], "SELECT order_id, topic FROM fulfilled_events")
+        pending = sum(o["status"] == "pending" for o in orders)
+        handled = {(e["order_id"], e["topic"]) for e in events}
+        done = backlog == 0 and pending == 0 and _expected_events(orders) <= handled
+        if done or time.monotonic() > deadline:
+            return backlog, pending, orders, events
         await asyncio.sleep(1.0)
 
 
@@ -107,7 +120,7 @@ async def gather_figures(base_url: str, first_db_url: str, payments_url: str, ou
     acks = read_jsonl(out_dir / "acks.jsonl")
     acked = [a for a in acks if a.get("event") == "acknowledged"]
     urls = await _shards(first_db_url)
-    backlog, pending = await _settled(urls, time.monotonic() + drain_s)
+    backlog, pending, orders, events = await _settled(urls, first_db_url, time.monotonic() + drain_s)
     stock = await _query_all(urls, f"""
         SELECT p.id, p.initial_stock, p.available,
                coalesce(sum(r.quantity) FILTER (WHERE r.status = 'held'), 0) AS held,
@@ -116,8 +129,6 @@ async def gather_figures(base_url: str, first_db_url: str, payments_url: str, ou
     paid_items = await _query_all(urls, f"""
         SELECT i.product_id, sum(i.quantity) AS quantity FROM order_items i JOIN orders o ON o.id = i.order_id
         WHERE o.status = 'paid' AND o.{OWNED} GROUP BY i.product_id""")
-    orders = await _query_all(urls, f"SELECT id, user_name, idempotency_key, status FROM orders WHERE {OWNED}")
-    events = await _query_all([first_db_url], "SELECT order_id, topic FROM fulfilled_events")
     charges = await _charges(payments_url)
     sold_by_product = Counter()
     for row in paid_items:
@@ -126,8 +137,7 @@ async def gather_figures(base_url: str, first_db_url: str, payments_url: str, ou
     charged = Counter(int(c["reference"]) for c in charges)
     keys = Counter((o["user_name"], o["idempotency_key"]) for o in orders)
     handled = Counter((e["order_id"], e["topic"]) for e in events)
-    expected = {(o["id"], "order-placed") for o in orders} | {
-        (o["id"], f"order-{o['status']}") for o in orders if o["status"] in ("paid", "failed")}
+    expected = _expected_events(orders)
     tokens = {u["user"]: u["token"] for u in seed["users"]}
     unreadable = await _readable(base_url, tokens, [a for a in acked if a["user"] in tokens])
     return {

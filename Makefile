@@ -4,13 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser demo test test-unit test-integration test-e2e bench down lock clean
+.PHONY: install browser docker demo test test-unit test-integration test-e2e bench down lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --disable-pip-version-check -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --disable-pip-version-check -q -c constraints.txt -e ".[lab,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,10 +21,17 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
 	  || echo "chromium is not installed and cannot be installed here; the browser test will skip"
 
+# The compose test runs the lab under Debian's Docker engine with locally built stand-in images
+# (debootstrap builds their base); installed here as root when missing, else that test skips.
+docker:
+	@{ command -v dockerd >/dev/null && command -v debootstrap >/dev/null; } \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null; } \
+	  || echo "docker.io or debootstrap is not installed and cannot be installed here; the compose test will skip"
+
 demo: install
 	$(BIN)/sdlab demo
 
-test: install browser
+test: install browser docker
 	$(BIN)/pytest tests
 
 test-unit: install
@@ -33,7 +40,7 @@ test-unit: install
 test-integration: install
 	$(BIN)/pytest tests/integration
 
-test-e2e: install browser
+test-e2e: install browser docker
 	$(BIN)/pytest tests/e2e
 
 # wrk measures the ceiling that Locust cannot reach; installed from Debian's packages when missing.
@@ -46,8 +53,8 @@ down: install
 	$(BIN)/sdlab down
 
 lock: $(BIN)/python
-	$(BIN)/pip install -q -e ".[dev]"
-	{ echo "# Exact versions for repeatable installs (pip install -c constraints.txt -e .[dev])."; \
+	$(BIN)/pip install -q -e ".[lab,dev]"
+	{ echo "# Exact versions for repeatable installs (pip install -c constraints.txt -e .[lab,dev])."; \
 	  echo "# Regenerate after changing pyproject.toml: make lock"; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^system-design-lab'; } > constraints.txt
 

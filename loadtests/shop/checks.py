@@ -15,6 +15,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -115,11 +116,12 @@ async def _readable(base_url: str, tokens: dict[str, str], acked: list[dict]) ->
 
 
 async def gather_figures(base_url: str, first_db_url: str, payments_url: str, out_dir: Path,
-                         drain_s: float = DRAIN_S) -> dict:
+                         drain_s: float = DRAIN_S, dialable: Callable[[str], str] = str) -> dict:
+    """``dialable``: the shard map's URLs as this host reaches them (compose names servers by service)."""
     seed = json.loads((out_dir / "seed.json").read_text())
     acks = read_jsonl(out_dir / "acks.jsonl")
     acked = [a for a in acks if a.get("event") == "acknowledged"]
-    urls = await _shards(first_db_url)
+    urls = [dialable(u) for u in await _shards(first_db_url)]
     backlog, pending, orders, events = await _settled(urls, first_db_url, time.monotonic() + drain_s)
     stock = await _query_all(urls, f"""
         SELECT p.id, p.initial_stock, p.available,
@@ -184,5 +186,6 @@ def checks(f: dict) -> list[Check]:
     ]
 
 
-def verify(base_url: str, first_db_url: str, payments_url: str, out_dir: Path) -> dict:
-    return asyncio.run(gather_figures(base_url, first_db_url, payments_url, out_dir))
+def verify(base_url: str, first_db_url: str, payments_url: str, out_dir: Path,
+           dialable: Callable[[str], str] = str) -> dict:
+    return asyncio.run(gather_figures(base_url, first_db_url, payments_url, out_dir, dialable=dialable))

@@ -63,7 +63,8 @@ class ShopPlugin:
     @staticmethod
     def verify(ctx: RunContext, result) -> Verification:
         figures = checks.verify(ctx.base_url, checks.part_url(ctx.state, "postgres-0"),
-                                checks.part_url(ctx.state, f"{ctx.design}-payments-1"), ctx.out_dir)
+                                checks.part_url(ctx.state, f"{ctx.design}-payments-1"), ctx.out_dir,
+                                dialable=ctx.state.dialable)
         return Verification(figures, checks.checks(figures))
 
     gauges = staticmethod(gauges)

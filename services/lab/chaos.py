@@ -1,4 +1,5 @@
-"""Fault primitives. Local mode acts on processes; compose mode on containers and Toxiproxy.
+"""Fault primitives. Local mode acts on processes; compose mode on containers
+(:mod:`services.lab.compose_stack`) and Toxiproxy (here).
 
 - kill:    SIGKILL to the component's process tree (a crash; PostgreSQL recovers from WAL).
 - pause:   SIGSTOP: the process hangs; peers see open connections that never answer,
@@ -16,7 +17,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -83,27 +83,9 @@ def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSi
         return f"restarted {name} (pid {running.pid}) on {running.address}"
 
 
-# --- compose mode -------------------------------------------------------------------------
+# --- compose mode: network faults through Toxiproxy ----------------------------------------
 
-COMPOSE_VERBS = {"kill": ["kill", "-s", "SIGKILL"], "pause": ["pause"], "resume": ["unpause"], "restart": ["restart"]}
 TOXICS = ("latency", "bandwidth", "reset", "down", "up", "clear")
-
-
-def compose_command(action: str, service: str) -> list[str]:
-    if action not in COMPOSE_VERBS:
-        raise LabCommandError(f"unknown chaos action {action!r}; choose from: {', '.join(COMPOSE_VERBS)}")
-    return ["docker", "compose", *COMPOSE_VERBS[action], service]
-
-
-def compose_chaos(action: str, service: str) -> str:
-    cmd = compose_command(action, service)
-    try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    except FileNotFoundError:
-        raise LabCommandError("docker is not installed; compose mode needs Docker (local mode does not)") from None
-    if result.returncode != 0:
-        raise LabCommandError(f"`{' '.join(cmd)}` failed: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
-    return f"{action}: {service}"
 
 
 @dataclass(frozen=True)
@@ -145,6 +127,6 @@ def apply_toxic(toxiproxy_url: str, calls: list[ToxiproxyCall]) -> str:
             raise LabCommandError(f"Toxiproxy refused {call.method} {call.path}: {exc.code} {exc.read()[:200]!r}") from None
         except OSError as exc:
             raise LabCommandError(
-                f"cannot reach Toxiproxy at {toxiproxy_url} ({exc}); toxics need compose mode (`docker compose up`)"
+                f"cannot reach Toxiproxy at {toxiproxy_url} ({exc}); toxics need compose mode with the official images (`docker compose up`; the stand-in run has no Toxiproxy)"
             ) from None
     return f"applied {len(calls)} Toxiproxy call(s)"

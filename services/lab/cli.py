@@ -34,16 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("designs", nargs="*", metavar="DESIGN", help=f"designs to run (default all: {', '.join(DESIGNS)})")
     up.add_argument("--instances", type=int, help="app instances per design (default 2)")
     up.add_argument("--shards", type=int, help="PostgreSQL servers (default 2)")
+    up.add_argument("--compose", action="store_true",
+                    help="run under docker compose (`docker compose up -d --build --wait`) instead of local processes")
+    up.add_argument("--standin", action="store_true",
+                    help="with --compose: locally built stand-ins for the official images (no registry needed)")
 
-    sub.add_parser("down", help="stop everything the lab started")
+    dn = sub.add_parser("down", help="stop everything the lab started")
+    _compose_flag(dn)
+    dn.add_argument("--volumes", action="store_true", help="compose mode: also remove the databases' volumes")
 
     st = sub.add_parser("status", help="show every component and its state")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    _compose_flag(st)
 
     logs = sub.add_parser("logs", help="show a component's log")
     logs.add_argument("component")
     logs.add_argument("-n", "--lines", type=int, default=50)
     logs.add_argument("-f", "--follow", action="store_true")
+    _compose_flag(logs)
 
     ld = sub.add_parser("load", help="run a load against the running stack (Locust closed loop, or k6 open loop)")
     ld.add_argument("design")
@@ -62,11 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a design's own load knob (repeatable), passed to its seeder and generators as SDLAB_OPT_<KEY>")
     ld.add_argument("--name", default=None, help="name of the results folder")
+    _compose_flag(ld)
 
     ex = sub.add_parser("experiment", help="run an experiment and write its report")
     ex.add_argument("name", nargs="?", help="DESIGN.NAME, e.g. the capacity experiment of a design; omit to list them")
     ex.add_argument("--duration", type=float, help="seconds of load per variant (default: the experiment's)")
     ex.add_argument("--users", type=int, help="simulated users (default: the experiment's)")
+    _compose_flag(ex)
 
     bn = sub.add_parser("bench", help="a design's hot path against the machine's ceiling, in one sitting")
     bn.add_argument("design", choices=[d.name for d in DESIGNS.values() if d.plugin])
@@ -77,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--once", action="store_true", help="print one frame and exit (for scripts and tests)")
     tp.add_argument("--json", action="store_true", help="with --once: the frame as JSON")
     tp.add_argument("--interval", type=float, default=1.0, help="seconds between frames (default 1)")
+    _compose_flag(tp)
 
     ev = sub.add_parser("evidence", help="copy a reference run (report, charts, summary) into docs/evidence/")
     ev.add_argument("run", type=Path, help="the run's folder under results/")
@@ -96,11 +107,31 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("component")
     ch.add_argument("toxic", nargs="?", metavar="ARGUMENT",
                     help=f"with toxic: {'|'.join(chaos.TOXICS)}; with throttle: PAUSE_MS/PERIOD_MS (default 100/200)")
-    ch.add_argument("--compose", action="store_true", help="act on docker compose containers instead of local processes")
+    _compose_flag(ch)
     ch.add_argument("--latency-ms", type=int, default=100)
     ch.add_argument("--jitter-ms", type=int, default=0)
     ch.add_argument("--rate-kbps", type=int, default=64)
     return p
+
+
+def _compose_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compose", action="store_true",
+                        help="act on the docker compose deployment (found by itself after `sdlab up --compose`)")
+
+
+def _deployment(args: argparse.Namespace, settings: LabSettings):
+    """The compose deployment to act on: the recorded one, or with ``--compose`` the project that
+    ``docker compose up`` started in the repo (recorded from here on)."""
+    from services.lab import compose
+
+    found = compose.recorded(settings)
+    if found is not None or not getattr(args, "compose", False):
+        return found
+    found = compose.discover(settings)
+    if found is None:
+        raise LabCommandError(f"no compose project {compose.default_project()!r} is running; start it with "
+                              "`docker compose up -d` or `sdlab up --compose`")
+    return found
 
 
 def _settings(args: argparse.Namespace) -> LabSettings:
@@ -126,6 +157,19 @@ def _settings(args: argparse.Namespace) -> LabSettings:
 
 def cmd_up(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    if args.standin and not args.compose:
+        raise LabCommandError("--standin replaces compose's official images: add --compose")
+    if args.compose:
+        from services.lab import compose_stack
+
+        if args.instances is not None or args.shards is not None:
+            raise LabCommandError("compose mode runs the file's topology: --instances and --shards are local mode only")
+        compose_stack.up(settings, args.designs, standin=args.standin, say=ui.say)
+        state, rows = supervisor.status(settings)
+        ui.print_status(rows, state.ports, False, settings.host)
+        ui.console.print("Running under docker compose; `sdlab load`, `top`, `chaos` and `experiment` find it. "
+                         "Stop it with `sdlab down`.")
+        return
     state = supervisor.up(settings, args.designs, on_event=ui.Progress())
     _, rows = supervisor.status(settings)
     ui.print_status(rows, state.ports, False, settings.host)
@@ -133,18 +177,32 @@ def cmd_up(args: argparse.Namespace) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> None:
-    stopped = supervisor.down(_settings(args), on_event=ui.Progress())
+    settings = _settings(args)
+    deployment = _deployment(args, settings)
+    if deployment is not None:
+        from services.lab import compose_stack
+
+        ui.console.print(compose_stack.down(settings, deployment, volumes=args.volumes))
+        return
+    stopped = supervisor.down(settings, on_event=ui.Progress())
     ui.console.print("nothing was running" if not stopped else f"stopped {len(stopped)} component(s)")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    _deployment(args, settings)
     state, rows = supervisor.status(settings)
     ui.print_status(rows, state.ports, args.json, settings.host)
 
 
 def cmd_logs(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    deployment = _deployment(args, settings)
+    if deployment is not None:
+        from services.lab import compose_stack
+
+        compose_stack.logs(deployment, args.component, args.lines, args.follow)
+        return
     log = settings.state_dir / "logs" / f"{args.component}.log"
     if not log.exists():
         known = sorted(p.stem for p in (settings.state_dir / "logs").glob("*.log"))
@@ -165,8 +223,10 @@ def cmd_chaos(args: argparse.Namespace) -> None:
             args.component, args.toxic, latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, rate_kbps=args.rate_kbps
         )
         ui.console.print(chaos.apply_toxic(settings.toxiproxy_url, calls))
-    elif args.compose:
-        ui.console.print(chaos.compose_chaos(args.action, args.component))
+    elif (deployment := _deployment(args, settings)) is not None:
+        from services.lab import compose_stack
+
+        ui.console.print(compose_stack.chaos(deployment, args.action, args.component))
     else:
         ui.console.print(chaos.local_chaos(settings, args.action, args.component, on_event=ui.Progress(),
                                            argument=args.toxic))
@@ -199,6 +259,7 @@ def _options(pairs: list[str]) -> dict[str, str]:
 
 def cmd_load(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    _deployment(args, settings)
     read, write = _read_write(args.read_write)
     for flag, value in (("--users", args.users), ("--duration", args.duration), ("--seed", args.seed)):
         if value <= 0:
@@ -229,7 +290,9 @@ def cmd_experiment(args: argparse.Namespace) -> None:
             ui.console.print(f"{exp.name:<28} {exp.title}")
         return
     experiment.find(args.name)  # an unknown name fails before anything is stopped
-    out, outcome, _ = experiment.run_experiment(args.name, _settings(args), duration_s=args.duration,
+    settings = _settings(args)
+    _deployment(args, settings)
+    out, outcome, _ = experiment.run_experiment(args.name, settings, duration_s=args.duration,
                                                 users=args.users, say=ui.say)
     ui.say(f"{'PASS' if outcome.passed else 'FAIL'}: {args.name}")
     for check in outcome.checks:
@@ -243,7 +306,11 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from services.lab import bench
 
-    out, summary = bench.run_bench(_settings(args), args.design, duration_s=args.duration,
+    settings = _settings(args)
+    if _deployment(args, settings) is not None:
+        raise LabCommandError("the benchmark starts local stacks of its own, on the same ports: "
+                              "take the compose deployment down first (`sdlab down`)")
+    out, summary = bench.run_bench(settings, args.design, duration_s=args.duration,
                                    connections=args.connections, say=ui.say)
     ui.print_bench(summary, out)
 
@@ -255,7 +322,9 @@ def cmd_top(args: argparse.Namespace) -> None:
         raise LabCommandError("--interval must be positive")
     if args.json and not args.once:
         raise LabCommandError("--json prints one frame: add --once")
-    run_top(_settings(args), once=args.once, as_json=args.json, interval_s=args.interval)
+    settings = _settings(args)
+    _deployment(args, settings)
+    run_top(settings, once=args.once, as_json=args.json, interval_s=args.interval)
 
 
 def cmd_evidence(args: argparse.Namespace) -> None:

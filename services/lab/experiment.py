@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from services.lab.compose import recorded
 from services.lab.config import LabSettings
 from services.lab.designs import DESIGNS, plugin_for
 from services.lab.errors import LabCommandError
@@ -23,7 +24,7 @@ from services.lab.experiment_report import write_report
 from services.lab.load import LoadResult, LoadSpec, results_dir, run_load, verify
 from services.lab.plugin import Check
 from services.lab.state import LabState
-from services.lab.supervisor import down, down_if_running, up
+from services.lab.supervisor import down, down_if_running, require_state, up
 
 __all__ = ["Check", "Experiment", "Outcome", "Variant", "VariantResult", "registry", "find", "run_experiment"]
 
@@ -124,6 +125,9 @@ def run_experiment(
     on_event=None,
 ) -> tuple[Path, Outcome, dict]:
     exp = find(name)
+    deployment = recorded(settings)
+    if deployment is not None:
+        return _run_on_compose(exp, settings, deployment, duration_s=duration_s, users=users, say=say)
     out = results_dir(f"experiment-{name}", settings.results)
     say(f"experiment {exp.name}: {exp.question}")
     say(f"results: {out}")
@@ -140,11 +144,7 @@ def run_experiment(
             # Each stack on fresh data in a home of its own: a variant measures its own setting,
             # not what an earlier run (or the user's own lab) left in the databases.
             vsettings = settings.model_copy(update={**overrides, "home": experiment_home(settings)})
-            spec = replace(exp.load, name=variant.name, **variant.load)
-            if duration_s is not None:
-                spec = replace(spec, duration_s=duration_s)
-            if users is not None:
-                spec = replace(spec, users=users)
+            spec = _spec(exp, variant, duration_s, users)
             if running is None or not variant.same_stack:
                 if running is not None:
                     down(running[0])
@@ -167,6 +167,10 @@ def run_experiment(
     finally:
         if running is not None:
             down(running[0])
+    return out, *_conclude(exp, out, results)
+
+
+def _conclude(exp: Experiment, out: Path, results: dict[str, VariantResult]) -> tuple[Outcome, dict]:
     outcome = exp.evaluate(results)
     for vr in results.values():
         if vr.variant.checks_measured:
@@ -177,4 +181,58 @@ def run_experiment(
             outcome.checks += [Check(f"{vr.variant.name}: {c['description']}", c["passed"], c["detail"])
                                for c in vr.summary["checks"]]
     summary = write_report(exp, out, results, outcome)
-    return out, outcome, summary
+    return outcome, summary
+
+
+def _spec(exp: Experiment, variant: Variant, duration_s: float | None, users: int | None) -> LoadSpec:
+    spec = replace(exp.load, name=variant.name, **variant.load)
+    if duration_s is not None:
+        spec = replace(spec, duration_s=duration_s)
+    if users is not None:
+        spec = replace(spec, users=users)
+    return spec
+
+
+def _run_on_compose(exp: Experiment, settings: LabSettings, deployment, *, duration_s: float | None,
+                    users: int | None, say: Callable[[str], None]) -> tuple[Path, Outcome, dict]:
+    """Compose mode: a variant is an environment override and a recreate of the design's services.
+    Unlike local mode the databases are not fresh for each variant (the deployment's parts stay up),
+    and a variant that needs another count of instances, workers or servers needs local mode."""
+    from services.lab.compose_stack import apply_variant
+
+    if exp.design not in deployment.designs:
+        raise LabCommandError(f"{exp.design} is not in the compose deployment; `sdlab up --compose {exp.design}`")
+    sized = [v.name for v in exp.variants if v.instances or v.workers or v.shards]
+    if sized:
+        raise LabCommandError(f"{exp.name} changes how many instances or servers run ({', '.join(sized)}); "
+                              "compose mode runs the file's topology, so run it in local mode")
+    out = results_dir(f"experiment-{exp.name}", settings.results)
+    say(f"experiment {exp.name} (compose project {deployment.project}): {exp.question}")
+    say(f"results: {out}")
+    results: dict[str, VariantResult] = {}
+    last_seed: Path | None = None
+    changed = False
+    try:
+        for variant in _variants(exp, results):
+            if variant.instances or variant.workers or variant.shards:
+                raise LabCommandError(f"variant {variant.name} needs local mode (it sizes the stack)")
+            if not variant.same_stack:
+                say(f"== {variant.name}")
+                if variant.app_env or changed:
+                    apply_variant(settings, deployment, exp.design, variant.app_env, say)
+                    changed = bool(variant.app_env)
+                last_seed = None
+            else:
+                say(f"== {variant.name}: on the same services")
+            result = run_load(settings, _spec(exp, variant, duration_s, users), say=say,
+                              out=out / variant.name.replace(" ", "-"), seed_file=last_seed)
+            last_seed = result.out_dir / "seed.json"
+            verify(settings, result, say=say)
+            extra = exp.after_load(settings, require_state(settings), result) if exp.after_load else {}
+            result.summary["extra"] = extra
+            (result.out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
+            results[variant.name] = VariantResult(variant, result, extra)
+    finally:
+        if changed:  # back to the file's settings
+            apply_variant(settings, deployment, exp.design, {}, say)
+    return out, *_conclude(exp, out, results)

@@ -186,10 +186,16 @@ def run_load(
     if steps:
         if apply_fault is None:
             from services.lab.chaos import local_chaos
+            from services.lab.compose import recorded
+            from services.lab.compose_stack import chaos as compose_chaos
+
+            deployment = recorded(settings)
 
             def apply_fault(step: FaultStep) -> str:
                 if step.action in design_actions:  # the design's own (its argument in place of a component)
                     return design_actions[step.action](ctx, step.component)
+                if deployment is not None:
+                    return compose_chaos(deployment, step.action, step.component)
                 return local_chaos(settings, step.action, step.component, argument=step.argument)
 
         runner = FaultRunner(steps, apply_fault, on_event=say)
@@ -203,7 +209,10 @@ def run_load(
     try:
         while proc.poll() is None:
             time.sleep(1.0)
-            sampler.refresh(load_state(settings.state_dir))
+            if not state.marker.startswith("compose:"):
+                sampler.refresh(load_state(settings.state_dir))
+            elif len(cpu_rows) % 5 == 4:  # containers a fault restarted: asking the engine costs ~0.1 s
+                sampler.refresh(require_state(settings))
             cpu = sampler.sample()
             cpu_rows.append({"t": int(time.time() - t0_wall), **cpu})
             rss_rows[cpu_rows[-1]["t"]] = sampler.rss_mib

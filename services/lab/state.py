@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,16 @@ class LabState:
     components: dict[str, RunningComponent] = field(default_factory=dict)
     external: list[dict[str, str]] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)  # public port per design
+    # Compose mode: service name -> the address the host reaches it at (not saved: read back each time).
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def dialable(self, text: str) -> str:
+        """``text`` (a URL, a list of them) with peers named as the services name them
+        (``postgres-0:5432``) put at addresses this host can dial. Local mode: unchanged."""
+        if not self.aliases:
+            return text
+        names = "|".join(map(re.escape, sorted(self.aliases, key=len, reverse=True)))
+        return re.sub(rf"(?<![\w.-])({names}):(\d+)", lambda m: f"{self.aliases[m.group(1)]}:{m.group(2)}", text)
 
     @property
     def path(self) -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from services.lab import procs, throttle
+from services.lab import compose, procs, throttle
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.designs import Design, resolve
 from services.lab.errors import LabCommandError
@@ -126,6 +126,9 @@ def up(
     """Start the stack and return once every component is ready (like ``docker compose up -d``)."""
     designs = resolve(design_names)
     home = settings.state_dir
+    if compose.recorded(settings) is not None:
+        raise LabCommandError(f"a compose deployment is recorded in {home} (it holds the ports); "
+                              "take it down with `sdlab down` first")
     with exclusive(home):
         existing = load_state(home)
         plan = plan_stack(settings, designs, app_env)
@@ -247,9 +250,16 @@ def watched_state(settings: LabSettings) -> LabState:
 
 
 def require_state(settings: LabSettings) -> LabState:
-    state = load_state(settings.state_dir)
+    """The running lab: local processes, or the compose deployment recorded in this home."""
+    deployment = compose.recorded(settings)
+    state = load_state(settings.state_dir) if deployment is None else None
+    if state is None and deployment is None:
+        deployment = compose.discover(settings)
+    if deployment is not None:
+        return compose.lab_state(settings, deployment)[0]
     if state is None:
-        raise LabCommandError(f"the lab is not running (no state in {settings.state_dir}); start it with `sdlab up`")
+        raise LabCommandError(f"the lab is not running (no state in {settings.state_dir}); start it with `sdlab up` "
+                               "(or `sdlab up --compose`)")
     return state
 
 
@@ -272,6 +282,13 @@ async def _status_of_external(part: dict[str, str]) -> ComponentStatus:
 
 
 def status(settings: LabSettings) -> tuple[LabState, list[ComponentStatus]]:
+    deployment = compose.recorded(settings)
+    if deployment is None and not any(load_state(h) for h in (settings.state_dir, settings.state_dir / "experiment")):
+        deployment = compose.discover(settings)
+    if deployment is not None:
+        from services.lab.compose_stack import status as compose_status
+
+        return compose_status(settings, deployment)
     state = watched_state(settings)
 
     async def gather() -> list[ComponentStatus]:

@@ -1,8 +1,9 @@
 """``sdlab top``: a live view of the running stack, refreshed every second.
 
-Per component: its state, CPU% and memory (RSS of its whole process tree). Per service
+Per component: its state, CPU% and memory (RSS of its whole process tree; in compose mode, its
+container's figures from ``docker stats``). Per service
 process: request rate, p50/p99 and error share from its own ``/metrics`` histograms. Then each
-design's own gauges, from its plugin. This is how a local-mode user watches the bottleneck move
+design's own gauges, from its plugin. This is how a user watches the bottleneck move
 while ``sdlab load`` runs in another terminal.
 """
 
@@ -79,6 +80,18 @@ class Usage:
         return out
 
 
+class ContainerUsage:
+    """Compose mode: CPU% and memory of each service's container, as the engine reports them."""
+
+    def __init__(self, deployment) -> None:
+        self._deployment = deployment
+
+    def sample(self, state: LabState) -> dict[str, tuple[float, float]]:
+        from services.lab.compose_stack import container_usage
+
+        return container_usage(self._deployment)
+
+
 async def _scrape(state: LabState) -> dict[str, str]:
     apps = [c for c in state.components.values() if c.kind == "app"]
     async with httpx.AsyncClient(timeout=1.0) as client:
@@ -102,7 +115,7 @@ def _gauges(state: LabState, window: MetricsWindow) -> dict[str, list[tuple[str,
     return found
 
 
-def frame(settings: LabSettings, usage: Usage, before: dict[str, str],
+def frame(settings: LabSettings, usage: Usage | ContainerUsage, before: dict[str, str],
           started: float) -> tuple[Frame, dict[str, str], float]:
     """A frame over the window since ``before`` was scraped at ``started``; returns it, the new scrape
     and when it was taken (the start of the next window)."""
@@ -157,8 +170,11 @@ def render(f: Frame) -> Group:
 
 
 def run_top(settings: LabSettings, *, once: bool = False, as_json: bool = False, interval_s: float = 1.0) -> None:
-    usage = Usage()
-    state = supervisor.watched_state(settings)
+    from services.lab.compose import recorded
+
+    state = supervisor.watched_state(settings)  # first: it records a compose project it finds running
+    deployment = recorded(settings)
+    usage = Usage() if deployment is None else ContainerUsage(deployment)
     usage.sample(state)  # CPU% counts from here
     before = asyncio.run(_scrape(state))
     started = time.monotonic()

@@ -1,49 +1,163 @@
-"""Compose mode for real, where a Docker engine runs; skipped with the reason where none does."""
+"""Compose mode for real: every design under docker compose with the stand-in images, driven by ``sdlab``.
+
+Starts ``dockerd`` when none runs and it can (root, Debian's ``docker.io``, which ``make test``
+installs); skips with the reason where no engine can run. The images are built once (the first
+``up`` of a machine builds them, later runs reuse them).
+"""
 
 from __future__ import annotations
 
-import shutil
+import asyncio
+import json
+import os
 import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.engine import engine_problem
+from tests.support.lab import Lab
 
-
-def _engine_problem() -> str | None:
-    if shutil.which("docker") is None:
-        return "no docker client installed"
-    try:
-        result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"docker info failed: {exc}"
-    if result.returncode != 0:
-        return "no Docker engine running (docker info: " + (result.stderr.strip().splitlines() or ["?"])[-1][:120] + ")"
-    return None
-
-
-PROBLEM = _engine_problem()
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(PROBLEM is not None, reason=f"compose test skipped: {PROBLEM}")]
+PROBLEM = engine_problem()
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500),
+              pytest.mark.skipif(PROBLEM is not None, reason=f"compose test skipped: {PROBLEM}")]
+PORTS = {"shortener": 8080, "messaging": 8081, "shop": 8082}
 
 
 @pytest.fixture(scope="module")
-def docker_compose_file() -> str:
-    return str(REPO / "docker-compose.yml")
+def deployment(tmp_path_factory):
+    home = tmp_path_factory.mktemp("compose")
+    lab = Lab(home=home, env={"SDLAB_HOME": str(home), "SDLAB_RESULTS": str(home / "results"),
+                              "COMPOSE_PROJECT_NAME": f"sdlab-e2e-{os.getpid()}"})
+    started = time.monotonic()
+    up = lab.run("up", "--compose", "--standin", timeout=1200, check=False)
+    print(f"sdlab up --compose --standin: {time.monotonic() - started:.0f} s")
+    try:
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        yield lab
+    finally:
+        down = lab.run("down", "--volumes", timeout=300, check=False)
+        assert down.returncode == 0, down.stdout + down.stderr
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project="
+                               f"{lab.env['COMPOSE_PROJECT_NAME']}"], capture_output=True, text=True)
+        assert left.stdout.strip() == "", "containers left behind by `sdlab down`"
 
 
-def test_compose_stack_serves_a_redirect(docker_services):
-    url = "http://127.0.0.1:8080"
+def _url(design: str) -> str:
+    return f"http://127.0.0.1:{PORTS[design]}"
 
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
 
-    docker_services.wait_until_responsive(check=ready, timeout=300, pause=2)
-    created = httpx.post(f"{url}/api/v1/links", json={"url": "https://example.com/compose"}, timeout=10)
-    assert created.status_code in (200, 201)
-    redirect = httpx.get(f"{url}/{created.json()['code']}", timeout=10)
-    assert redirect.status_code == 302 and redirect.headers["location"] == "https://example.com/compose"
+def _shortener_smoke() -> None:
+    with httpx.Client(base_url=_url("shortener"), timeout=10) as client:
+        created = client.post("/api/v1/links", json={"url": f"https://example.com/{uuid.uuid4().hex}"})
+        assert created.status_code == 201, created.text
+        redirect = client.get(f"/{created.json()['code']}")
+        assert redirect.status_code == 302 and redirect.headers["location"] == created.json()["url"]
+
+
+async def _messaging_smoke() -> None:
+    tag = uuid.uuid4().hex[:8]
+    async with httpx.AsyncClient(base_url=_url("messaging"), timeout=10) as client:
+        ta, tb = [(await client.post("/api/v1/sessions", json={"user": f"{u}_{tag}"})).json()["token"] for u in "ab"]
+        conversation = (await client.post("/api/v1/conversations", json={"members": [f"b_{tag}"]},
+                                          headers={"Authorization": f"Bearer {ta}"})).json()
+    ws = _url("messaging").replace("http://", "ws://") + "/ws?token="
+    async with connect(ws + ta) as a, connect(ws + tb) as b:
+        await asyncio.sleep(0.3)  # routes registered
+        await a.send(json.dumps({"type": "send", "conversation_id": conversation["id"], "client_msg_id": "m1",
+                                 "text": "over compose"}))
+        for socket, kind in ((a, "ack"), (b, "message")):
+            while (frame := json.loads(await asyncio.wait_for(socket.recv(), 10)))["type"] != kind:
+                pass
+            assert frame["seq"] == 1
+
+
+def _shop_smoke() -> None:
+    with httpx.Client(base_url=_url("shop"), timeout=10) as client:
+        admin = client.post("/api/v1/sessions", json={"user": "admin"}).json()["token"]
+        product = client.post("/api/v1/products", json={"name": "compose mug", "category": "mugs", "price_cents": 900,
+                                                        "stock": 3}, headers={"Authorization": f"Bearer {admin}"})
+        assert product.status_code == 201, product.text
+        buyer = client.post("/api/v1/sessions", json={"user": f"b{uuid.uuid4().hex[:8]}"}).json()["token"]
+        order = client.post("/api/v1/checkout", json={"items": [{"product_id": product.json()["id"], "quantity": 2}]},
+                            headers={"Authorization": f"Bearer {buyer}", "Idempotency-Key": uuid.uuid4().hex})
+        assert order.status_code == 201 and order.json()["status"] == "paid", order.text
+        read = client.get(f"/api/v1/orders/{order.json()['order_id']}", headers={"Authorization": f"Bearer {buyer}"})
+        assert read.status_code == 200
+
+
+def _smoke_all() -> None:
+    _shortener_smoke()
+    asyncio.run(_messaging_smoke())
+    _shop_smoke()
+
+
+def test_every_design_answers_through_the_balancer_and_status_sees_every_container(deployment):
+    _smoke_all()
+    rows = {r["name"]: r for r in deployment.status()["components"]}
+    assert {"redis", "postgres-0", "postgres-1", "kafka", "caddy", "prometheus", "shortener-1", "messaging-gateway-1",
+            "shop-1", "shop-payments-1", "shop-worker-1", "shop-fulfillment-1"} <= set(rows)
+    assert {n: r["state"] for n, r in rows.items() if r["state"] != "ready"} == {}
+    logs = deployment.run("logs", "shop-1", "-n", "5")
+    assert logs.stdout.strip(), "no log lines from shop-1"
+
+
+def test_top_reads_container_usage_and_every_services_metrics(deployment):
+    _shortener_smoke()
+    frame = json.loads(deployment.run("top", "--once", "--json", timeout=60).stdout)
+    usage = {c["name"]: c for c in frame["components"]}
+    assert usage["postgres-0"]["rss_mib"] > 0 and usage["shortener-1"]["cpu_percent"] is not None
+    services = {s["name"]: s for s in frame["services"]}
+    assert services["shortener-1"]["rps"] is not None, "no /metrics scraped from the container"
+
+
+def test_a_load_run_from_the_host_checks_its_writes(deployment):
+    run = deployment.run("load", "shortener", "--open", "--rate", "40", "--duration", "5", "--seed", "50",
+                         "--name", "compose-load", timeout=240)
+    (summary_path,) = Path(deployment.env["SDLAB_RESULTS"]).glob("*-compose-load/summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["requests"] > 100, run.stdout[-2000:]
+    assert summary["checks"] and all(c["passed"] for c in summary["checks"]), summary["checks"]
+    assert summary["instances_scraped"], "the run scraped no instance's /metrics"
+
+
+def test_killing_one_instance_of_each_design_leaves_the_balancer_routing_around_it(deployment):
+    victims = ["shortener-1", "messaging-1", "messaging-gateway-1", "shop-1"]
+    for name in victims:
+        deployment.run("chaos", "kill", name)
+    rows = {r["name"]: r["state"] for r in deployment.status()["components"]}
+    assert {rows[n] for n in victims} == {"down"}
+    for _ in range(5):  # each request lands on a live instance: Caddy retries and its health checks drop the dead
+        _smoke_all()
+    for name in victims:
+        deployment.run("chaos", "restart", name, timeout=180)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        rows = {r["name"]: r["state"] for r in deployment.status()["components"]}
+        if all(rows[n] == "ready" for n in victims):
+            break
+        time.sleep(2)
+    assert {n: rows[n] for n in victims} == dict.fromkeys(victims, "ready")
+
+
+def test_an_experiment_recreates_the_designs_services_with_its_variant(deployment):
+    run = deployment.run("experiment", "shop.saga-failure", "--duration", "12", timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "recreating" in run.stdout and "SHOP_PAYMENTS_DECLINE_RATE" in run.stdout
+    env = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}",
+                                     f"{deployment.env['COMPOSE_PROJECT_NAME']}-shop-payments-1-1"],
+                                    capture_output=True, text=True).stdout)
+    assert not any(e.startswith("SHOP_PAYMENTS_DECLINE_RATE=") for e in env), "the variant's setting outlived it"
+
+
+def test_the_commands_refuse_what_compose_mode_cannot_do(deployment):
+    sized = deployment.run("experiment", "shop.shard-scaling", check=False)
+    assert sized.returncode == 2 and "local mode" in sized.stderr
+    throttle = deployment.run("chaos", "throttle", "redis", check=False)
+    assert throttle.returncode == 2 and "local mode only" in throttle.stderr
+    local = deployment.run("up", "shop", check=False)
+    assert local.returncode == 2 and "compose deployment is recorded" in local.stderr

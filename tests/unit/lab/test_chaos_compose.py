@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab import chaos
+from services.lab import chaos, compose, compose_stack
 from services.lab.errors import LabCommandError
 
 
-def test_compose_verbs_map_to_docker_compose():
-    assert chaos.compose_command("kill", "redis") == ["docker", "compose", "kill", "-s", "SIGKILL", "redis"]
-    assert chaos.compose_command("pause", "postgres-0") == ["docker", "compose", "pause", "postgres-0"]
-    assert chaos.compose_command("resume", "kafka") == ["docker", "compose", "unpause", "kafka"]
-    assert chaos.compose_command("restart", "shortener-1") == ["docker", "compose", "restart", "shortener-1"]
-    with pytest.raises(LabCommandError, match="unknown chaos action"):
-        chaos.compose_command("explode", "redis")
+def test_compose_verbs_map_to_docker_compose(monkeypatch):
+    calls = []
+    monkeypatch.setattr(compose, "run", lambda dep, *args, **kw: calls.append(args) or "redis\npostgres-0\nkafka\n")
+    dep = compose.Deployment("lab", ["docker-compose.yml"])
+    assert compose_stack.chaos(dep, "kill", "redis").startswith("kill: redis")
+    compose_stack.chaos(dep, "resume", "kafka")
+    compose_stack.chaos(dep, "stop", "postgres-0")
+    assert [c for c in calls if c[0] != "config"] == [("kill", "-s", "SIGKILL", "redis"), ("unpause", "kafka"),
+                                                      ("stop", "postgres-0")]
+    with pytest.raises(LabCommandError, match="local mode only"):
+        compose_stack.chaos(dep, "throttle", "redis")
+    with pytest.raises(LabCommandError, match="unknown service 'redsi'"):
+        compose_stack.chaos(dep, "kill", "redsi")
 
 
 def test_toxics_are_toxiproxy_api_calls():

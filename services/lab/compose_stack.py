@@ -1,0 +1,186 @@
+"""Compose mode's actions: up, down, status, logs, chaos, container usage and experiment variants."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from services.lab import compose
+from services.lab.compose import Deployment
+from services.lab.config import LabSettings
+from services.lab.designs import DESIGNS, resolve
+from services.lab.errors import LabCommandError
+from services.lab.state import load_state
+
+VERBS = {"kill": ["kill", "-s", "SIGKILL"], "stop": ["stop"], "pause": ["pause"], "resume": ["unpause"],
+         "restart": ["restart"]}
+
+
+def services(dep: Deployment, designs: list[str]) -> list[str]:
+    """The services to run for ``designs``: every shared part plus each chosen design's own."""
+    listed = compose.run(dep, "config", "--services").split()
+    others = [d for d in DESIGNS if d not in designs]
+    return [s for s in listed if not any(s.startswith(f"{d}-") for d in others)]
+
+
+def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callable[[str], None]) -> Deployment:
+    names = [d.name for d in resolve(designs)]
+    if load_state(settings.state_dir) is not None:
+        raise LabCommandError(f"a local lab runs from {settings.state_dir} (and holds the ports); "
+                              "run `sdlab down` first")
+    files = [str(compose.COMPOSE_FILE)]
+    if standin:
+        from services.lab import standin as standin_images
+
+        standin_images.ensure_base_image(say)
+        files.append(str(standin_images.STANDIN_FILE))
+    previous = compose.recorded(settings)
+    project = previous.project if previous else compose.default_project()
+    dep = Deployment(project, files, names, standin)
+    if set(names) != set(DESIGNS):
+        dep.files.append(str(_balancer_for(settings, dep, names)))
+    chosen = services(dep, names)
+    say(f"docker compose up -d --build --wait ({len(chosen)} services of {', '.join(names)}; project {project})")
+    compose.save(settings, dep)  # first: a failed or interrupted up is still taken down by `sdlab down`
+    compose.run(dep, "up", "-d", "--build", "--wait", "--remove-orphans", *chosen,
+                timeout_s=compose.UP_TIMEOUT_S, stream=True)
+    return dep
+
+
+def _balancer_for(settings: LabSettings, dep: Deployment, designs: list[str]) -> Path:
+    """An override for a run of some designs only: the balancer waits for those designs' instances
+    and checks its health on the first one's port (the file's own waits for every design)."""
+    caddy = json.loads(compose.run(dep, "config", "--format", "json"))["services"]["caddy"]
+    others = [d for d in DESIGNS if d not in designs]
+    depends = {k: v for k, v in (caddy.get("depends_on") or {}).items()
+               if not any(k.startswith(f"{d}-") for d in others)}
+    ports = [str(caddy["environment"][f"{d.upper()}_PORT"]) for d in DESIGNS]
+    test = [re.sub(rf":({'|'.join(ports)})/", f":{caddy['environment'][f'{designs[0].upper()}_PORT']}/", a)
+            for a in caddy["healthcheck"]["test"]]
+    depends_yaml = "".join(f"      {k}:\n        condition: {v.get('condition', 'service_started')}\n"
+                           for k, v in depends.items())
+    path = settings.state_dir / "compose.designs.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Compose's !override replaces what the files before set, where a plain key would merge into it.
+    path.write_text("services:\n  caddy:\n    depends_on: !override\n" + depends_yaml
+                    + f"    healthcheck:\n      test: !override {json.dumps(test)}\n")
+    return path
+
+
+def down(settings: LabSettings, dep: Deployment, *, volumes: bool) -> str:
+    compose.run(dep, "down", "--remove-orphans", *(["--volumes"] if volumes else []), timeout_s=300)
+    compose.record_path(settings).unlink(missing_ok=True)
+    variant_path(settings).unlink(missing_ok=True)
+    return f"took down compose project {dep.project}" + (" and its volumes" if volumes else "")
+
+
+def status_of(row: dict) -> tuple[str, str]:
+    """(lab state, detail) of one container from ``docker compose ps``."""
+    state, health = row.get("State", ""), row.get("Health", "")
+    if state == "running":
+        if health in ("", "healthy"):
+            return "ready", health or "running (no healthcheck)"
+        return "unready", health
+    if state == "paused":
+        return "paused", "docker pause"
+    return "down", row.get("Status", state)
+
+
+def status(settings: LabSettings, dep: Deployment):
+    from services.lab.supervisor import ComponentStatus
+
+    state, rows = compose.lab_state(settings, dep)
+    out = []
+    for row in rows:
+        c = state.components[row["Service"]]
+        if c.kind == "job" and row.get("State") == "exited" and "(0)" in row.get("Status", ""):
+            continue  # a migration that finished
+        lab_state, detail = status_of(row)
+        out.append(ComponentStatus(c.name, c.kind, c.pid or None, c.address or row.get("Name", ""), lab_state, detail))
+    return state, out
+
+
+def logs(dep: Deployment, service: str, lines: int, follow: bool) -> None:
+    cmd = compose.command(dep, "logs", "--no-color", "--tail", str(lines), *(["-f"] if follow else []), service)
+    try:
+        subprocess.run(cmd, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+def chaos(dep: Deployment, action: str, service: str) -> str:
+    if action not in VERBS:
+        raise LabCommandError(f"{action} is local mode only; in compose mode choose from {', '.join(VERBS)} "
+                              "(or a Toxiproxy toxic, e.g. `sdlab chaos toxic postgres-0 latency`)")
+    known = compose.run(dep, "config", "--services").split()
+    if service not in known:
+        raise LabCommandError(f"unknown service {service!r}; choose from: {', '.join(known)}")
+    compose.run(dep, *VERBS[action], service, timeout_s=120)
+    return f"{action}: {service} (docker compose {' '.join(VERBS[action])} {service})"
+
+
+def container_usage(dep: Deployment) -> dict[str, tuple[float, float]]:
+    """CPU% (100 = one core) and memory MiB of each running service's container, from ``docker stats``
+    (the engine samples twice, ~1-2 s apart, for the CPU figure)."""
+    service_of = {r["Name"]: r["Service"] for r in compose.containers(dep) if r.get("State") == "running"}
+    if not service_of:
+        return {}
+    done = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{json .}}", *service_of],
+                          capture_output=True, text=True, timeout=60, check=False)
+    out = {}
+    for line in done.stdout.splitlines():
+        row = json.loads(line)
+        if row.get("Name") in service_of:
+            out[service_of[row["Name"]]] = (_percent(row.get("CPUPerc")), _mib(row.get("MemUsage", "")))
+    return out
+
+
+def _percent(text: str | None) -> float:
+    try:
+        return round(float((text or "0").rstrip("%")), 1)
+    except ValueError:
+        return 0.0
+
+
+_UNITS = {"B": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0, "kB": 1e3 / 2**20, "MB": 1e6 / 2**20,
+          "GB": 1e9 / 2**20}
+
+
+def _mib(usage: str) -> float:
+    used = usage.split("/")[0].strip()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if used.endswith(unit):
+            try:
+                return round(float(used[: -len(unit)]) * _UNITS[unit], 1)
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
+def variant_path(settings: LabSettings) -> Path:
+    return settings.state_dir / "compose.variant.yml"
+
+
+def apply_variant(settings: LabSettings, dep: Deployment, design: str, app_env: dict[str, str],
+                  say: Callable[[str], None]) -> None:
+    """A variant in compose mode: its environment as an override file, then the design's services
+    recreated with it (the shared parts, and their data, stay)."""
+    prefix = f"{design.upper()}_"
+    ours = [s for s in compose.run(dep, "config", "--services").split() if s.startswith(f"{design}-")]
+    env = {k: v for k, v in app_env.items() if k.startswith(prefix)}
+    path = variant_path(settings)
+    files = list(dep.files)
+    if env:
+        path.write_text(yaml.safe_dump({"services": {s: {"environment": env} for s in ours}}))
+        files.append(str(path))
+    else:
+        path.unlink(missing_ok=True)
+    say(f"recreating {len(ours)} {design} service(s)" + (f" with {', '.join(f'{k}={v}' for k, v in env.items())}"
+                                                         if env else " with the file's settings"))
+    compose.run(Deployment(dep.project, files, dep.designs, dep.standin, dep.started_at),
+                "up", "-d", "--wait", "--no-deps", "--force-recreate", *ours, timeout_s=compose.UP_TIMEOUT_S)

@@ -172,6 +172,9 @@ def add_postgres(settings: LabSettings, total: int, on_event: EventSink = quiet)
     server, then a readiness wait); returns every server's URL, in shard order. Servers are only
     ever added: moving a design's data onto them is the design's business (a command of its own)."""
     home = settings.state_dir
+    if compose.recorded(settings) is not None:
+        raise LabCommandError("adding PostgreSQL servers needs local mode: a compose deployment runs the "
+                              "servers its file lists")
     with exclusive(home):
         state = require_state(settings)
         present = sorted((c for c in state.components.values() if c.kind == "postgres"),

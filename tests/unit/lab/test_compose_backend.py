@@ -177,3 +177,34 @@ def test_settings_naming_peers_by_service_read_back_at_their_addresses(monkeypat
     assert env["SHOP_DATABASE_URLS"] == "postgresql://postgres@172.18.0.3:5432/postgres"
     assert env["SHOP_REDIS_URL"] == "redis://172.18.0.2:6379/0"
     assert env["SHOP_NOTE"] == "redis-cache:1 xredis:2"  # only whole service names
+
+
+def test_a_project_started_by_plain_docker_compose_is_found_and_recorded(engine, monkeypatch, settings):
+    from services.lab import supervisor
+
+    monkeypatch.setattr(compose.shutil, "which", lambda name: f"/usr/bin/{name}")
+    state = supervisor.require_state(settings)
+    assert state.marker == f"compose:{compose.default_project()}" and state.designs == ["shop"]
+    assert compose.recorded(settings).designs == ["shop"]
+    _, rows = supervisor.status(settings)
+    assert {r.name for r in rows} >= {"redis", "shop-1"}
+
+
+def test_without_a_running_project_the_lab_says_how_to_start_one(monkeypatch, settings):
+    from services.lab import supervisor
+
+    monkeypatch.setattr(compose, "containers", lambda dep: [])
+    monkeypatch.setattr(compose.shutil, "which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(LabCommandError, match="sdlab up --compose"):
+        supervisor.require_state(settings)
+    assert compose.recorded(settings) is None
+
+
+def test_local_only_operations_refuse_a_compose_deployment(settings):
+    from services.lab import supervisor
+
+    compose.save(settings, compose.Deployment("lab", ["f.yml"], ["shop"]))
+    with pytest.raises(LabCommandError, match="needs local mode"):
+        supervisor.add_postgres(settings, 3)
+    with pytest.raises(LabCommandError, match="compose deployment is recorded"):
+        supervisor.up(settings, ["shop"])

@@ -32,7 +32,7 @@ demo: install
 	$(BIN)/sdlab demo
 
 test: install browser docker
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --durations=15
 
 test-unit: install
 	$(BIN)/pytest tests/unit

@@ -27,6 +27,7 @@ from services.lab.plugin import Check
 # clean-up, and an interrupted one may leave a target's partial copy.
 OWNED = "bucket IN (SELECT bucket FROM owned_buckets)"
 DRAIN_S = 30.0  # how long the outbox and the sweeper get to finish after the load
+READ_TRIES = 5  # reads of an acknowledged order answered 5xx before it counts as unreadable
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -101,16 +102,23 @@ async def _charges(payments_url: str) -> list[dict]:
                 return found
 
 
-async def _readable(base_url: str, tokens: dict[str, str], acked: list[dict]) -> list[str]:
-    """Acknowledged orders their buyer cannot read as paid."""
+async def _readable(base_url: str, tokens: dict[str, str], acked: list[dict]) -> list[tuple[str, str]]:
+    """Acknowledged orders their buyer cannot read as paid, each with what the read answered."""
     gate = asyncio.Semaphore(32)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        async def one(ack: dict) -> str | None:
-            async with gate:
-                response = await client.get(f"/api/v1/orders/{ack['order_id']}",
-                                            headers={"Authorization": f"Bearer {tokens[ack['user']]}"})
-            ok = response.status_code == 200 and response.json()["status"] == "paid"
-            return None if ok else ack["order_id"]
+        async def one(ack: dict) -> tuple[str, str] | None:
+            for attempt in range(READ_TRIES):  # a buyer tries again after a 503 (a busy shard), not a 404
+                if attempt:
+                    await asyncio.sleep(1.0)
+                async with gate:
+                    response = await client.get(f"/api/v1/orders/{ack['order_id']}",
+                                                headers={"Authorization": f"Bearer {tokens[ack['user']]}"})
+                if response.status_code < 500:
+                    break
+            if response.status_code != 200:
+                return ack["order_id"], f"{response.status_code} {response.text[:120]}"
+            status = response.json()["status"]
+            return None if status == "paid" else (ack["order_id"], f"status {status}")
 
         return [o for o in await asyncio.gather(*(one(a) for a in acked)) if o]
 
@@ -154,7 +162,8 @@ async def gather_figures(base_url: str, first_db_url: str, payments_url: str, ou
                                  if r["initial_stock"] != r["available"] + r["held"] + r["sold"]],
         "sold_not_paid": [r["id"] for r in stock if r["sold"] != sold_by_product.get(r["id"], 0)],
         "held_units": sum(r["held"] for r in stock),
-        "unreadable_acked": unreadable[:20],
+        "unreadable_acked": [order_id for order_id, _ in unreadable[:20]],
+        "unreadable_answers": dict(Counter(answer for _, answer in unreadable).most_common(5)),
         "unreadable_acked_count": len(unreadable),
         "duplicate_key_orders": sum(n - 1 for n in keys.values() if n > 1),
         "charges_captured": len(charges),
@@ -173,7 +182,8 @@ def checks(f: dict) -> list[Check]:
               f"{len(f['unconserved_products'])} product(s) off"),
         Check("sold == quantity in paid orders", not f["sold_not_paid"], f"{len(f['sold_not_paid'])} product(s) off"),
         Check("every acknowledged order is readable by its buyer, paid", f["unreadable_acked_count"] == 0,
-              f"{f['unreadable_acked_count']} of {f['acknowledged']}"),
+              f"{f['unreadable_acked_count']} of {f['acknowledged']}"
+              + (f"; answers: {f['unreadable_answers']}" if f.get("unreadable_answers") else "")),
         Check("no two orders for one idempotency key", f["duplicate_key_orders"] == 0, str(f["duplicate_key_orders"])),
         Check("captured charges == paid orders (no double charge)",
               f["double_charged"] == 0 and f["paid_without_charge"] == 0 and f["charged_not_paid"] == 0,

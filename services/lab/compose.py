@@ -192,6 +192,7 @@ def lab_state(settings: LabSettings, dep: Deployment) -> tuple[LabState, list[di
     _to_addresses(state)
     state.designs = sorted({c.design for c in state.components.values() if c.design and c.kind == "app"}
                            & set(state.ports))
+    state.ports = {d: p for d, p in state.ports.items() if d in state.designs}
     if "caddy" in state.components and state.ports:
         state.components["caddy"].url = f"http://{settings.host}:{min(state.ports.values())}"
     return state, rows

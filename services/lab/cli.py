@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("name", nargs="?", help="DESIGN.NAME, e.g. the capacity experiment of a design; omit to list them")
     ex.add_argument("--duration", type=float, help="seconds of load per variant (default: the experiment's)")
     ex.add_argument("--users", type=int, help="simulated users (default: the experiment's)")
+    ex.add_argument("--seed", type=int, help="items seeded before each variant (default: the experiment's)")
     _compose_flag(ex)
 
     bn = sub.add_parser("bench", help="a design's hot path against the machine's ceiling, in one sitting")
@@ -292,8 +293,10 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     experiment.find(args.name)  # an unknown name fails before anything is stopped
     settings = _settings(args)
     _deployment(args, settings)
+    if args.seed is not None and args.seed <= 0:
+        raise LabCommandError("--seed must be positive")
     out, outcome, _ = experiment.run_experiment(args.name, settings, duration_s=args.duration,
-                                                users=args.users, say=ui.say)
+                                                users=args.users, seed_count=args.seed, say=ui.say)
     ui.say(f"{'PASS' if outcome.passed else 'FAIL'}: {args.name}")
     for check in outcome.checks:
         ui.say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))

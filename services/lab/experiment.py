@@ -121,13 +121,15 @@ def run_experiment(
     *,
     duration_s: float | None = None,
     users: int | None = None,
+    seed_count: int | None = None,
     say: Callable[[str], None] = print,
     on_event=None,
 ) -> tuple[Path, Outcome, dict]:
     exp = find(name)
+    sizes = {"duration_s": duration_s, "users": users, "seed_count": seed_count}
     deployment = recorded(settings)
     if deployment is not None:
-        return _run_on_compose(exp, settings, deployment, duration_s=duration_s, users=users, say=say)
+        return _run_on_compose(exp, settings, deployment, sizes, say=say)
     out = results_dir(f"experiment-{name}", settings.results)
     say(f"experiment {exp.name}: {exp.question}")
     say(f"results: {out}")
@@ -144,7 +146,7 @@ def run_experiment(
             # Each stack on fresh data in a home of its own: a variant measures its own setting,
             # not what an earlier run (or the user's own lab) left in the databases.
             vsettings = settings.model_copy(update={**overrides, "home": experiment_home(settings)})
-            spec = _spec(exp, variant, duration_s, users)
+            spec = _spec(exp, variant, sizes)
             if running is None or not variant.same_stack:
                 if running is not None:
                     down(running[0])
@@ -184,17 +186,14 @@ def _conclude(exp: Experiment, out: Path, results: dict[str, VariantResult]) -> 
     return outcome, summary
 
 
-def _spec(exp: Experiment, variant: Variant, duration_s: float | None, users: int | None) -> LoadSpec:
+def _spec(exp: Experiment, variant: Variant, sizes: dict) -> LoadSpec:
+    """The variant's load, with what the command line set (duration, users, items seeded) over it."""
     spec = replace(exp.load, name=variant.name, **variant.load)
-    if duration_s is not None:
-        spec = replace(spec, duration_s=duration_s)
-    if users is not None:
-        spec = replace(spec, users=users)
-    return spec
+    return replace(spec, **{k: v for k, v in sizes.items() if v is not None})
 
 
-def _run_on_compose(exp: Experiment, settings: LabSettings, deployment, *, duration_s: float | None,
-                    users: int | None, say: Callable[[str], None]) -> tuple[Path, Outcome, dict]:
+def _run_on_compose(exp: Experiment, settings: LabSettings, deployment, sizes: dict,
+                    say: Callable[[str], None]) -> tuple[Path, Outcome, dict]:
     """Compose mode: a variant is an environment override and a recreate of the design's services.
     Unlike local mode the databases are not fresh for each variant (the deployment's parts stay up),
     and a variant that needs another count of instances, workers or servers needs local mode."""
@@ -224,7 +223,7 @@ def _run_on_compose(exp: Experiment, settings: LabSettings, deployment, *, durat
                 last_seed = None
             else:
                 say(f"== {variant.name}: on the same services")
-            result = run_load(settings, _spec(exp, variant, duration_s, users), say=say,
+            result = run_load(settings, _spec(exp, variant, sizes), say=say,
                               out=out / variant.name.replace(" ", "-"), seed_file=last_seed)
             last_seed = result.out_dir / "seed.json"
             verify(settings, result, say=say)

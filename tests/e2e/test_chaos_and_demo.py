@@ -41,7 +41,7 @@ def test_capacity_experiment_steps_up_to_saturation(tmp_path):
     """The wiring of a search experiment: steps on one stack, a retried miss, the curve. Steps of 2 s on
     a CI machine do not make a knee worth quoting, so only the machinery is asserted here."""
     lab = Lab.create(tmp_path / "lab", port_start=31000, SDLAB_RESULTS=str(tmp_path / "results"))
-    result = lab.run("experiment", "shortener.capacity", "--duration", "2", check=False, timeout=900)
+    result = lab.run("experiment", "shortener.capacity", "--duration", "2", "--seed", "200", check=False, timeout=900)
     assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-2000:]
     (run,) = (tmp_path / "results").iterdir()
     summary = json.loads((run / "summary.json").read_text())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -45,9 +44,14 @@ def _start_dockerd() -> str | None:
 
 
 def _compose_cli() -> bool:
-    beside = Path(sys.executable).parent / "docker-compose"
-    return beside.exists() or shutil.which("docker-compose") is not None or subprocess.run(
-        ["docker", "compose", "version"], capture_output=True).returncode == 0
+    from services.lab.compose import cli
+    from services.lab.errors import LabCommandError
+
+    try:
+        cli()
+        return True
+    except LabCommandError:
+        return False
 
 
 def engine_problem(standin: bool = True) -> str | None:

@@ -208,3 +208,14 @@ def test_local_only_operations_refuse_a_compose_deployment(settings):
         supervisor.add_postgres(settings, 3)
     with pytest.raises(LabCommandError, match="compose deployment is recorded"):
         supervisor.up(settings, ["shop"])
+
+
+def test_command_line_sizes_override_every_variants_load():
+    from services.lab.experiment import Experiment, Variant, _spec
+    from services.lab.load import LoadSpec
+
+    exp = Experiment("d.x", "t", "q", LoadSpec(design="d", duration_s=30, seed_count=2000), [], lambda r: None)
+    variant = Variant("v", load={"seed_count": 500, "rate": 50})
+    spec = _spec(exp, variant, {"duration_s": 5, "users": None, "seed_count": 200})
+    assert (spec.duration_s, spec.seed_count, spec.rate, spec.users, spec.name) == (5, 200, 50, 50, "v")
+    assert _spec(exp, variant, {"duration_s": None, "users": None, "seed_count": None}).seed_count == 500

@@ -120,16 +120,19 @@ def _compose_flag(parser: argparse.ArgumentParser) -> None:
                         help="act on the docker compose deployment (found by itself after `sdlab up --compose`)")
 
 
-def _deployment(args: argparse.Namespace, settings: LabSettings):
-    """The compose deployment to act on: the recorded one, or with ``--compose`` the project that
-    ``docker compose up`` started in the repo (recorded from here on)."""
+def _deployment(args: argparse.Namespace, settings: LabSettings, *, implicit: bool = True):
+    """The compose deployment to act on: the recorded one, or (with ``--compose``, or when no local
+    lab runs and ``implicit``) the project that ``docker compose up`` started in the repo, recorded
+    from here on."""
     from services.lab import compose
+    from services.lab.state import load_state
 
     found = compose.recorded(settings)
-    if found is not None or not getattr(args, "compose", False):
+    asked = getattr(args, "compose", False)
+    if found is not None or not (asked or (implicit and load_state(settings.state_dir) is None)):
         return found
     found = compose.discover(settings)
-    if found is None:
+    if found is None and asked:
         raise LabCommandError(f"no compose project {compose.default_project()!r} is running; start it with "
                               "`docker compose up -d` or `sdlab up --compose`")
     return found
@@ -179,7 +182,8 @@ def cmd_up(args: argparse.Namespace) -> None:
 
 def cmd_down(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    deployment = _deployment(args, settings)
+    # Never found by itself: a project someone started with `docker compose up` goes down only when asked.
+    deployment = _deployment(args, settings, implicit=False)
     if deployment is not None:
         from services.lab import compose_stack
 

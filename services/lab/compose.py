@@ -11,6 +11,7 @@ Linux engine gives; Docker Desktop does not (there, only the published ports ans
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -92,8 +93,10 @@ def discover(settings: LabSettings) -> Deployment | None:
     return found
 
 
+@functools.cache
 def cli() -> list[str]:
-    """``docker compose`` (the plugin) or the standalone v2 ``docker-compose`` (the lab's extra ships one)."""
+    """``docker compose`` (the plugin) or the standalone v2 ``docker-compose`` (the lab's extra ships one);
+    asked once per process (a command runs compose several times)."""
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=30)
         if probe.returncode == 0:

@@ -76,6 +76,7 @@ def down(settings: LabSettings, dep: Deployment, *, volumes: bool) -> str:
     compose.run(dep, "down", "--remove-orphans", *(["--volumes"] if volumes else []), timeout_s=300)
     compose.record_path(settings).unlink(missing_ok=True)
     variant_path(settings).unlink(missing_ok=True)
+    (settings.state_dir / "compose.designs.yml").unlink(missing_ok=True)
     return f"took down compose project {dep.project}" + (" and its volumes" if volumes else "")
 
 

@@ -89,8 +89,12 @@ def is_final(answer: dict) -> bool:
     return status not in (0, 503) and not (status == 409 and answer.get("code") == IN_USE)
 
 
-def checkouts(records: list[dict], started_at: float, assignment) -> list[Checkout]:
-    """Every attempted checkout with its answers, in the order started, on the run's clock."""
+def checkouts(records: list[dict], started_at: float, assignment, ends_at: float | None = None) -> list[Checkout]:
+    """Every attempted checkout with its answers, in the order started, on the run's clock.
+
+    ``ends_at`` (run seconds): the scheduled end. A request sent after it that got no answer (status 0)
+    was cut by the generator stopping its iterations, not left unanswered by the server: it is dropped.
+    """
     smap = shard_map(assignment)
     found: dict[str, Checkout] = {}
     for r in records:
@@ -98,7 +102,8 @@ def checkouts(records: list[dict], started_at: float, assignment) -> list[Checko
             found[r["key"]] = Checkout(r["key"], r["user"], str(r["product"]), r["t"] / 1000 - started_at,
                                        smap.shard_of_user(r["user"]), smap.shard_of_id(int(r["product"])))
     for r in records:
-        if r.get("event") == "answer" and r.get("key") in found:
+        cut = ends_at is not None and r.get("status") == 0 and r.get("t", 0) / 1000 - started_at >= ends_at
+        if r.get("event") == "answer" and r.get("key") in found and not cut:
             found[r["key"]].answers.append(r)
     return sorted(found.values(), key=lambda c: c.t)
 

@@ -44,7 +44,7 @@ def outage_figures(records: list[dict], summary: dict, assignment, down_shard: i
     if window is None or "started_at" not in summary:
         return {"error": f"no pause of {component} in this run"}
     start, end = window
-    group = a.checkouts(records, summary["started_at"], assignment)
+    group = a.checkouts(records, summary["started_at"], assignment, ends_at=summary.get("spec", {}).get("duration_s"))
     # Before: started at least two seconds before the pause (not still running into it).
     before, during = a.between(group, 0, start - 2), a.between(group, start, end)
     after = a.between(group, end, math.inf)

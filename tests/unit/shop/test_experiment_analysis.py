@@ -69,6 +69,15 @@ def test_the_final_answer_is_the_first_final_one_and_in_use_is_not_final():
     assert a.is_final({"status": 409, "code": "out_of_stock"}) and a.is_final({"status": 402})
 
 
+def test_a_request_the_generator_cut_at_the_end_of_the_run_is_not_an_unanswered_one():
+    u = user_on(0)
+    records = attempt("k", u, product_on(0), 14.85, (503, "shard_unavailable"), (503, "shard_unavailable"), (0, None))
+    (cut,) = a.checkouts(records, T0, ASSIGNMENT, ends_at=15.0)  # its third try started at 15.05 s
+    assert cut.status == 503 and cut.final["code"] == "shard_unavailable" and len(cut.answers) == 2
+    (timed_out,) = a.checkouts(records, T0, ASSIGNMENT, ends_at=20.0)  # before the end: a real non-answer
+    assert timed_out.status == 0 and len(timed_out.answers) == 3
+
+
 # --- recovery, percentiles, server counts ------------------------------------------------------------
 
 def test_recovery_is_the_first_whole_second_after_the_resume_back_near_the_baseline():

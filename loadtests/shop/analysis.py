@@ -1,6 +1,7 @@
 """Reading a shop run back: the generator's log of every checkout and listing, placed on the run's
 clock and on the shards, and the arithmetic the experiments quote (recovery time, percentiles,
-per-checkout CPU cost and what it projects). Pure functions, except :func:`read_shard_map`.
+per-checkout CPU cost and what it projects). Pure functions, except :func:`latest_map` and
+:func:`read_shard_map`.
 
 The k6 script (``load.k6.js``) logs, per checkout, an ``attempted`` record (user, key, product,
 ``t`` in ms since the epoch), one ``answer`` record per HTTP request sent for it (status, error
@@ -33,20 +34,21 @@ def shard_map(assignment: list[int] | tuple[int, ...]) -> ShardMap:
     return ShardMap(0, tuple(str(i) for i in range(shards)), tuple(assignment))
 
 
-async def _read_assignment(first_db_url: str) -> list[int]:
+async def latest_map(first_db_url: str) -> dict[str, list]:
+    """The newest shard map on the first server: ``assignment`` (shard per bucket) and ``shards`` (URLs)."""
     import asyncpg
 
     conn = await asyncpg.connect(first_db_url)
     try:
-        raw = await conn.fetchval("SELECT assignment FROM shard_map ORDER BY version DESC LIMIT 1")
+        row = await conn.fetchrow("SELECT assignment, shards FROM shard_map ORDER BY version DESC LIMIT 1")
     finally:
         await conn.close()
-    return json.loads(raw) if isinstance(raw, str) else list(raw)
+    return {k: json.loads(row[k]) if isinstance(row[k], str) else list(row[k]) for k in ("assignment", "shards")}
 
 
 def read_shard_map(first_db_url: str) -> list[int]:
     """The bucket assignment in use (shard index per bucket), from the first PostgreSQL server."""
-    return asyncio.run(_read_assignment(first_db_url))
+    return asyncio.run(latest_map(first_db_url))["assignment"]
 
 
 @dataclass

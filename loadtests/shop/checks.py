@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from loadtests.shop.analysis import latest_map
 from services.lab.plugin import Check
 
 # Only what each server owns: a reshard leaves the source's copy of a moved bucket until its
@@ -44,15 +45,6 @@ def part_url(state, name: str) -> str:
         if part.get("name") == name:
             return part["url"]
     raise LookupError(f"no {name} in this lab")
-
-
-async def _shards(first_url: str) -> list[str]:
-    conn = await asyncpg.connect(first_url)
-    try:
-        row = await conn.fetchrow("SELECT shards FROM shard_map ORDER BY version DESC LIMIT 1")
-    finally:
-        await conn.close()
-    return json.loads(row["shards"]) if isinstance(row["shards"], str) else list(row["shards"])
 
 
 async def _query_all(urls: list[str], sql: str) -> list:
@@ -129,7 +121,7 @@ async def gather_figures(base_url: str, first_db_url: str, payments_url: str, ou
     seed = json.loads((out_dir / "seed.json").read_text())
     acks = read_jsonl(out_dir / "acks.jsonl")
     acked = [a for a in acks if a.get("event") == "acknowledged"]
-    urls = [dialable(u) for u in await _shards(first_db_url)]
+    urls = [dialable(u) for u in (await latest_map(first_db_url))["shards"]]
     backlog, pending, orders, events = await _settled(urls, first_db_url, time.monotonic() + drain_s)
     stock = await _query_all(urls, f"""
         SELECT p.id, p.initial_stock, p.available,

@@ -294,10 +294,7 @@ def _charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
     ax.set_title("shop.flash-sale: paid orders over time per inventory strategy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    paid_path = out / "flash-sale-paid.png"
-    fig.savefig(paid_path, dpi=110)
-    plt.close(fig)
+    paid_path = report.save(fig, out / "flash-sale-paid.png")
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
     names = list(results)
@@ -316,10 +313,7 @@ def _charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
     ax.set_title("shop.flash-sale: checkout latency per inventory strategy")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p99_path = out / "flash-sale-p99.png"
-    fig.savefig(p99_path, dpi=110)
-    plt.close(fig)
+    p99_path = report.save(fig, out / "flash-sale-p99.png")
     timeline = report.timeline_chart({n: r.load.timeline for n, r in results.items()}, out / "timeline.png",
                                      "shop.flash-sale: every checkout answer")
     return [paid_path, p99_path, timeline]

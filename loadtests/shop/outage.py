@@ -174,7 +174,7 @@ def _seconds(x: float | None) -> str:
 
 
 def charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
-    from services.lab.report import COLORS, plt
+    from services.lab.report import COLORS, plt, save
 
     r = results[VARIANT]
     f = r.extra
@@ -199,11 +199,7 @@ def charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
         ax.legend(fontsize=8, loc="lower left")
     ax_ok.text(start, 100, f" {DOWN} paused", fontsize=8, va="top")
     fig.suptitle("shop.shard-outage: who keeps checking out, and what listings return")
-    fig.tight_layout()
-    path = out / "shard-outage.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out / "shard-outage.png")]
 
 
 SHARD_OUTAGE = Experiment(

@@ -127,7 +127,7 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
 
 
 def charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
-    from services.lab.report import COLORS, plt
+    from services.lab.report import COLORS, plt, save
 
     x = [results[name(n)].extra for n in SHARDS]
     labels = [name(n) for n in SHARDS]
@@ -159,11 +159,7 @@ def charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
     for ax in (ax_rate, ax_cost):
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("shop.shard-scaling")
-    fig.tight_layout()
-    path = out / "shard-scaling.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out / "shard-scaling.png")]
 
 
 SHARD_SCALING = Experiment(

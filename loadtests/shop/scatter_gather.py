@@ -82,7 +82,7 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
 
 
 def charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
-    from services.lab.report import COLORS, plt
+    from services.lab.report import COLORS, plt, save
 
     names = list(results)
     x = [results[n].extra for n in names]
@@ -101,11 +101,7 @@ def charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
     ax.set_title("shop.scatter-gather: listing latency by fan-out, and with one slow shard")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = out / "scatter-gather.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out / "scatter-gather.png")]
 
 
 _DEADLINE = {"SHOP_SCATTER_DEADLINE_S": str(DEADLINE_S)}

@@ -51,6 +51,11 @@ def timeline_chart(series: dict[str, list[dict]], path: Path, title: str,
         for ax in (ax_rps, ax_lat, ax_err):
             _shade(ax, windows, end, label=ax is ax_rps)
     fig.suptitle(title)
+    return save(fig, path)
+
+
+def save(fig, path: Path) -> Path:
+    """Lay out, write and close a chart (matplotlib keeps every open figure until closed)."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -67,10 +72,7 @@ def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str) -> 
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str, knee_rate: float | None) -> Path:
@@ -100,10 +102,7 @@ def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def fmt(value, unit: str = "", digits: int = 1) -> str:

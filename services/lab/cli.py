@@ -121,17 +121,12 @@ def _compose_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _deployment(args: argparse.Namespace, settings: LabSettings, *, implicit: bool = True):
-    """The compose deployment to act on: the recorded one, or (with ``--compose``, or when no local
-    lab runs and ``implicit``) the project that ``docker compose up`` started in the repo, recorded
-    from here on."""
+    """The compose deployment to act on (:func:`services.lab.compose.active`); with ``--compose``,
+    saying so when none runs."""
     from services.lab import compose
-    from services.lab.state import load_state
 
-    found = compose.recorded(settings)
     asked = getattr(args, "compose", False)
-    if found is not None or not (asked or (implicit and load_state(settings.state_dir) is None)):
-        return found
-    found = compose.discover(settings)
+    found = compose.active(settings, asked=asked, implicit=implicit)
     if found is None and asked:
         raise LabCommandError(f"no compose project {compose.default_project()!r} is running; start it with "
                               "`docker compose up -d` or `sdlab up --compose`")

@@ -27,7 +27,7 @@ import psutil
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.designs import DESIGNS
 from services.lab.errors import LabCommandError
-from services.lab.state import LabState, RunningComponent
+from services.lab.state import LabState, RunningComponent, load_state
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # The parts every design uses, with the port each listens on inside its container.
@@ -68,12 +68,16 @@ def recorded(settings: LabSettings) -> Deployment | None:
         raise LabCommandError(f"cannot read {path} ({exc}); remove it or run `sdlab down --compose`") from exc
 
 
-def active(settings: LabSettings, asked: bool = False) -> Deployment | None:
-    """The deployment a command acts on: the recorded one, else (with ``--compose``) the default project."""
+def active(settings: LabSettings, *, asked: bool = False, implicit: bool = True) -> Deployment | None:
+    """The deployment a command acts on: the recorded one; else, when ``asked`` (``--compose``) or when
+    ``implicit`` and no local lab runs from this home, the repo's project if one runs (see :func:`discover`)."""
     found = recorded(settings)
-    if found is None and asked:
-        found = Deployment(default_project(), [str(COMPOSE_FILE)])
-    return found
+    if found is not None:
+        return found
+    home = settings.state_dir
+    if asked or (implicit and not any(load_state(h) for h in (home, home / "experiment"))):
+        return discover(settings)
+    return None
 
 
 def discover(settings: LabSettings) -> Deployment | None:

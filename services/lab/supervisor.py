@@ -253,13 +253,11 @@ def watched_state(settings: LabSettings) -> LabState:
 
 
 def require_state(settings: LabSettings) -> LabState:
-    """The running lab: local processes, or the compose deployment recorded in this home."""
-    deployment = compose.recorded(settings)
-    state = load_state(settings.state_dir) if deployment is None else None
-    if state is None and deployment is None:
-        deployment = compose.discover(settings)
+    """The running lab: the compose deployment this home acts on (:func:`compose.active`), or local processes."""
+    deployment = compose.active(settings)
     if deployment is not None:
         return compose.lab_state(settings, deployment)[0]
+    state = load_state(settings.state_dir)
     if state is None:
         raise LabCommandError(f"the lab is not running (no state in {settings.state_dir}); start it with `sdlab up` "
                                "(or `sdlab up --compose`)")
@@ -285,9 +283,7 @@ async def _status_of_external(part: dict[str, str]) -> ComponentStatus:
 
 
 def status(settings: LabSettings) -> tuple[LabState, list[ComponentStatus]]:
-    deployment = compose.recorded(settings)
-    if deployment is None and not any(load_state(h) for h in (settings.state_dir, settings.state_dir / "experiment")):
-        deployment = compose.discover(settings)
+    deployment = compose.active(settings)
     if deployment is not None:
         from services.lab.compose_stack import status as compose_status
 

@@ -14,9 +14,10 @@ from loadtests.messaging import checks
 from loadtests.messaging.bench import bench
 from loadtests.messaging.experiments import EXPERIMENTS
 from loadtests.messaging.gauges import gauges
+from loadtests.messaging.samples import ACK
 from loadtests.messaging.seed import group_sizes, refresh, seed
 from services.lab.errors import LabCommandError
-from services.lab.plugin import RunContext, Verification
+from services.lab.plugin import RunContext, Verification, completed
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,6 +61,11 @@ class MessagingPlugin:
 
     gauges = staticmethod(gauges)
     bench = staticmethod(bench)
+
+    @staticmethod
+    def cost_unit(spec, summary: dict) -> tuple[str, int]:
+        """A message acknowledged to its sender (its deliveries to every member are part of its cost)."""
+        return "message", completed(summary, ACK)
 
 
 PLUGIN = MessagingPlugin()

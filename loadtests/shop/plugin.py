@@ -12,9 +12,10 @@ from loadtests.shop.experiments import EXPERIMENTS
 from loadtests.shop.gauges import gauges
 from loadtests.shop.seed import seed
 from services.lab.errors import LabCommandError
-from services.lab.plugin import RunContext, Verification
+from services.lab.plugin import RunContext, Verification, completed
 
 HERE = Path(__file__).resolve().parent
+CHECKOUT = "/api/v1/checkout"
 
 
 def _int_option(spec, name: str, default: int) -> int:
@@ -70,6 +71,14 @@ class ShopPlugin:
     gauges = staticmethod(gauges)
 
     bench = staticmethod(bench)
+
+    @staticmethod
+    def cost_unit(spec, summary: dict) -> tuple[str, int]:
+        """A checkout answered (paid, declined or refused) when the run is only checkouts (a flash sale
+        too); otherwise any request."""
+        if spec.read_weight == 0 or spec.options.get("scenario") == "flash-sale":
+            return "checkout", completed(summary, CHECKOUT)
+        return "request", completed(summary)
 
 
 PLUGIN = ShopPlugin()

@@ -10,7 +10,7 @@ from loadtests.shortener.bench import bench
 from loadtests.shortener.experiments import EXPERIMENTS
 from loadtests.shortener.gauges import gauges
 from loadtests.shortener.seed import link_store_url, seed_direct, warm
-from services.lab.plugin import Check, RunContext, Verification
+from services.lab.plugin import Check, RunContext, Verification, completed
 
 HERE = Path(__file__).resolve().parent
 REDIRECT, CREATE = "/{code}", "/api/v1/links"
@@ -53,6 +53,15 @@ class ShortenerPlugin:
 
     gauges = staticmethod(gauges)
     bench = staticmethod(bench)
+
+    @staticmethod
+    def cost_unit(spec, summary: dict) -> tuple[str, int]:
+        """A redirect or a create when the run is only those; otherwise any request."""
+        if spec.write_weight == 0:
+            return "redirect", completed(summary, REDIRECT)
+        if spec.read_weight == 0:
+            return "create", completed(summary, CREATE)
+        return "request", completed(summary)
 
 
 def _click_checks(clicks: dict | None, summary: dict) -> list[Check]:

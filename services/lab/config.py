@@ -28,6 +28,9 @@ class _LabSettings(BaseSettings):
     # App instances take consecutive ports from here.
     app_port: int = Field(8100, ge=1, le=65535)
     ready_timeout_s: float = Field(60.0, gt=0)
+    # Before each load run the stack is watched idle this long; its background is subtracted
+    # from the run's cost per operation.
+    cost_idle_s: float = Field(3.0, gt=0, le=60)
     # Where load runs, experiments and benchmarks write their folders.
     results: Path = REPO_ROOT / "results"
     # Compose mode only: the Toxiproxy API that network faults go through.

@@ -33,6 +33,12 @@ def _charts(exp: "Experiment", out: Path, results: dict[str, "VariantResult"]) -
     return charts
 
 
+def _cost(summary: dict, key: str) -> str:
+    cost = summary.get("cost_per_op") or {}
+    value = cost.get(key)
+    return "-" if value is None else f"{value:,.2f} ({cost['op']})"
+
+
 def _loop_label(results: dict[str, "VariantResult"]) -> str:
     loops = {r.summary.get("loop", "closed") for r in results.values()}
     return "open loop" if loops == {"open"} else "closed loop" if loops == {"closed"} else "mixed generators"
@@ -66,6 +72,8 @@ def write_report(exp: "Experiment", out: Path, results: dict[str, "VariantResult
             ("errors", lambda r: f"{r.summary['failures']} / {r.summary['requests']}"),
             *([("dropped", lambda r: str(r.summary.get("dropped_iterations", "-")))] if open_loop else []),
             *exp.columns,
+            ("core-ms / op", lambda r: _cost(r.summary, "core_ms_total")),
+            ("statements / op", lambda r: _cost(r.summary, "pg_statements")),
             ("generator CPU avg/max", lambda r: f"{report.fmt(r.summary['generator_cpu_avg'], '%')} / "
                                                 f"{report.fmt(r.summary['generator_cpu_max'], '%')}")]
     lines = [

@@ -21,6 +21,7 @@ import psutil
 
 from services.lab import metrics_scrape
 from services.lab.config import REPO_ROOT, LabSettings
+from services.lab.cost import CostMeter, cost_per_op
 from services.lab.cpu import CpuSampler
 from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
@@ -149,6 +150,19 @@ def fill(seconds: list[dict], duration_s: float) -> list[dict]:
     return rows
 
 
+TAIL_S = 1.0  # after the generator ends, the stack's trailing work still counts
+
+
+def _idle(meter: CostMeter, seconds: float) -> list:
+    """Readings a second apart for ``seconds`` before the load: the background to subtract."""
+    time.sleep(1.0)  # what seeding set off settles first
+    readings = [meter.read()]
+    for _ in range(max(1, round(seconds))):
+        time.sleep(1.0)
+        readings.append(meter.read())
+    return readings
+
+
 def run_load(
     settings: LabSettings,
     spec: LoadSpec,
@@ -177,9 +191,12 @@ def run_load(
     say(f"results: {out}")
     driver.env["SDLAB_SEED_FILE"] = str(_seed(plugin, ctx, spec, seed_file))
     before = metrics_scrape.scrape(state, spec.design, out / "metrics", "before")
+    meter = CostMeter(state)
+    idle = _idle(meter, settings.cost_idle_s)
 
     # One start instant for the timeline (wall clock) and the faults (monotonic).
     t0_wall, t0 = time.time(), time.monotonic()
+    run_start = meter.read()
     proc = driver.start(t0_wall, REPO_ROOT)
     sampler = CpuSampler(state, psutil.Process(proc.pid))
     runner = None
@@ -210,9 +227,13 @@ def run_load(
         while proc.poll() is None:
             time.sleep(1.0)
             if not state.marker.startswith("compose:"):
-                sampler.refresh(load_state(settings.state_dir))
+                now_state = load_state(settings.state_dir)
+                sampler.refresh(now_state)
+                meter.refresh(now_state)
             elif len(cpu_rows) % 5 == 4:  # containers a fault restarted: asking the engine costs ~0.1 s
-                sampler.refresh(require_state(settings))
+                now_state = require_state(settings)
+                sampler.refresh(now_state)
+                meter.refresh(now_state)
             cpu = sampler.sample()
             cpu_rows.append({"t": int(time.time() - t0_wall), **cpu})
             rss_rows[cpu_rows[-1]["t"]] = sampler.rss_mib
@@ -235,6 +256,11 @@ def run_load(
             sys.stdout.write("\n")
     seconds += driver.finish()
     elapsed = time.monotonic() - t0
+    # The work a run leaves behind (an outbox relayed, a consumer's last batch) is its cost too.
+    time.sleep(TAIL_S)
+    if not state.marker.startswith("compose:"):
+        meter.refresh(load_state(settings.state_dir) or state)
+    run_end = meter.read()
     after = metrics_scrape.scrape(state, spec.design, out / "metrics", "after")
     timeline = fill(seconds, elapsed)
     cpu_by_t = {row["t"]: row for row in cpu_rows}
@@ -244,6 +270,8 @@ def run_load(
         row["machine_cpu"] = machine_rows.get(row["t"])  # % of all cores, every process on the machine
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     summary = summarize(spec, driver, timeline, seconds, elapsed, before, after, runner)
+    op, ops = plugin.cost_unit(spec, summary)
+    summary["cost_per_op"] = cost_per_op(idle, (run_start, run_end), op, ops, meter.unavailable)
     # The wall-clock instant of t=0 (of the timeline and the fault times), to place what the
     # generator itself logged with its own timestamps (acks.jsonl) on the same axis.
     summary["started_at"] = t0_wall

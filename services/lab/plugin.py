@@ -18,6 +18,9 @@ Each design ships ``loadtests/<design>/plugin.py`` with a ``PLUGIN`` object that
 - ``gauges(window)``: the design's own live figures for ``sdlab top`` (cache hit ratio,
   consumer lag, ...), computed from one scrape window of its services' ``/metrics``.
 - ``bench(settings, options, say)``: its benchmark, a ceiling measured in the same sitting.
+- ``cost_unit(spec, summary)``: what one operation of a run is, and how many completed, as
+  ``(name, count)`` (``("request", 812)``): the run's cost (core-ms by component, PostgreSQL
+  statements) is divided by it (:mod:`services.lab.cost`).
 - ``experiments``: its experiments, each named ``<design>.<name>``.
 - ``fault_actions`` (optional): actions of its own for fault schedules, ``{name: fn(ctx, argument)
   -> message}``, written ``at 30% <action> <argument>`` (the fault runner's thread calls it while
@@ -105,3 +108,12 @@ class DesignPlugin(Protocol):
     def gauges(self, window: Any) -> list[tuple[str, str]]: ...
 
     def bench(self, settings: "LabSettings", options: BenchOptions, say: Callable[[str], None]) -> tuple[Path, dict]: ...
+
+    def cost_unit(self, spec: "LoadSpec", summary: dict) -> tuple[str, int]: ...
+
+
+def completed(summary: dict, *endpoints: str) -> int:
+    """Requests of these endpoints (all of them when none is named) answered as expected."""
+    found = summary["endpoints"]
+    names = endpoints or tuple(found)
+    return sum(found.get(n, {}).get("requests", 0) - found.get(n, {}).get("failures", 0) for n in names)

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from services.lab import load  # noqa: E402
+from services.lab.cost import cost_lines  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
@@ -150,6 +151,7 @@ def load_report(summary: dict, out: Path, chart: Path) -> Path:
           f"{fmt(e.get('p99_ms'), ' ms', 2)} | {fmt(e.get('max_ms'), ' ms', 1)} |"
           for name, e in summary["endpoints"].items()],
         "",
+        *cost_lines(summary.get("cost_per_op")),
         *[f"- [{'x' if c['passed'] else ' '}] {c['description']}" + (f" ({c['detail']})" if c["detail"] else "")
           for c in summary.get("checks", [])],
         "",

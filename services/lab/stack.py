@@ -14,6 +14,7 @@ from pathlib import Path
 
 from services.lab import binaries
 from services.lab.config import DEPLOY_DIR, LabSettings
+from services.lab.cost import PG_SETTINGS
 from services.lab.designs import Design
 
 # Health paths every app instance serves (the kit's app factory adds them).
@@ -252,6 +253,7 @@ def postgres_component(settings: LabSettings, shard: int) -> Component:
             "-c", "unix_socket_directories=",
             "-c", "max_connections=300",
             "-c", "shared_buffers=128MB",
+            *PG_SETTINGS,  # statements per operation, counted by the server itself
         ],
         # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM waits for every client to leave.
         stop_signal=signal.SIGINT,

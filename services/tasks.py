@@ -23,7 +23,9 @@ class BackgroundLoop:
     """A lifespan resource that runs :meth:`step` over and over in a task of its own.
 
     An exception listed in ``transient`` (a part that is down for now) is logged and pauses the
-    loop ``pause_s``; it never ends it, so the work resumes by itself when the part is back.
+    loop ``pause_s``; it never ends it, so the work resumes by itself when the part is back. Any
+    other exception is a bug: it is logged with its traceback and the loop goes on after a
+    pause too, since a loop that dies silently leaves its service up and doing nothing.
     """
 
     critical = False
@@ -49,6 +51,9 @@ class BackgroundLoop:
             except self.transient as exc:
                 log.warning("background_loop_paused", loop=self.name, error=repr(exc)[:200])
                 await asyncio.sleep(self.pause_s)
+            except Exception:  # a bug: shout, then keep the loop alive
+                log.exception("background_loop_failed", loop=self.name)
+                await asyncio.sleep(max(self.pause_s, 1.0))
 
     async def step(self) -> None:
         raise NotImplementedError

@@ -13,11 +13,12 @@ from prometheus_client.registry import Collector
 
 from services.app import create_service_app
 from services.clients.kafka import KafkaConsumer
-from services.clients.postgres import PostgresShards
+from services.clients.postgres import PgPool
 from services.metrics import ClientGauges, counter_families
 from shortener.adapters.kafka import ClickAggregator
 from shortener.adapters.sql import SqlLinkRepository
 from shortener.config import ShortenerSettings
+from shortener.ports import StoreUnavailable
 from shortener.main import clicks_topic
 
 SERVICE = "shortener-analytics"
@@ -38,10 +39,11 @@ class AggregatorCollector(Collector):
 
 def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
     settings = settings or ShortenerSettings()
-    db = PostgresShards([str(settings.database_urls[0])], timeout_s=settings.database_timeout_s, pool_size=4)
+    db = PgPool(str(settings.database_urls[0]), timeout_s=settings.database_timeout_s, max_size=4,
+                unavailable=StoreUnavailable)
     consumer = KafkaConsumer(settings.kafka_bootstrap_servers, group_id=GROUP_ID, topics=[clicks_topic(settings)],
                              client_id=settings.instance_id, critical=True)
-    aggregator = ClickAggregator(consumer, SqlLinkRepository(lambda: db.engine(0), settings.database_timeout_s))
+    aggregator = ClickAggregator(consumer, SqlLinkRepository(db))
     app = create_service_app(service=SERVICE, settings=settings, resources=[db, aggregator],
                              description="Aggregates link-clicked events into click counts.")
     app.state.metrics.registry.register(AggregatorCollector(aggregator))

@@ -7,7 +7,7 @@ from starlette.middleware import Middleware
 
 from services.app import create_service_app
 from services.clients.kafka import KafkaProducer, TopicSpec
-from services.clients.postgres import PostgresShards
+from services.clients.postgres import PgPool
 from services.clients.redis import RedisClient
 from services.metrics import ClientGauges
 from shortener.adapters.kafka import ClickPublisher
@@ -21,6 +21,7 @@ from shortener.adapters.redis import (
 from shortener.adapters.sql import SqlLinkRepository
 from shortener.api import RedirectFastPath, build_router
 from shortener.config import ShortenerSettings
+from shortener.ports import StoreUnavailable
 from shortener.metrics import ShortenerCollector
 from shortener.service import ShortenerService
 
@@ -36,9 +37,9 @@ def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
     # No dependency is critical for readiness: with any one of them down, the shortener still
     # serves redirects (from cache, or from PostgreSQL), so no instance should leave the pool.
     redis = RedisClient(str(settings.redis_url), timeout_s=settings.redis_timeout_s)
-    db = PostgresShards([str(settings.database_urls[0])], timeout_s=settings.database_timeout_s,
-                        pool_size=settings.db_pool_size)
-    repo = SqlLinkRepository(lambda: db.engine(0), settings.database_timeout_s)
+    db = PgPool(str(settings.database_urls[0]), timeout_s=settings.database_timeout_s,
+                max_size=settings.db_pool_size, unavailable=StoreUnavailable)
+    repo = SqlLinkRepository(db)
     producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id=settings.instance_id,
                              topics=[clicks_topic(settings)])
     publisher = ClickPublisher(producer, topic=settings.clicks_topic, instance=settings.instance_id,

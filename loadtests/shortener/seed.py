@@ -21,7 +21,9 @@ from pathlib import Path
 
 import httpx
 
+from services.clients.postgres import PgPool
 from shortener import domain
+from shortener.adapters.sql import SqlLinkRepository
 
 BENCH_NET_START = 0xC6120000  # 198.18.0.0
 BENCH_NET_SIZE = 1 << 17  # /15
@@ -145,16 +147,12 @@ def link_store_url(state) -> str:
 
 async def seed_direct(database_url: str, count: int) -> list[dict]:
     """:func:`import_links` into the PostgreSQL server at ``database_url``."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from services.clients.postgres import asyncpg_url
-    from shortener.adapters.sql import SqlLinkRepository
-
-    engine = create_async_engine(asyncpg_url(database_url))
+    db = PgPool(database_url, timeout_s=30.0, max_size=2)
+    await db.start()
     try:
-        return await import_links(SqlLinkRepository(lambda: engine, deadline_s=30.0), count)
+        return await import_links(SqlLinkRepository(db), count)
     finally:
-        await engine.dispose()
+        await db.stop()
 
 
 def load_seed(path: str | Path) -> list[dict]:

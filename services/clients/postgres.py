@@ -1,21 +1,41 @@
-"""PostgreSQL through SQLAlchemy 2 async with asyncpg: one engine per server (shard)."""
+"""PostgreSQL through asyncpg: a pool per server, every operation under one deadline.
+
+No ORM at run time. SQLAlchemy describes the schemas and Alembic migrates them; the services talk
+to PostgreSQL with asyncpg, one round trip a statement, because round trips are what a hot path
+pays for first:
+
+- no pre-ping on checkout from the pool (SQLAlchemy's ``pool_pre_ping`` costs BEGIN, ``;`` and
+  ROLLBACK on every use): a dead connection is found by the statement that fails, within the
+  deadline, and the pool replaces it;
+- no reset query on release (asyncpg's default sends ``pg_advisory_unlock_all(); CLOSE ALL;
+  UNLISTEN *; RESET ALL``): these sessions carry no state (advisory locks are taken per
+  transaction; the one session lock, a relay's leadership, lives on a connection of its own), and
+  a transaction left open is still rolled back;
+- statements run in autocommit (one statement, one transaction) unless a caller asks for a
+  transaction, which costs a BEGIN and a COMMIT more.
+
+Health checks are passive first: a server that answered a real statement within ``fresh_s`` is
+not probed again (readiness probes every second would otherwise be most of an idle stack's load).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import asyncpg
+from asyncpg import exceptions as pgerr
 
 from services.resources import HealthCheck
 
 T = TypeVar("T")
-UNREACHABLE = (OperationalError, PoolTimeout, OSError, asyncio.TimeoutError, ConnectionError)
+Connection = asyncpg.Connection
+# The server could not be reached, went away, or refuses connections for now.
+UNREACHABLE = (OSError, asyncio.TimeoutError, ConnectionError, pgerr.PostgresConnectionError,
+               pgerr.InterfaceError, pgerr.OperatorInterventionError, pgerr.InsufficientResourcesError,
+               pgerr.TooManyConnectionsError)
 
 
 def _swallow(task: asyncio.Task) -> None:
@@ -28,10 +48,10 @@ async def within_deadline(fn: Callable[[], Awaitable[T]], deadline_s: float, una
     """Run a database operation with one deadline for all of it; ``unavailable`` when PostgreSQL
     did not answer in time or could not be reached.
 
-    One deadline for the whole operation (pool checkout, pre-ping, query, commit): each step has
-    its own timeout, and three of them in a row is not "fail fast". The operation races the
-    deadline instead of asyncio.wait_for, which would also wait for the cancelled operation to
-    clean up (a rollback on a hung server has a timeout of its own); the cleanup finishes in the
+    One deadline for the whole operation (pool wait, statements, commit): each step has its own
+    timeout, and three of them in a row is not "fail fast". The operation races the deadline
+    instead of asyncio.wait_for, which would also wait for the cancelled operation to clean up
+    (a rollback on a hung server has a timeout of its own); the cleanup finishes in the
     background and the caller gets its answer now.
     """
     task = asyncio.ensure_future(fn())
@@ -47,100 +67,115 @@ async def within_deadline(fn: Callable[[], Awaitable[T]], deadline_s: float, una
     try:
         return task.result()
     except UNREACHABLE as exc:
-        raise unavailable(str(exc)[:200]) from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise unavailable(str(exc)[:200]) from exc
-        raise
+        raise unavailable(str(exc)[:200] or type(exc).__name__) from exc
+
+
+def dsn(url: str) -> str:
+    """``postgresql://...`` as asyncpg takes it, from any spelling users and SQLAlchemy write."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
+        raise ValueError(f"not a PostgreSQL URL: {url!r}")
+    return f"postgresql://{rest}"
 
 
 def asyncpg_url(url: str) -> str:
-    """``postgresql://...`` as users write it, turned into the driver URL SQLAlchemy wants."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError(f"not a URL: {url!r}")
-    if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
-        return f"postgresql+asyncpg://{rest}"
-    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+    """The SQLAlchemy driver URL, for Alembic's migrations (the services use :func:`dsn`)."""
+    return "postgresql+asyncpg://" + dsn(url).partition("://")[2]
 
 
-class DeadlineSql:
-    """Base of a design's SQL adapter: its engine (a callable, since the engine exists only once the
-    lifespan started it) and :func:`within_deadline` around every operation, raising the design's
-    own ``unavailable`` error."""
-
-    unavailable: type[Exception] = ConnectionError
-
-    def __init__(self, engine: Callable[[], AsyncEngine], deadline_s: float = 1.0) -> None:
-        self._get_engine = engine
-        self._deadline_s = deadline_s
-
-    @property
-    def _engine(self) -> AsyncEngine:
-        return self._get_engine()
-
-    async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await within_deadline(fn, self._deadline_s, self.unavailable)
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """No reset query on release (see the module's docstring); asyncpg still rolls back an open transaction."""
 
 
-class PostgresShards:
-    def __init__(
-        self,
-        urls: list[str],
-        *,
-        timeout_s: float,
-        pool_size: int = 10,
-        max_overflow: int = 10,
-        critical: bool = False,
-    ) -> None:
-        if not urls:
-            raise ValueError("at least one PostgreSQL URL is needed")
-        self.name = "postgres"
+class PgPool:
+    """A pool of connections to one PostgreSQL server, opened and closed in the app's lifespan.
+
+    Connections are made on first use, so a service starts while its database is down (its
+    readiness says so). Every call runs under ``timeout_s`` and raises ``unavailable`` when the
+    server did not answer in time or could not be reached."""
+
+    def __init__(self, url: str, *, timeout_s: float, max_size: int = 10, name: str = "postgres",
+                 critical: bool = False, unavailable: type[Exception] = ConnectionError, fresh_s: float = 5.0) -> None:
+        self.name = name
         self.critical = critical
-        self._urls = [asyncpg_url(u) for u in urls]
-        self._timeout_s = timeout_s
-        self._pool_size = pool_size
-        self._max_overflow = max_overflow
-        self._engines: list[AsyncEngine] = []
-
-    @property
-    def count(self) -> int:
-        return len(self._urls)
-
-    def engine(self, shard: int = 0) -> AsyncEngine:
-        if not self._engines:
-            raise RuntimeError("PostgresShards used before start()")
-        return self._engines[shard]
-
-    @property
-    def engines(self) -> list[AsyncEngine]:
-        return list(self._engines)
+        self.url = url
+        self.timeout_s = timeout_s
+        self.unavailable = unavailable
+        self._dsn = dsn(url)
+        self._max_size = max_size
+        self._fresh_s = fresh_s
+        self._pool: asyncpg.Pool | None = None
+        self._last_ok = float("-inf")  # monotonic time of the last statement that succeeded
+        self._last_failure = float("-inf")
 
     async def start(self) -> None:
-        self._engines = [
-            create_async_engine(
-                url,
-                pool_size=self._pool_size,
-                max_overflow=self._max_overflow,
-                pool_timeout=self._timeout_s,
-                pool_pre_ping=True,
-                connect_args={"timeout": self._timeout_s, "command_timeout": self._timeout_s},
-            )
-            for url in self._urls
-        ]
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=0, max_size=self._max_size, timeout=self.timeout_s,
+                command_timeout=self.timeout_s, reset=_keep_session, max_inactive_connection_lifetime=60)
 
     async def stop(self) -> None:
-        for engine in self._engines:
-            await engine.dispose()
-        self._engines = []
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), self.timeout_s)
+            except (asyncio.TimeoutError, *UNREACHABLE):
+                pool.terminate()  # a hung server must not hold the shutdown
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{self.name} used before start()")
+        return self._pool
+
+    def in_use(self) -> tuple[int, int]:
+        """(connections checked out, the pool's bound), read without I/O."""
+        if self._pool is None:
+            return 0, self._max_size
+        return self._pool.get_size() - self._pool.get_idle_size(), self._max_size
 
     def pool_use(self) -> list[tuple[int, int]]:
-        """(connections checked out, pool size) per shard, read without I/O."""
-        return [(engine.pool.checkedout(), engine.pool.size()) for engine in self._engines]
+        """:class:`services.metrics.ClientGauges`' view: one server, shard 0."""
+        return [self.in_use()]
 
-    async def _select_one(self, shard: int) -> None:
-        async with self.engine(shard).connect() as conn:
-            await conn.execute(text("SELECT 1"))
+    async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], *, deadline_s: float | None = None,
+                  transaction: bool = False) -> T:
+        """``fn`` on a pooled connection (in a transaction when asked), all of it within the deadline."""
+        async def op() -> T:
+            async with self.pool.acquire() as conn:
+                if not transaction:
+                    return await fn(conn)
+                async with conn.transaction():
+                    return await fn(conn)
+
+        try:
+            result = await within_deadline(op, deadline_s or self.timeout_s, self.unavailable)
+        except self.unavailable:
+            self._last_failure = time.monotonic()
+            raise
+        self._last_ok = time.monotonic()
+        return result
+
+    async def fetch(self, sql: str, *args: Any, deadline_s: float | None = None) -> list[asyncpg.Record]:
+        return await self.run(lambda c: c.fetch(sql, *args), deadline_s=deadline_s)
+
+    async def fetchrow(self, sql: str, *args: Any, deadline_s: float | None = None) -> asyncpg.Record | None:
+        return await self.run(lambda c: c.fetchrow(sql, *args), deadline_s=deadline_s)
+
+    async def fetchval(self, sql: str, *args: Any, deadline_s: float | None = None) -> Any:
+        return await self.run(lambda c: c.fetchval(sql, *args), deadline_s=deadline_s)
+
+    async def execute(self, sql: str, *args: Any, deadline_s: float | None = None) -> str:
+        return await self.run(lambda c: c.execute(sql, *args), deadline_s=deadline_s)
+
+    def recently_ok(self) -> bool:
+        last_ok = self._last_ok
+        return last_ok > self._last_failure and time.monotonic() - last_ok < self._fresh_s
+
+    async def _select_one(self) -> None:
+        if self.recently_ok():
+            return
+        await self.fetchval("SELECT 1")
 
     def health_checks(self) -> dict[str, HealthCheck]:
-        return {f"postgres-{i}": partial(self._select_one, i) for i in range(self.count)}
+        return {self.name: self._select_one}

@@ -10,9 +10,8 @@ import httpx
 import pytest
 
 from services.clients.kafka import KafkaConsumer, KafkaProducer, TopicSpec
-from services.clients.postgres import PostgresShards
+from services.clients.postgres import PgPool
 from services.clients.redis import RedisClient
-from sqlalchemy import text
 
 
 def _component_urls(lab, kind: str) -> list[str]:
@@ -35,18 +34,29 @@ async def test_redis_set_get(lab):
 async def test_query_on_every_postgres_shard(lab):
     urls = _component_urls(lab, "postgres")
     assert len(urls) == 2
-    shards = PostgresShards(urls, timeout_s=2.0)
-    await shards.start()
+    pools = [PgPool(url, timeout_s=2.0, name=f"postgres-{i}") for i, url in enumerate(urls)]
+    for pool in pools:
+        await pool.start()
     try:
-        ports = set()
-        for i in range(shards.count):
-            async with shards.engine(i).connect() as conn:
-                ports.add((await conn.execute(text("SELECT current_setting('port')"))).scalar())
-        assert len(ports) == 2, "each engine must reach its own server"
-        for check in shards.health_checks().values():
-            await check()
+        ports = {await pool.fetchval("SELECT current_setting('port')") for pool in pools}
+        assert len(ports) == 2, "each pool must reach its own server"
+        for pool in pools:
+            assert pool.recently_ok(), "a statement that answered counts as a passing health check"
+            for check in pool.health_checks().values():
+                await check()
+        # A pool that never reached its server is probed for real, and the probe answers.
+        cold = PgPool(urls[1], timeout_s=2.0)
+        await cold.start()
+        try:
+            assert not cold.recently_ok()
+            for check in cold.health_checks().values():
+                await check()
+            assert cold.recently_ok()
+        finally:
+            await cold.stop()
     finally:
-        await shards.stop()
+        for pool in pools:
+            await pool.stop()
 
 
 async def test_kafka_produce_and_consumer_group_consume(lab):

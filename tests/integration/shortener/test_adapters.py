@@ -8,10 +8,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.clients.kafka import KafkaConsumer, KafkaProducer, TopicSpec
-from services.clients.postgres import asyncpg_url
+from services.clients.postgres import PgPool
 from services.clients.redis import RedisClient
 from shortener import domain
 from shortener.adapters.kafka import ClickAggregator, ClickPublisher
@@ -25,6 +24,7 @@ from shortener.adapters.redis import (
 )
 from shortener.adapters.sql import SqlLinkRepository
 from shortener.domain import Link, LinkClicked
+from shortener.ports import StoreUnavailable
 
 
 def _url(lab, kind: str) -> str:
@@ -33,9 +33,11 @@ def _url(lab, kind: str) -> str:
 
 @pytest.fixture
 async def repo(lab):
-    engine = create_async_engine(asyncpg_url(_url(lab, "postgres")))
-    yield SqlLinkRepository(lambda: engine)
-    await engine.dispose()
+    # Twenty click batches run at once in one test: a pool that lets them all in.
+    pool = PgPool(_url(lab, "postgres"), timeout_s=5.0, max_size=20, unavailable=StoreUnavailable)
+    await pool.start()
+    yield SqlLinkRepository(pool)
+    await pool.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,95 @@
+"""The kit's PostgreSQL client: one deadline per operation, the errors it maps, passive health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from services.clients.postgres import PgPool, asyncpg_url, dsn, within_deadline
+from shortener.ports import StoreUnavailable
+
+
+async def test_a_hung_operation_fails_within_the_deadline():
+    async def hang() -> None:
+        await asyncio.sleep(10)
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="within 0.2s"):
+        await within_deadline(hang, 0.2, StoreUnavailable)
+    assert time.monotonic() - started < 0.5
+
+
+async def test_a_refused_connection_is_unavailable_and_other_errors_pass_through():
+    async def refused() -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    async def bug() -> None:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(StoreUnavailable, match="refused"):
+        await within_deadline(refused, 1, StoreUnavailable)
+    with pytest.raises(ValueError):
+        await within_deadline(bug, 1, StoreUnavailable)
+
+
+async def test_a_slow_cleanup_does_not_delay_the_answer():
+    """Cancelling a query on a hung server runs a rollback that hangs too; the caller must not wait for it."""
+    cleaned = asyncio.Event()
+
+    async def hang_then_slow_cleanup() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(1.0)  # the rollback on a hung server
+            cleaned.set()
+
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="within 0.2s"):
+        await within_deadline(hang_then_slow_cleanup, 0.2, StoreUnavailable)
+    assert time.monotonic() - started < 0.5
+    await asyncio.wait_for(cleaned.wait(), 2), "the cleanup still runs, in the background"
+
+
+def test_urls_as_users_and_sqlalchemy_write_them():
+    assert dsn("postgres://u@h:5/db") == dsn("postgresql+asyncpg://u@h:5/db") == "postgresql://u@h:5/db"
+    assert asyncpg_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
+    with pytest.raises(ValueError):
+        dsn("mysql://u@h/db")
+
+
+async def test_a_server_that_answered_lately_is_not_probed_again():
+    """Readiness probes come every second; a statement that succeeded within fresh_s says enough."""
+    pool = PgPool("postgresql://nobody@127.0.0.1:1/none", timeout_s=0.2, fresh_s=5.0, unavailable=StoreUnavailable)
+    probes = []
+
+    async def statement(conn):
+        probes.append(conn)
+        return 1
+
+    pool._pool = _FakePool()  # a pool whose connections answer anything
+    await pool.run(statement)
+    assert pool.recently_ok()
+    await pool.health_checks()[pool.name]()
+    assert len(probes) == 1, "the health check used the recent success, not a statement"
+
+    async def down(conn):
+        raise ConnectionResetError("gone")
+
+    with pytest.raises(StoreUnavailable):
+        await pool.run(down)
+    assert not pool.recently_ok(), "a failure since then calls for a real probe"
+
+
+class _FakePool:
+    def acquire(self):
+        return _Acquired()
+
+
+class _Acquired:
+    async def __aenter__(self):
+        return object()
+
+    async def __aexit__(self, *exc):
+        return False

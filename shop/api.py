@@ -12,11 +12,13 @@ from fastapi import APIRouter, Depends, Header, Path as PathParam, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.admission import Admission
 from services.auth import TokenSigner, current_user
 from services.errors import InvalidInput, LabError, NotFound
 from services.http import JsonInt, error_responses, lab_error_parts
 from shop.domain import (MAX_CATEGORY, MAX_IDEMPOTENCY_KEY, MAX_NAME, MAX_PAGE, MAX_PRICE_CENTS, MAX_QUANTITY, MAX_STOCK,
-                         Line, NewProduct, Order, StoredResponse, UnknownProduct, check_idempotency_key)
+                         Line, NewProduct, Order, OrderStatus, StoredResponse, UnknownProduct,
+                         check_idempotency_key)
 from shop.ports import ProductQuery
 from shop.saga import CheckoutSaga
 from shop.scatter import CURSOR
@@ -74,13 +76,15 @@ def _order_body(order: Order) -> dict:
 
 
 def render(outcome: Order | LabError) -> StoredResponse:
+    """A checkout's answer: 201 for an order that ended paid, 202 for one accepted and still pending
+    (an asynchronous checkout: read the order for its outcome), the error's status otherwise."""
     if isinstance(outcome, Order):
-        return StoredResponse(201, _order_body(outcome))
+        return StoredResponse(202 if outcome.status == OrderStatus.PENDING else 201, _order_body(outcome))
     status, body, _ = lab_error_parts(outcome)
     return StoredResponse(status, body)
 
 
-def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner) -> APIRouter:
+def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner, admission: Admission) -> APIRouter:
     router = APIRouter(tags=["shop"])
     user_dep = current_user(signer)
     common = {401: "no token, or a bad one", 422: "invalid parameters, named in the message",
@@ -126,11 +130,15 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner) 
         return _cart(await service.cart(user))
 
     @router.post("/api/v1/checkout", status_code=201, openapi_extra={"parameters": [IDEMPOTENCY_KEY]},
-                 responses=error_responses({
-                     400: "no Idempotency-Key header, or the body is not JSON",
-                     402: "the payment was declined, or not taken (the provider did not answer)",
-                     404: "an item names no product",
-                     409: "out of stock, the cart is empty, or a checkout with this key is still running", **common}))
+                 responses={202: {"description": "accepted, payment pending (SHOP_CHECKOUT_MODE=async): read the "
+                                                 "order for its outcome"},
+                            **error_responses({
+                                400: "no Idempotency-Key header, or the body is not JSON",
+                                402: "the payment was declined, or not taken (the provider did not answer)",
+                                404: "an item names no product",
+                                409: "out of stock, the cart is empty, or a checkout with this key is still running",
+                                429: "too many checkouts at once on this instance; retry after Retry-After",
+                                **common})})
     async def checkout(body: CheckoutIn | None = None, user: str = Depends(user_dep),
                        # Read here and checked by the handler (a missing key is a 400 that names it,
                        # not the 422 of a validation error); the schema above says it is required.
@@ -138,13 +146,12 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner) 
         key = check_idempotency_key(idempotency_key)
         body = body or CheckoutIn()
         items = [Line(_id(i.product_id), i.quantity) for i in body.items] if body.items is not None else None
-        outcome = await saga.checkout(user, key, body.model_dump(exclude_none=True),
-                                      lambda: service.checkout_lines(user, items))
-        if isinstance(outcome, StoredResponse):
-            return JSONResponse(outcome.body, status_code=outcome.status, headers={"Idempotent-Replayed": "true"})
-        response = render(outcome)
-        await saga.remember(user, key, response)
-        if isinstance(outcome, Order) and items is None:
+        async with admission.turn():
+            response, replayed = await saga.checkout(user, key, body.model_dump(exclude_none=True),
+                                                     lambda: service.checkout_lines(user, items), render)
+        if replayed:
+            return JSONResponse(response.body, status_code=response.status, headers={"Idempotent-Replayed": "true"})
+        if response.status < 300 and items is None:
             await service.clear_cart(user)
         return JSONResponse(response.body, status_code=response.status)
 

@@ -25,9 +25,9 @@ class ShopSettings(ServiceSettings):
     # Sharding. The number of buckets is fixed for the life of the data (ids carry the bucket);
     # the shard map, stored on the first server, says which server holds each bucket.
     buckets: int = Field(256, ge=1, le=1024)
-    # How often an instance asks whether the shard map changed (a moved bucket's writers wait
-    # at most about this long for the new map).
-    shard_map_poll_s: float = Field(0.5, gt=0)
+    # Instances hear of a new shard map at once (NOTIFY on the first server) and reload it when
+    # that connection comes back; this poll is the last resort (a hung, not closed, connection).
+    shard_map_poll_s: float = Field(30.0, gt=0)
     # A write to a bucket being moved waits this long for the move to finish, then answers 503.
     moving_bucket_wait_s: float = Field(3.0, ge=0)
     db_pool_size: int = Field(10, ge=1)
@@ -45,13 +45,24 @@ class ShopSettings(ServiceSettings):
 
     # Checkout.
     inventory_strategy: InventoryStrategy = "conditional-update"
+    # sync: the buyer waits for the payment and gets 201 paid (or 402). async: the buyer gets 202
+    # once the stock is reserved and the order placed; the worker charges and settles from the
+    # order-placed event, and an unpaid reservation expires back into stock (the flash-sale design).
+    checkout_mode: Literal["sync", "async"] = "sync"
+    # Checkouts running at once per instance, and how long one more waits for a turn before 429.
+    # In flight ≈ rate × time in the service (Little's law): 300 checkouts/s × ~60 ms (with the
+    # payment stand-in's 20 ms) is 18 per instance of two; 64 leaves room for the provider's jitter.
+    checkout_max_in_flight: int = Field(64, ge=1)
+    checkout_queue_s: float = Field(2.0, ge=0)
     # A reservation whose saga died returns its stock after this long (the sweeper releases it).
     reservation_ttl_s: float = Field(60.0, gt=0)
     # A checkout holds its idempotency key this long (well over the longest saga: its steps are
     # bounded by the database and payments timeouts); a retry after that takes over a crashed one,
     # and the sweeper finishes or undoes an order left pending once its lease is over.
     idempotency_lease_s: float = Field(10.0, gt=0)
-    sweep_interval_s: float = Field(1.0, gt=0)
+    # The sweeper's round (each costs a few statements per shard); recovery takes up to the lease
+    # plus this.
+    sweep_interval_s: float = Field(5.0, gt=0)
 
     # The payment provider (the lab's stand-in, its own service) as the shop calls it.
     payments_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8090")
@@ -72,8 +83,16 @@ class ShopSettings(ServiceSettings):
     # Tansu creates a missing topic with 4 partitions (see messaging's sent_partitions).
     event_partitions: int = Field(4, ge=1)
     relay_batch: int = Field(200, ge=1)
-    relay_poll_s: float = Field(0.2, gt=0)
+    # The relay is woken by NOTIFY from the statements that add events, then waits this long for
+    # more to gather into one batch (fewer round trips, a little later); it looks anyway every
+    # relay_poll_s (a notification lost while its connection was down).
+    relay_linger_s: float = Field(0.05, ge=0)
+    relay_poll_s: float = Field(5.0, gt=0)
     fulfillment_group: str = "shop-fulfillment"
+    # The worker's consumers: paid orders' reservations marked sold; asynchronous checkouts paid.
+    inventory_group: str = "shop-inventory"
+    payer_group: str = "shop-payer"
+    payer_concurrency: int = Field(64, ge=1)
 
     @field_validator("admins", mode="before")
     @classmethod

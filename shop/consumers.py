@@ -1,11 +1,17 @@
 """The shop's workers, each its own process with ``/healthz``, ``/readyz`` and ``/metrics``.
 
-- ``shop-worker`` (:func:`create_app`): the outbox relay (written by hand: the transactional
-  outbox is what the design teaches) and the sweeper, which finishes or undoes sagas that died
-  (orders left ``pending`` once their key's lease is over; held reservations past their expiry).
+- ``shop-worker`` (:func:`create_app`):
+  - the outbox relay (written by hand: the transactional outbox is what the design teaches),
+    woken by NOTIFY, lingering a moment so that a batch gathers;
+  - the inventory consumer of ``order-paid``: a paid order's reservations marked sold, a batch of
+    events in one statement per server (this is off the buyer's path on purpose);
+  - with ``checkout_mode=async``, the payer: a consumer of ``order-placed`` that charges and
+    settles the orders accepted with 202;
+  - the sweeper, which finishes or undoes sagas that died (orders left ``pending`` once their
+    key's lease is over; held reservations past their expiry).
   Every step it takes is idempotent, so two workers racing do no harm.
-- ``shop-fulfillment`` (:func:`create_fulfillment`): a consumer of the order events that handles
-  each event once, deduplicating by event id (the relay publishes at least once).
+- ``shop-fulfillment`` (:mod:`shop.fulfillment`): a consumer of the order events that handles each
+  event once, deduplicating by event id (the relay publishes at least once).
 """
 
 from __future__ import annotations
@@ -14,19 +20,20 @@ import asyncio
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
+import orjson
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.app import create_service_app
-from services.clients.kafka import KafkaProducer, TopicSpec
+from services.clients.kafka import KafkaConsumer, KafkaProducer, TopicSpec
 from services.logging import get_logger
 from services.metrics import ClientGauges, counter_families
 from services.tasks import BackgroundLoop
 from shop.adapters.outbox import OutboxRow, SqlOutbox
 from shop.config import ShopSettings
-from shop.domain import PaymentsUnavailable, ShardUnavailable
+from shop.domain import Order, OrderItem, OrderStatus, PaymentsUnavailable, ShardUnavailable
 from shop.main import Wiring, wire
 from shop.saga import CheckoutSaga
 
@@ -52,15 +59,31 @@ class Relay(Loop):
         await asyncio.gather(*acks)
 
     async def step(self) -> None:
-        moved = 0
+        """Read the shards that notified (all of them after a quiet ``relay_poll_s``), a batch each."""
+        moved, full = 0, False
+        everyone = not self._outbox.notified
         for shard in range(self._w.router.shard_count()):
+            if not everyone and self._outbox.url(shard) not in self._outbox.notified:
+                continue
             try:
-                moved += await self._outbox.relay(shard, self._settings.relay_batch, self._publish)
+                n = await self._outbox.relay(shard, self._settings.relay_batch, self._publish)
             except ShardUnavailable as exc:  # one shard down must not stop the others' events
                 log.warning("relay_shard_unavailable", shard=shard, error=str(exc)[:200])
+                continue
+            moved += n
+            full = full or n == self._settings.relay_batch
         self.relayed += moved
-        if moved == 0:
-            await asyncio.sleep(self._settings.relay_poll_s)
+        if full:
+            return  # a backlog: the next batch at once
+        if moved:
+            await asyncio.sleep(self._settings.relay_linger_s)  # let the next batch gather
+            if not self._outbox.notified:
+                await self._outbox.tidy()
+        await self._outbox.wait(self._settings.relay_poll_s)
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self._outbox.close()
 
 
 class Sweeper(Loop):
@@ -105,9 +128,98 @@ class Sweeper(Loop):
             self.reservations[verdict] = self.reservations.get(verdict, 0) + 1
 
 
+def _order_of(event: dict) -> Order:
+    """The order an event carries (its payload is the order as the API shows it, plus its buyer)."""
+    items = tuple(OrderItem(int(i["product_id"]), int(i["quantity"]), int(i["price_cents"])) for i in event["items"])
+    return Order(int(event["order_id"]), event["user"], OrderStatus(event["status"]), items,
+                 datetime.fromisoformat(event["created_at"]), event.get("idempotency_key", ""), event.get("failure"))
+
+
+class EventConsumer(Loop):
+    """A consumer-group member that hands each batch of events to :meth:`handle`, then commits
+    (at least once: a crash before the commit hands the batch again; handling is idempotent)."""
+
+    def __init__(self, name: str, consumer: KafkaConsumer) -> None:
+        super().__init__(name)
+        self.consumer = consumer
+        self.handled = 0
+        self.malformed = 0
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        await super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.consumer.stop()
+
+    async def step(self) -> None:
+        records = await self.consumer.getmany(timeout_ms=1000, max_records=500)
+        events = []
+        for record in (r for rs in records.values() for r in rs):
+            try:
+                events.append(orjson.loads(record.value))
+            except orjson.JSONDecodeError:
+                self.malformed += 1  # a poison record is counted and skipped, never retried forever
+                log.warning("event_malformed", topic=record.topic, offset=record.offset)
+        if events:
+            try:
+                await self.handle(events)
+            except BaseException:
+                # Back to the batch's start, or the next fetch would go on past what was not handled.
+                for partition, batch in records.items():
+                    if batch:
+                        self.consumer.consumer.seek(partition, batch[0].offset)
+                raise
+            self.handled += len(events)
+        if records:
+            await self.consumer.consumer.commit()
+
+    async def handle(self, events: list[dict]) -> None:
+        raise NotImplementedError
+
+    def health_checks(self) -> dict:
+        return self.consumer.health_checks()
+
+
+class SoldMarker(EventConsumer):
+    """``order-paid``: the order's held reservations become sold."""
+
+    def __init__(self, consumer: KafkaConsumer, w: Wiring) -> None:
+        super().__init__("sold-marker", consumer)
+        self._w = w
+        self.marked = 0
+
+    async def handle(self, events: list[dict]) -> None:
+        items = [(int(e["order_id"]), int(i["product_id"])) for e in events for i in e.get("items", ())]
+        self.marked += await self._w.inventory.mark_sold_many(items)
+
+
+class Payer(EventConsumer):
+    """``order-placed`` of asynchronous checkouts: charge and settle, many orders at once (each waits
+    on the provider, so one at a time would cap the rate at 1 / its latency)."""
+
+    def __init__(self, consumer: KafkaConsumer, saga: CheckoutSaga, concurrency: int) -> None:
+        super().__init__("payer", consumer)
+        self._saga = saga
+        self._gate = asyncio.Semaphore(concurrency)
+        self.paid = 0
+
+    async def _pay(self, event: dict) -> None:
+        async with self._gate:
+            order = await self._saga.pay(_order_of(event))
+        self.paid += order.status == OrderStatus.PAID
+
+    async def handle(self, events: list[dict]) -> None:
+        outcomes = await asyncio.gather(*(self._pay(e) for e in events), return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise failed[0]  # not committed: the batch comes again (the charges are idempotent)
+
+
 class WorkerCollector(Collector):
-    def __init__(self, relay: Relay, sweeper: Sweeper) -> None:
-        self._relay, self._sweeper = relay, sweeper
+    def __init__(self, relay: Relay, sweeper: Sweeper, marker: SoldMarker, payer: Payer | None) -> None:
+        self._relay, self._sweeper, self._marker, self._payer = relay, sweeper, marker, payer
 
     def collect(self) -> Iterator:
         s = self._sweeper
@@ -116,6 +228,9 @@ class WorkerCollector(Collector):
             ("shop_sagas_recovered", "Pending orders finished or undone by the sweeper", s.recovered),
             ("shop_reservations_released_expired", "Expired reservations returned to stock",
              s.reservations.get("released", 0)),
+            ("shop_reservations_sold", "Reservations of paid orders marked sold", self._marker.marked),
+            ("shop_orders_paid_async", "Asynchronous checkouts paid by the worker",
+             self._payer.paid if self._payer else 0),
         ])
         backlog = GaugeMetricFamily("shop_outbox_backlog", "Outbox rows waiting", labels=["service", "shard"])
         held = GaugeMetricFamily("shop_reservations_held", "Reservations held", labels=["service", "shard"])
@@ -134,10 +249,20 @@ def create_app(settings: ShopSettings | None = None) -> FastAPI:
                              topics=event_topics(settings), linger_ms=5)
     relay = Relay(settings, w, outbox, producer)
     sweeper = Sweeper(settings, w, w.saga, outbox)
+
+    def consumer(group: str, topic: str) -> KafkaConsumer:
+        return KafkaConsumer(settings.kafka_bootstrap_servers, group_id=group, client_id=settings.instance_id,
+                             topics=[TopicSpec(topic, partitions=settings.event_partitions)])
+
+    marker = SoldMarker(consumer(settings.inventory_group, settings.paid_topic), w)
+    payer = (Payer(consumer(settings.payer_group, settings.placed_topic), w.saga, settings.payer_concurrency)
+             if settings.checkout_mode == "async" else None)
+    loops = [relay, sweeper, marker] + ([payer] if payer else [])
     app = create_service_app(service="shop-worker", settings=settings,
-                             resources=[w.redis, w.router, w.payments, producer, relay, sweeper],
-                             description="Shop worker: outbox relay and saga sweeper.")
-    app.state.metrics.registry.register(WorkerCollector(relay, sweeper))
-    app.state.metrics.registry.register(ClientGauges("shop-worker", shards=w.router))
-    app.state.loops = [relay, sweeper]
+                             resources=[w.redis, w.router, w.payments, producer, *loops],
+                             description="Shop worker: outbox relay, inventory and payment consumers, saga sweeper.")
+    app.state.metrics.registry.register(WorkerCollector(relay, sweeper, marker, payer))
+    app.state.metrics.registry.register(ClientGauges("shop-worker", shards=w.router,
+                                                     consumers=[marker.consumer] + ([payer.consumer] if payer else [])))
+    app.state.loops = loops
     return app

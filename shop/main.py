@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from services.admission import Admission
 from services.app import create_service_app
 from services.auth import TokenSigner, sessions_router
 from services.clients.redis import RedisClient
@@ -58,15 +59,16 @@ def create_app(settings: ShopSettings | None = None) -> FastAPI:
     settings = settings or ShopSettings()
     w = wire(settings)
     signer = TokenSigner(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
+    admission = Admission(settings.checkout_max_in_flight, settings.checkout_queue_s, what="checkouts")
     app = create_service_app(
         service=SERVICE,
         settings=settings,
         resources=[w.redis, w.router, w.payments],
-        routers=[sessions_router(signer), build_router(w.service, w.saga, signer)],
+        routers=[sessions_router(signer), build_router(w.service, w.saga, signer, admission)],
         description="Shop: catalog, cart, checkout (a saga over sharded PostgreSQL and a payment provider) "
                     "and orders. Ids are decimal strings.",
     )
     app.state.metrics.registry.register(ClientGauges(SERVICE, shards=w.router))
-    app.state.metrics.registry.register(ShopCollector(w))
+    app.state.metrics.registry.register(ShopCollector(w, admission))
     app.state.wiring = w
     return app

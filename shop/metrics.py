@@ -13,8 +13,9 @@ from services.metrics import counter_families
 class ShopCollector(Collector):
     """``w`` is a :class:`shop.main.Wiring` (duck-typed: the router, the service and the saga)."""
 
-    def __init__(self, wiring, service: str = "shop") -> None:
+    def __init__(self, wiring, admission=None, service: str = "shop") -> None:
         self._w = wiring
+        self._admission = admission
         self._service = service
 
     def collect(self) -> Iterator:
@@ -26,6 +27,15 @@ class ShopCollector(Collector):
              w.router.fenced_writes),
             ("shop_shard_map_reloads", "Shard maps loaded", w.router.map_reloads),
         ])
+        if self._admission is not None:
+            a = self._admission
+            yield from counter_families(n, [("shop_checkouts_refused_busy", "Checkouts refused with 429: no turn "
+                                              "within the queue bound", a.refused)])
+            for name, text, value in (("shop_checkouts_in_flight", "Checkouts running", a.in_flight),
+                                      ("shop_checkouts_waiting", "Checkouts waiting for a turn", a.waiting)):
+                gauge = GaugeMetricFamily(name, text, labels=["service"])
+                gauge.add_metric([n], value)
+                yield gauge
         version = GaugeMetricFamily("shop_shard_map_version", "Version of the shard map in use", labels=["service"])
         version.add_metric([n], w.router._map.version if w.router._map else 0)
         yield version

@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services import migrations
-from services.clients.postgres import asyncpg_url
+from services.clients.postgres import dsn
 from shop.adapters.shards import map_from_row
 from shop.config import ShopSettings
 from shop.payments import migrate as payments_migrate
 from shop.sharding import ShardMap, initial_map
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-_MAP = text("SELECT version, shards, assignment FROM shard_map ORDER BY version DESC LIMIT 1")
-_OWN = text("INSERT INTO owned_buckets (bucket) SELECT unnest(CAST(:b AS smallint[])) ON CONFLICT DO NOTHING")
-_SAVE = text("INSERT INTO shard_map (version, shards, assignment) VALUES (:v, CAST(:s AS json), CAST(:a AS json))")
+_MAP = ("SELECT version, shards::text AS shards, assignment::text AS assignment FROM shard_map "
+        "ORDER BY version DESC LIMIT 1")
+_OWN = "INSERT INTO owned_buckets (bucket) SELECT unnest($1::smallint[]) ON CONFLICT DO NOTHING"
+_SAVE = "INSERT INTO shard_map (version, shards, assignment) VALUES ($1, $2::json, $3::json)"
 
 
 def upgrade(database_url: str) -> None:
@@ -32,13 +32,12 @@ def upgrade(database_url: str) -> None:
 
 
 async def stored_map(first_url: str) -> ShardMap | None:
-    engine = create_async_engine(asyncpg_url(first_url))
+    conn = await asyncpg.connect(dsn(first_url))
     try:
-        async with engine.connect() as conn:
-            row = (await conn.execute(_MAP)).first()
+        row = await conn.fetchrow(_MAP)
         return map_from_row(row) if row else None
     finally:
-        await engine.dispose()
+        await conn.close()
 
 
 async def create_map(urls: list[str], buckets: int) -> ShardMap:
@@ -46,15 +45,15 @@ async def create_map(urls: list[str], buckets: int) -> ShardMap:
     between leaves no map (the next run starts over), never a map some server disagrees with."""
     chosen = initial_map(tuple(urls), buckets)
     for shard, url in reversed(list(enumerate(urls))):  # the first server (and the map) last
-        engine = create_async_engine(asyncpg_url(url))
+        conn = await asyncpg.connect(dsn(url))
         try:
-            async with engine.begin() as conn:
-                await conn.execute(_OWN, {"b": chosen.buckets_of(shard)})
+            async with conn.transaction():
+                await conn.execute(_OWN, chosen.buckets_of(shard))
                 if shard == 0:
-                    await conn.execute(_SAVE, {"v": chosen.version, "s": orjson.dumps(list(chosen.shards)).decode(),
-                                               "a": orjson.dumps(list(chosen.assignment)).decode()})
+                    await conn.execute(_SAVE, chosen.version, orjson.dumps(list(chosen.shards)).decode(),
+                                       orjson.dumps(list(chosen.assignment)).decode())
         finally:
-            await engine.dispose()
+            await conn.close()
     return chosen
 
 

@@ -77,6 +77,11 @@ class Inventory(Protocol):
 
     async def mark_sold(self, order_id: int, product_id: int) -> None: ...
 
+    async def mark_sold_many(self, items: Sequence[tuple[int, int]]) -> int:
+        """Held (order, product) reservations of paid orders marked sold, in as few statements as the
+        servers they are on; returns how many were held."""
+        ...
+
     async def expired(self, shard: int, now: datetime, limit: int) -> list[tuple[int, int]]:
         """(order id, product id) of held reservations past their expiry on one shard."""
         ...
@@ -93,21 +98,25 @@ class Begun:
 
 
 class Orders(Protocol):
-    """Orders, their items, idempotency keys and the outbox, all on the buyer's shard."""
+    """Orders, their items, idempotency keys and the outbox, all on the buyer's shard. Each call
+    that writes is one statement: a checkout's steps cost one round trip each."""
 
     async def begin(self, user: str, key: str, fingerprint: str, lease_s: float) -> Begun:
         """Claim the key for a checkout: a new order id, the stored answer of a finished one, or
         "in_use"/"reused"; "resume" when an earlier attempt's lease ran out unfinished."""
         ...
 
-    async def place(self, user: str, key: str, order_id: int, items: Sequence[OrderItem], event: Event) -> Order:
-        """Create the order ``pending`` with its items and ``order-placed`` in the outbox (one
-        transaction); an order that exists already is returned as it is."""
+    async def place(self, user: str, key: str, items: Sequence[OrderItem], event: Event, created_at: datetime,
+                    answer: StoredResponse | None = None) -> bool:
+        """Create the order ``event.order_id`` ``pending`` with its items, its ``order-placed`` event
+        and, when given, the key's answer, together; False when the order existed already (a
+        resumed checkout), and nothing was written."""
         ...
 
-    async def settle(self, order_id: int, status: OrderStatus, failure: str | None, event: Event) -> Order | None:
-        """``pending`` -> ``paid``/``failed`` with its event; None when the order does not exist.
-        An order settled before is returned unchanged (a sweeper and a retry may race)."""
+    async def settle(self, user: str, key: str, status: OrderStatus, failure: str | None, event: Event,
+                     answer: StoredResponse | None = None) -> bool:
+        """``pending`` -> ``paid``/``failed`` with its event and, when given, the key's answer, together;
+        False when the order was not pending (a sweeper and a retry may race), and nothing was written."""
         ...
 
     async def finish(self, user: str, key: str, response: StoredResponse) -> None:
@@ -171,12 +180,30 @@ class ProductCache(Protocol):
     async def put(self, product: Product) -> None: ...
 
 
-class StockGate(Protocol):
-    """The redis-gate strategy: a counter in front of the hot row turns most losers away early."""
+@dataclass(frozen=True)
+class GateAnswer:
+    """``pass``: the units were taken for this checkout; ``known``: this key passed before (a retry:
+    let it through to its stored answer, nothing taken); ``sold_out``: refused, nothing taken
+    (``products`` names the one short); ``unloaded``: the counters of ``products`` are missing
+    (:meth:`StockGate.load` them, then ask again)."""
 
-    async def take(self, product_id: int, quantity: int, available: int | None) -> bool | None:
-        """True: go on to the database; False: sold out; None: the counter is not loaded
-        (call again with ``available`` read from the database)."""
+    verdict: Literal["pass", "known", "sold_out", "unloaded"]
+    products: tuple[int, ...] = ()
+
+
+class StockGate(Protocol):
+    """The redis-gate strategy: counters in front of the hot rows turn losers away before any of
+    them reaches PostgreSQL (one Redis call each). The database stays the truth: the gate may let
+    through someone the database then refuses, never the reverse once loaded."""
+
+    async def take(self, user: str, key: str, lines: Sequence[Line]) -> GateAnswer: ...
+
+    async def load(self, product_id: int, available: int) -> None: ...
+
+    async def give_back(self, user: str, key: str, lines: Sequence[Line]) -> None:
+        """A checkout let through did not take its units in the database: return them, forget the key."""
         ...
 
-    async def give_back(self, product_id: int, quantity: int) -> None: ...
+    async def restock(self, product_id: int, quantity: int) -> None:
+        """Stock returned to the shelf (a compensation, an expired reservation)."""
+        ...

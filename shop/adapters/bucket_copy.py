@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shop.adapters.schema import metadata
+from shop.adapters.shards import MAP_CHANNEL
 
 # The bucketed tables a move carries (the outbox is not moved: its rows are events in flight,
 # published from wherever they were written; fulfilled events and the map are not bucketed).
@@ -104,7 +105,10 @@ async def latest_map(conn: asyncpg.Connection) -> tuple[int, list[str], list[int
 
 
 async def save_map(conn: asyncpg.Connection, version: int, shards: list[str], assignment: list[int]) -> None:
-    await conn.execute("INSERT INTO shard_map (version, shards, assignment) VALUES ($1, $2::json, $3::json)",
+    """The new map, and a NOTIFY (sent at its commit) that every instance's router waits for."""
+    await conn.execute("WITH saved AS (INSERT INTO shard_map (version, shards, assignment) "
+                       "VALUES ($1, $2::json, $3::json) RETURNING version) "
+                       f"SELECT pg_notify('{MAP_CHANNEL}', version::text) FROM saved",
                        version, json.dumps(shards), json.dumps(assignment))
 
 

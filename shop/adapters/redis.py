@@ -2,7 +2,8 @@
 
 Keys: ``cart:<user>`` (hash: product id -> quantity, expires ``cart_ttl_s`` after the last
 change), ``product:<id>`` (the page's static part as JSON; stock is never cached: it is read
-live, so a page never promises what is sold), ``gate:<id>`` (the redis-gate strategy's counter).
+live, so a page never promises what is sold), ``gate:<id>`` (the redis-gate strategy's counter) and
+``gate-pass:<user>:<key>`` (a checkout the gate let through).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shop.domain import Line, Product
-from shop.ports import CacheUnavailable
+from shop.ports import CacheUnavailable, GateAnswer
 
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -32,14 +33,35 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
-# The gate: -1 when the counter is not loaded, else 1 (taken) or 0 (not enough left).
+# The gate, one call per checkout. KEYS[1] marks a key let through (so that its retries reach
+# their stored answer after the sell-out); KEYS[2..] are the products' counters, ARGV[2..] the
+# quantities. Returns 2 (this key passed before: nothing taken), 1 (taken), 1 - i (not enough of
+# the product at KEYS[i], i >= 2: 0 for the first line, -1 for the second, ...), or the positions of
+# the products whose counters are not loaded.
 _TAKE = """
-local left = redis.call('GET', KEYS[1])
-if not left then return -1 end
-if tonumber(left) < tonumber(ARGV[1]) then return 0 end
-redis.call('DECRBY', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
+local missing = {}
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then missing[#missing + 1] = i - 1 end
+end
+if #missing > 0 then return missing end
+for i = 2, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i])) < tonumber(ARGV[i]) then return 1 - i end
+end
+for i = 2, #KEYS do redis.call('DECRBY', KEYS[i], ARGV[i]) end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 return 1
 """
+# Units back, once per key let through (only to loaded counters: INCRBY on a missing key would
+# create one that says too little).
+_GIVE_BACK = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[i]) end
+end
+return 1
+"""
+_RESTOCK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end return 0"
 _GATE_TTL_S = 3600
 
 
@@ -86,20 +108,47 @@ class RedisProductCache(_RedisAdapter):
 
 
 class RedisStockGate(_RedisAdapter):
-    """A counter per product in front of the database. It may say "yes" to someone the database
-    then refuses (the database stays the truth), never the reverse once loaded: stock returned
-    to the shelf is given back here too."""
+    """Counters per product in front of the database (see :class:`shop.ports.StockGate`), each call
+    one registered script (EVALSHA)."""
 
-    async def take(self, product_id: int, quantity: int, available: int | None) -> bool | None:
-        key = f"gate:{product_id}"
-        if available is not None:
-            await self._call(lambda r: r.set(key, available, nx=True, ex=_GATE_TTL_S))
-        verdict = await self._call(lambda r: r.eval(_TAKE, 1, key, quantity))
-        return None if verdict == -1 else bool(verdict)
+    # How long a key let through is remembered: a retry of a winning checkout after the sell-out
+    # reaches its stored answer within this; later, the gate answers it as sold out.
+    PASS_TTL_S = 24 * 3600
 
-    async def give_back(self, product_id: int, quantity: int) -> None:
-        key = f"gate:{product_id}"
-        # Only a loaded counter: INCRBY on a missing key would create one that says too little.
-        await self._call(lambda r: r.eval("if redis.call('EXISTS', KEYS[1]) == 1 then "
-                                          "return redis.call('INCRBY', KEYS[1], ARGV[1]) end return 0",
-                                          1, key, quantity))
+    def __init__(self, redis: Callable[[], Redis]) -> None:
+        super().__init__(redis)
+        self._scripts: dict[str, object] = {}
+
+    def _script(self, name: str, source: str):
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self._redis().register_script(source)
+        return script
+
+    @staticmethod
+    def _keys(user: str, key: str, lines) -> list[str]:
+        return [f"gate-pass:{user}:{key}", *(f"gate:{line.product_id}" for line in lines)]
+
+    async def take(self, user: str, key: str, lines) -> GateAnswer:
+        script = self._script("take", _TAKE)
+        verdict = await self._call(lambda r: script(keys=self._keys(user, key, lines),
+                                                    args=[self.PASS_TTL_S, *(line.quantity for line in lines)],
+                                                    client=r))
+        if isinstance(verdict, list):
+            return GateAnswer("unloaded", tuple(lines[int(i) - 1].product_id for i in verdict))
+        verdict = int(verdict)
+        if verdict <= 0:
+            return GateAnswer("sold_out", (lines[-verdict - 1].product_id,))
+        return GateAnswer("known" if verdict == 2 else "pass")
+
+    async def load(self, product_id: int, available: int) -> None:
+        await self._call(lambda r: r.set(f"gate:{product_id}", available, nx=True, ex=_GATE_TTL_S))
+
+    async def give_back(self, user: str, key: str, lines) -> None:
+        script = self._script("give_back", _GIVE_BACK)
+        await self._call(lambda r: script(keys=self._keys(user, key, lines),
+                                          args=[0, *(line.quantity for line in lines)], client=r))
+
+    async def restock(self, product_id: int, quantity: int) -> None:
+        script = self._script("restock", _RESTOCK)
+        await self._call(lambda r: script(keys=[f"gate:{product_id}"], args=[quantity], client=r))

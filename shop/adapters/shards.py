@@ -1,24 +1,30 @@
-"""The shard router: an engine per PostgreSQL server, the cached shard map, and fenced writes.
+"""The shard router: a pool per PostgreSQL server, the cached shard map, and fenced writes.
 
-Every instance caches the map and asks the first server for its version every
-``shard_map_poll_s``; a new version is loaded whole. A stale cache is harmless for writes: each
-write transaction starts with ``shop_fence(bucket)`` on the server the map names, which refuses
-when that server is moving the bucket ("moving": wait and retry) or no longer holds it ("moved":
+Every instance caches the map. It is told of a new version by ``NOTIFY shop_shard_map`` (the
+reshard sends it with each map it saves) on a connection of its own to the first server, and
+reloads it whole; it also reloads when that connection comes back (notifications sent meanwhile
+are lost) and, as a last resort, every ``shard_map_poll_s``. A stale cache is harmless for
+writes: each write calls ``shop_fence(bucket)`` on the server the map names, which refuses when
+that server is moving the bucket ("moving": wait and retry) or no longer holds it ("moved":
 reload the map and retry). So a write can never land on a server that gave the bucket away.
+
+A fenced write is one statement: the fence is its first CTE, every change it makes is guarded by
+the fence's verdict, and its result carries the verdict (:data:`FENCE`, :data:`FENCED`). In
+autocommit the fence's lock is held exactly as long as the write's own transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import asyncpg
 import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from services.clients.postgres import asyncpg_url, within_deadline
+from services.clients.postgres import UNREACHABLE, PgPool, dsn
 from services.logging import get_logger
 from services.resources import HealthCheck
 from shop.config import ShopSettings
@@ -28,9 +34,13 @@ from shop.sharding import ShardMap
 T = TypeVar("T")
 log = get_logger(__name__)
 
-_MAP = text("SELECT version, shards, assignment FROM shard_map ORDER BY version DESC LIMIT 1")
-_VERSION = text("SELECT max(version) FROM shard_map")
-_FENCE = text("SELECT shop_fence(:b)")
+MAP_CHANNEL = "shop_shard_map"
+_MAP = "SELECT version, shards::text AS shards, assignment::text AS assignment FROM shard_map ORDER BY version DESC LIMIT 1"
+_VERSION = "SELECT max(version) FROM shard_map"
+# The first CTE of every fenced write ($1 is the bucket), and the guard of each change it makes.
+FENCE = "fence AS (SELECT shop_fence($1::integer) AS verdict)"
+FENCED = "(SELECT verdict FROM fence) = 'ok'"
+VERDICT = "(SELECT verdict FROM fence) AS verdict"
 
 
 class Fenced(Exception):
@@ -39,10 +49,11 @@ class Fenced(Exception):
         self.verdict = verdict
 
 
-def map_from_row(row) -> ShardMap:
-    shards = row.shards if isinstance(row.shards, list) else orjson.loads(row.shards)
-    assignment = row.assignment if isinstance(row.assignment, list) else orjson.loads(row.assignment)
-    return ShardMap(row.version, tuple(shards), tuple(assignment))
+def map_from_row(row: Any) -> ShardMap:
+    shards, assignment = row["shards"], row["assignment"]
+    shards = orjson.loads(shards) if isinstance(shards, (str, bytes)) else shards
+    assignment = orjson.loads(assignment) if isinstance(assignment, (str, bytes)) else assignment
+    return ShardMap(row["version"], tuple(shards), tuple(assignment))
 
 
 class ShardRouter:
@@ -51,43 +62,50 @@ class ShardRouter:
     # users on the other shards keep shopping, so readiness says "degraded" and stays in rotation.
     critical = False
 
-    def __init__(self, settings: ShopSettings, *, watch: bool = True) -> None:
+    def __init__(self, settings: ShopSettings, *, watch: bool = True, pool_size: int | None = None) -> None:
         self._settings = settings
         self._first = str(settings.database_urls[0])
         self._deadline_s = settings.database_timeout_s
-        self._engines: dict[str, AsyncEngine] = {}
+        self._pool_size = pool_size or settings.db_pool_size + settings.db_max_overflow
+        self._pools: dict[str, PgPool] = {}
         self._map: ShardMap | None = None
         self._watch = watch
         self._task: asyncio.Task | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._changed = asyncio.Event()
         self.map_reloads = 0
         self.fenced_writes = 0
-        self.queries: Tally = Tally()  # transactions per shard index, for per-shard rates
+        self.queries: Tally = Tally()  # statements (or transactions) per shard index, for per-shard rates
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        self._engine_for(self._first)
+        await self._pool_for(self._first)
         try:
             await self.reload()
         except ShardUnavailable as exc:  # start anyway; readiness says the shards are down
             log.warning("shard_map_unavailable", error=str(exc))
         if self._watch:
-            self._task = asyncio.create_task(self._poll(), name="shard-map-poll")
+            self._task = asyncio.create_task(self._follow(), name="shard-map-follow")
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for engine in self._engines.values():
-            await engine.dispose()
-        self._engines.clear()
+        if self._listener is not None:
+            self._listener.terminate()
+            self._listener = None
+        for pool in self._pools.values():
+            await pool.stop()
+        self._pools.clear()
 
-    def _engine_for(self, url: str) -> AsyncEngine:
-        if url not in self._engines:
-            self._engines[url] = create_async_engine(
-                asyncpg_url(url), pool_size=self._settings.db_pool_size,
-                max_overflow=self._settings.db_max_overflow, pool_timeout=self._deadline_s, pool_pre_ping=True,
-                connect_args={"timeout": self._deadline_s, "command_timeout": self._deadline_s})
-        return self._engines[url]
+    async def _pool_for(self, url: str) -> PgPool:
+        pool = self._pools.get(url)
+        if pool is None:
+            pool = PgPool(url, timeout_s=self._deadline_s, max_size=self._pool_size, name="shard",
+                          unavailable=ShardUnavailable)
+            self._pools[url] = pool
+            await pool.start()
+        return pool
 
     # --- the map -------------------------------------------------------------------------
     @property
@@ -100,66 +118,97 @@ class ShardRouter:
         return len(self.map.shards)
 
     async def reload(self) -> ShardMap:
-        async def q() -> ShardMap | None:
-            async with self._engine_for(self._first).connect() as conn:
-                row = (await conn.execute(_MAP)).first()
-            return map_from_row(row) if row else None
-
-        loaded = await within_deadline(q, self._deadline_s, ShardUnavailable)
-        if loaded is None:
+        row = await (await self._pool_for(self._first)).fetchrow(_MAP)
+        if row is None:
             raise ShardUnavailable("no shard map: run the shop's migrations (python -m shop.migrate)")
+        loaded = map_from_row(row)
         if self._map is None or loaded.version != self._map.version:
+            for url in loaded.shards:
+                await self._pool_for(url)
             self._map = loaded
             self.map_reloads += 1
             log.info("shard_map_loaded", version=loaded.version, shards=len(loaded.shards))
         return loaded
 
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.shard_map_poll_s)
-            try:
-                async def q() -> int | None:
-                    async with self._engine_for(self._first).connect() as conn:
-                        return (await conn.execute(_VERSION)).scalar()
+    async def _listen(self) -> None:
+        """(Re)open the connection that hears of new maps; reload, since what was said meanwhile is lost."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        conn = await asyncio.wait_for(asyncpg.connect(dsn(self._first), timeout=self._deadline_s), self._deadline_s * 2)
+        await conn.add_listener(MAP_CHANNEL, lambda *_: self._changed.set())
+        conn.add_termination_listener(lambda *_: self._changed.set())
+        self._listener = conn
+        self._changed.set()
 
-                version = await within_deadline(q, self._deadline_s, ShardUnavailable)
-                if self._map is None or version != self._map.version:
-                    await self.reload()
-            except ShardUnavailable as exc:
-                log.warning("shard_map_poll_failed", error=str(exc)[:200])
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self._listen()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), self._settings.shard_map_poll_s)
+                self._changed.clear()
+                await self.reload()
+            except (ShardUnavailable, asyncpg.PostgresError, *UNREACHABLE) as exc:
+                log.warning("shard_map_follow_failed", error=str(exc)[:200])
+                if self._listener is not None:
+                    self._listener.terminate()
+                    self._listener = None
+                await asyncio.sleep(1.0)
 
     # --- reads and writes ------------------------------------------------------------------
-    def engine(self, shard: int) -> AsyncEngine:
-        return self._engine_for(self.map.shards[shard])
+    def _pool(self, shard: int) -> PgPool:
+        url = self.map.shards[shard]
+        pool = self._pools.get(url)
+        if pool is None:  # a map is loaded only once every server it names has a pool
+            raise ShardUnavailable(f"no connection pool for shard {shard} yet")
+        return pool
 
-    async def read(self, shard: int, fn: Callable[[AsyncConnection], Awaitable[T]],
+    def pool(self, shard: int) -> PgPool:
+        return self._pool(shard)
+
+    async def read(self, shard: int, fn: Callable[[asyncpg.Connection], Awaitable[T]],
                    deadline_s: float | None = None) -> T:
         self.queries[shard] += 1
+        return await self._pool(shard).run(fn, deadline_s=deadline_s)
 
-        async def q() -> T:
-            async with self.engine(shard).connect() as conn:
-                return await fn(conn)
+    async def fetch(self, shard: int, sql: str, *args: Any, deadline_s: float | None = None) -> list:
+        self.queries[shard] += 1
+        return await self._pool(shard).fetch(sql, *args, deadline_s=deadline_s)
 
-        return await within_deadline(q, deadline_s or self._deadline_s, ShardUnavailable)
+    async def fetchrow(self, shard: int, sql: str, *args: Any) -> asyncpg.Record | None:
+        self.queries[shard] += 1
+        return await self._pool(shard).fetchrow(sql, *args)
 
-    async def write(self, bucket: int, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``fn`` in a transaction on the server holding ``bucket``, behind the fence; a bucket
-        on the move is waited for up to ``moving_bucket_wait_s``, then 503."""
+    async def fenced(self, bucket: int, sql: str, *args: Any) -> asyncpg.Record:
+        """One fenced statement (``$1`` is the bucket, its result has a ``verdict`` column) on the
+        server holding ``bucket``; a bucket on the move is waited for up to ``moving_bucket_wait_s``."""
+        async def once(conn: asyncpg.Connection) -> asyncpg.Record:
+            row = await conn.fetchrow(sql, bucket, *args)
+            if row["verdict"] != "ok":
+                raise Fenced(row["verdict"])
+            return row
+
+        return await self._fenced_retry(bucket, once, transaction=False)
+
+    async def write(self, bucket: int, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``fn`` in a transaction that starts with the fence, on the server holding ``bucket``: for the
+        rare writes of several statements (a retried checkout's key); the hot ones use :meth:`fenced`."""
+        async def once(conn: asyncpg.Connection) -> T:
+            verdict = await conn.fetchval("SELECT shop_fence($1::integer)", bucket)
+            if verdict != "ok":
+                raise Fenced(verdict)
+            return await fn(conn)
+
+        return await self._fenced_retry(bucket, once, transaction=True)
+
+    async def _fenced_retry(self, bucket: int, once, *, transaction: bool):
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._settings.moving_bucket_wait_s
         while True:
             shard = self.map.shard_of_bucket(bucket)
             self.queries[shard] += 1
-
-            async def q() -> T:
-                async with self.engine(shard).begin() as conn:
-                    verdict = (await conn.execute(_FENCE, {"b": bucket})).scalar()
-                    if verdict != "ok":
-                        raise Fenced(verdict)
-                    return await fn(conn)
-
             try:
-                return await within_deadline(q, self._deadline_s, ShardUnavailable)
+                return await self._pool(shard).run(once, transaction=transaction)
             except Fenced as fenced:
                 self.fenced_writes += 1
                 if loop.time() >= give_up:
@@ -173,15 +222,16 @@ class ShardRouter:
     def pool_use(self) -> list[tuple[int, int]]:
         if self._map is None:
             return []
-        return [(e.pool.checkedout(), e.pool.size()) for e in (self._engine_for(u) for u in self._map.shards)]
+        return [self._pools[u].in_use() if u in self._pools else (0, self._pool_size) for u in self._map.shards]
 
     def health_checks(self) -> dict[str, HealthCheck]:
         shards = self._map.shards if self._map else (self._first,)
 
         def check(url: str) -> HealthCheck:
             async def select_one() -> None:
-                async with self._engine_for(url).connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                pool = await self._pool_for(url)
+                if not pool.recently_ok():
+                    await pool.fetchval("SELECT 1")
             return select_one
 
         return {f"postgres-{i}": check(url) for i, url in enumerate(shards)}

@@ -131,14 +131,13 @@ def build_router(store: ChargeStore, settings: ShopSettings, rng: random.Random,
         if happens(settings.payments_failure_rate):
             counters.failures_injected += 1
             return error_response(503, "provider_error", LOST, headers={"Retry-After": "1"})
-        row, created = await store.get(key), False
-        if row is None:
-            # A racing request may win the insert: its row is the one answered, whatever it says.
-            row, created = await store.record(key, reference, amount, decide(key, settings.payments_decline_rate))
-            if created and row.status == "captured":
-                counters.captured += 1
-            elif created:
-                counters.declined += 1
+        # Insert first (one statement for a new key); a replay, or a racing request that won the
+        # insert, gets the row there, whatever it says.
+        row, created = await store.record(key, reference, amount, decide(key, settings.payments_decline_rate))
+        if created and row.status == "captured":
+            counters.captured += 1
+        elif created:
+            counters.declined += 1
         if created and row.status == "captured" and happens(settings.payments_lost_response_rate):
             counters.responses_lost += 1
             return error_response(503, "provider_error", LOST, headers={"Retry-After": "1"})

@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from prometheus_client.registry import Collector
 
 from services.app import create_service_app
-from services.clients.postgres import PostgresShards
+from services.clients.postgres import PgPool
 from services.metrics import ClientGauges, counter_families
 from shop.config import ShopSettings
 from shop.payments.api import ChargeStore, Counters, build_router
-from shop.payments.store import SqlCharges
+from shop.payments.store import SqlCharges, StoreUnavailable
 
 SERVICE = "shop-payments"
 
@@ -40,9 +40,10 @@ def create_app(settings: ShopSettings | None = None, *, store: ChargeStore | Non
     db = None
     if store is None:
         # The store is the service: without PostgreSQL it cannot answer anything, hence critical.
-        db = PostgresShards([str(settings.database_urls[0])], timeout_s=settings.database_timeout_s,
-                            pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, critical=True)
-        store = SqlCharges(lambda: db.engine(0), settings.database_timeout_s)
+        db = PgPool(str(settings.database_urls[0]), timeout_s=settings.database_timeout_s,
+                    max_size=settings.db_pool_size + settings.db_max_overflow, critical=True,
+                    unavailable=StoreUnavailable)
+        store = SqlCharges(db)
     counters = Counters()
     app = create_service_app(
         service=SERVICE,

@@ -64,8 +64,10 @@ async def _databases(admin_urls: list[str], statement: str) -> None:
 @pytest.fixture(scope="session")
 def private_urls(lab) -> Iterator[list[str]]:
     """A database of the tests' own on each of the lab's two servers, migrated like the lab's,
-    with a shard map of its own: for what the lab's live shop-worker must not see (the outbox
-    relay's lock and rows) and what must not slow the lab down (a table locked to make a shard late).
+    with a shard map of its own: for what the lab's live shop-worker must not see (its relay leads
+    the lab's servers for good, a session lock, and takes their outbox rows at once; its sweeper
+    recovers pending orders whose key let go) and what must not slow the lab down (a table or a
+    row locked, a bucket's move lock held).
     Dropped at the end of the session."""
     admin = [lab_url(lab, "postgres-0"), lab_url(lab, "postgres-1")]
     name = f"shop_it_{uuid.uuid4().hex[:8]}"

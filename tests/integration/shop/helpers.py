@@ -1,7 +1,10 @@
-"""Helpers for the shop's integration tests: unique names, raw SQL on one server, held locks.
+"""Helpers for the shop's integration tests: unique names, raw SQL on one server (asyncpg, ``$n``
+parameters).
 
 The session's lab runs the shop (API, worker, fulfillment) against the same databases, so every
-test makes its own data, never assumes an empty table, and puts back whatever it disturbs.
+test makes its own data, never assumes an empty table, and puts back whatever it disturbs. The
+lab's worker holds the outbox relay's lock on its servers for as long as it runs (a session lock):
+a test that must keep the live relay away from its rows uses the ``private_urls`` databases.
 """
 
 from __future__ import annotations
@@ -12,15 +15,12 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.pool import NullPool
+import asyncpg
 
-from services.clients.postgres import asyncpg_url
-from shop.adapters.outbox import RELAY_LOCK
+from services.clients.postgres import dsn
 from shop.adapters.shards import ShardRouter
 from shop.domain import Event
-from shop.sharding import EPOCH_MS, compose_id
+from shop.sharding import EPOCH_MS, bucket_of_key, compose_id
 
 MOVE_LOCK = 727_402  # the advisory lock class shop_fence tries (see migration 0001)
 
@@ -57,45 +57,48 @@ def user_on(router: ShardRouter, shard: int) -> str:
             return user
 
 
+def user_in_bucket(bucket: int, buckets: int = 256) -> str:
+    """A fresh user name of ``bucket`` (so that the user's orders and a product of the bucket share its fence)."""
+    while True:
+        user = f"it-u-{tag()}"
+        if bucket_of_key(user, buckets) == bucket:
+            return user
+
+
 def event(topic: str, order_id: int) -> Event:
     event_id = str(uuid.uuid4())
     return Event(event_id, topic, order_id, {"event_id": event_id, "order_id": str(order_id)})
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str) -> AsyncIterator[AsyncConnection]:
-    """A connection of its own (no pool: closing it really closes it, and frees any lock it holds)."""
-    engine = create_async_engine(asyncpg_url(url), poolclass=NullPool)
+async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own (no pool: closing it really closes it, and frees any lock it holds).
+    It runs in autocommit; open a transaction with ``conn.transaction()`` where one is needed."""
+    conn = await asyncpg.connect(dsn(url))
     try:
-        async with engine.connect() as conn:
-            yield conn
+        yield conn
     finally:
-        await engine.dispose()
+        await conn.close()
 
 
-async def sql(url: str, statement: str, **params) -> list:
+async def sql(url: str, statement: str, *args) -> list[asyncpg.Record]:
     """One statement on one server, committed; the rows it returned."""
     async with connect(url) as conn:
-        result = await conn.execute(text(statement), params)
-        rows = result.all() if result.returns_rows else []
-        await conn.commit()
-    return rows
+        return await conn.fetch(statement, *args)
 
 
 @contextlib.asynccontextmanager
-async def relay_paused(url: str) -> AsyncIterator[None]:
-    """Hold the outbox relay's lock on one server for the block (in a transaction left open), so
-    the lab's live relay (shop-worker) skips that server and rows written meanwhile stay put to
-    be counted; they are published once the block ends."""
-    async with connect(url) as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RELAY_LOCK})
-        try:
+async def bucket_moving(url: str, bucket: int) -> AsyncIterator[None]:
+    """Hold ``bucket``'s move lock exclusively on one server for the block, as a reshard copying the
+    bucket does (in a transaction of another connection): every fenced write of the bucket there
+    is refused ("moving") until the block ends."""
+    async with connect(url) as mover:
+        async with mover.transaction():
+            await mover.execute("SELECT pg_advisory_xact_lock($1, $2)", MOVE_LOCK, bucket)
             yield
-        finally:
-            await conn.rollback()
 
 
 async def outbox_rows(url: str, order_id: int) -> list[tuple[str, str]]:
     """(topic, event id) of one order's outbox rows, in the order they were written."""
-    rows = await sql(url, "SELECT topic, event_id FROM outbox WHERE order_id = :o ORDER BY id", o=order_id)
-    return [(r.topic, r.event_id) for r in rows]
+    rows = await sql(url, "SELECT topic, event_id FROM outbox WHERE order_id = $1 ORDER BY id", order_id)
+    return [(r["topic"], r["event_id"]) for r in rows]

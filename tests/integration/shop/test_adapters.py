@@ -9,7 +9,6 @@ import random
 import time
 
 import pytest
-from sqlalchemy import text
 
 from services.errors import Unavailable
 from shop.adapters.sql_catalog import SqlCatalog
@@ -29,7 +28,7 @@ def _product(category: str, price_cents: int = 100, stock: int = 1, name: str | 
 async def _where(router, product_id: int) -> list[int]:
     """The shards that hold a row for the product, found by asking every server."""
     return [shard for shard, url in enumerate(router.map.shards)
-            if await sql(url, "SELECT 1 FROM products WHERE id = :id", id=product_id)]
+            if await sql(url, "SELECT 1 FROM products WHERE id = $1", product_id)]
 
 
 # --- the map ------------------------------------------------------------------------------
@@ -41,7 +40,7 @@ async def test_the_router_loads_the_map_the_migration_made(router, lab):
     assert set(shard_map.shards) == {lab_url(lab, "postgres-0"), lab_url(lab, "postgres-1")}
     # Every server owns exactly the buckets the map gives it (the fence's view agrees with the map).
     for shard, url in enumerate(shard_map.shards):
-        owned = {r.bucket for r in await sql(url, "SELECT bucket FROM owned_buckets")}
+        owned = {r["bucket"] for r in await sql(url, "SELECT bucket FROM owned_buckets")}
         assert owned == set(shard_map.buckets_of(shard)) and len(owned) == 128
 
 
@@ -54,7 +53,7 @@ async def test_products_and_users_land_on_the_shard_the_map_names(router):
         assert bucket_of_id(created.id) == bucket and router.map.shard_of_id(created.id) == shard
         assert await _where(router, created.id) == [shard]
         [row] = await sql(router.map.shards[shard], "SELECT bucket, available, initial_stock FROM products "
-                          "WHERE id = :id", id=created.id)
+                          "WHERE id = $1", created.id)
         assert tuple(row) == (bucket, 7, 7)
         assert await catalog.get(created.id) == created
 
@@ -62,7 +61,7 @@ async def test_products_and_users_land_on_the_shard_the_map_names(router):
         begun = await orders.begin(user, f"k-{tag()}", "fp", 3600)
         assert bucket_of_id(begun.order_id) == bucket_of_key(user, 256)
         holders = [s for s, url in enumerate(router.map.shards)
-                   if await sql(url, "SELECT 1 FROM idempotency_keys WHERE user_name = :u", u=user)]
+                   if await sql(url, "SELECT 1 FROM idempotency_keys WHERE user_name = $1", user)]
         assert holders == [shard]
     assert await catalog.get(absent_id(bucket)) is None
 
@@ -80,8 +79,7 @@ async def test_a_write_to_a_bucket_being_moved_waits_then_answers_moving(make_ro
     monkeypatch.setattr(router, "reload", lambda: reloads.append(1) or real_reload())
     url = router.map.shards[router.map.shard_of_bucket(bucket)]
     async with connect(url) as mover:
-        await mover.execute(text("SELECT pg_advisory_lock(:k, :b)"), {"k": MOVE_LOCK, "b": bucket})
-        await mover.commit()
+        await mover.execute("SELECT pg_advisory_lock($1, $2)", MOVE_LOCK, bucket)  # a session lock: held
         try:
             fenced_before, started = router.fenced_writes, time.monotonic()
             with pytest.raises(ShardUnavailable, match=f"bucket {bucket} is being moved") as refused:
@@ -95,12 +93,11 @@ async def test_a_write_to_a_bucket_being_moved_waits_then_answers_moving(make_ro
             await asyncio.sleep(0.3)
             assert not waiting.done()
         finally:
-            await mover.execute(text("SELECT pg_advisory_unlock(:k, :b)"), {"k": MOVE_LOCK, "b": bucket})
-            await mover.commit()
+            await mover.execute("SELECT pg_advisory_unlock($1, $2)", MOVE_LOCK, bucket)
     done = await asyncio.wait_for(waiting, 5.0)
     assert bucket_of_id(done.id) == bucket and done.name == "after"
     assert bucket_of_id((await catalog.create(bucket, _product(category))).id) == bucket
-    rows = await sql(url, "SELECT name FROM products WHERE category = :c ORDER BY id", c=category)
+    rows = await sql(url, "SELECT name FROM products WHERE category = $1 ORDER BY id", category)
     assert len(rows) == 3  # the refused write left nothing behind
 
 
@@ -113,15 +110,15 @@ async def test_a_write_to_a_bucket_its_server_gave_away_reloads_the_map_and_give
     reloads = []
     real_reload = router.reload
     monkeypatch.setattr(router, "reload", lambda: reloads.append(1) or real_reload())
-    await sql(url, "DELETE FROM owned_buckets WHERE bucket = :b", b=bucket)
+    await sql(url, "DELETE FROM owned_buckets WHERE bucket = $1", bucket)
     try:
         with pytest.raises(ShardUnavailable, match=f"bucket {bucket}"):
             await catalog.create(bucket, _product(category))
         assert reloads  # "moved": the router asked for a newer map before each retry
         assert await catalog.get(existing.id) == existing
     finally:
-        await sql(url, "INSERT INTO owned_buckets (bucket) VALUES (:b) ON CONFLICT DO NOTHING", b=bucket)
-    assert len(await sql(url, "SELECT 1 FROM products WHERE category = :c", c=category)) == 1
+        await sql(url, "INSERT INTO owned_buckets (bucket) VALUES ($1) ON CONFLICT DO NOTHING", bucket)
+    assert len(await sql(url, "SELECT 1 FROM products WHERE category = $1", category)) == 1
     assert bucket_of_id((await catalog.create(bucket, _product(category))).id) == bucket
 
 
@@ -184,17 +181,21 @@ async def test_a_late_shard_is_named_missing_and_the_other_still_answers(private
     on_first = [p for p in expected if private_router.map.shard_of_id(p.id) == 0]
     query = ProductQuery(category=category, limit=10)
     async with connect(private_urls[1]) as blocker:
-        await blocker.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
+        held = blocker.transaction()  # LOCK TABLE holds until the transaction ends
+        await held.start()
+        await blocker.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()
         late = await scatter_gather(catalog, query, deadline_s=0.3)
         assert time.monotonic() - started < 2.0
         assert (late.items, late.missing_shards, late.partial) == (on_first, [1], True)
         async with connect(private_urls[0]) as other:
-            await other.execute(text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
+            also = other.transaction()
+            await also.start()
+            await other.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
             with pytest.raises(Unavailable) as none:
                 await scatter_gather(catalog, query, deadline_s=0.3)
             assert none.value.code == "shards_unavailable"
-            await other.rollback()
-        await blocker.rollback()
+            await also.rollback()
+        await held.rollback()
     whole = await scatter_gather(catalog, query, deadline_s=1.0)
     assert (whole.items, whole.missing_shards) == (expected, [])

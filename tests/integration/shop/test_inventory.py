@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,24 +14,25 @@ import pytest
 from shop.adapters.sql_catalog import SqlCatalog, SqlInventory
 from shop.domain import Line, NewProduct, OutOfStock, UnknownProduct
 from shop.ports import Reserved
-from tests.integration.shop.helpers import absent_id, in_an_hour, new_ids, now, sql, tag
+from tests.integration.shop.helpers import absent_id, connect, in_an_hour, new_ids, now, sql, tag
 
 STRATEGIES = ["conditional-update", "select-for-update"]
 
 
-async def _stocked(router, stock: int, price_cents: int = 250):
-    return await SqlCatalog(router).create(random.randrange(256),
+async def _stocked(router, stock: int, price_cents: int = 250, bucket: int | None = None):
+    return await SqlCatalog(router).create(random.randrange(256) if bucket is None else bucket,
                                            NewProduct(f"it-{tag()}", f"it-cat-{tag()}", price_cents, stock))
 
 
 async def _tally(router, product_id: int) -> dict[str, int]:
     """Quantities by reservation status, and what is available, read from the product's shard."""
     url = router.map.shards[router.map.shard_of_id(product_id)]
-    rows = await sql(url, "SELECT status, sum(quantity) AS q FROM reservations WHERE product_id = :p "
-                          "GROUP BY status", p=product_id)
-    [stock] = await sql(url, "SELECT available, initial_stock FROM products WHERE id = :p", p=product_id)
-    tally = {"available": stock.available, "held": 0, "sold": 0, "released": 0, **{r.status: r.q for r in rows}}
-    assert stock.initial_stock == tally["available"] + tally["held"] + tally["sold"]  # conserved
+    rows = await sql(url, "SELECT status, sum(quantity) AS q FROM reservations WHERE product_id = $1 "
+                          "GROUP BY status", product_id)
+    [stock] = await sql(url, "SELECT available, initial_stock FROM products WHERE id = $1", product_id)
+    tally = {"available": stock["available"], "held": 0, "sold": 0, "released": 0,
+             **{r["status"]: r["q"] for r in rows}}
+    assert stock["initial_stock"] == tally["available"] + tally["held"] + tally["sold"]  # conserved
     return tally
 
 
@@ -47,8 +49,8 @@ async def test_fifty_buyers_for_ten_items_exactly_ten_win(router, strategy):
     assert await inventory.available(product.id) == 0
     assert await _tally(router, product.id) == {"available": 0, "held": 10, "sold": 0, "released": 0}
     held = await sql(router.map.shards[router.map.shard_of_id(product.id)],
-                     "SELECT order_id FROM reservations WHERE product_id = :p AND status = 'held'", p=product.id)
-    assert sorted(r.order_id for r in held) == sorted(won)
+                     "SELECT order_id FROM reservations WHERE product_id = $1 AND status = 'held'", product.id)
+    assert sorted(r["order_id"] for r in held) == sorted(won)
 
     # A winner's retry at zero stock is answered with its reservation; nothing is taken twice.
     retried = await inventory.reserve(won[0], Line(product.id, 1), in_an_hour())
@@ -110,6 +112,86 @@ async def test_an_order_that_released_its_stock_can_take_it_again(router, strate
         await inventory.reserve(order, Line(product.id, 2), in_an_hour())
     assert await _tally(router, product.id) == {"available": 0, "held": 5, "sold": 0, "released": 2}
     await inventory.release(other, product.id)
+
+
+async def _until_waiting_on_locks(url: str, n: int) -> None:
+    """Until ``n`` statements of this database wait for a lock (on the tests' own databases, only ours)."""
+    deadline = time.monotonic() + 10.0
+    async with connect(url) as watcher:
+        while await watcher.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND wait_event_type = 'Lock'") < n:
+            assert time.monotonic() < deadline, f"{n} statements never waited for the product's row"
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("strategy", ["conditional-update", "select-for-update"])
+async def test_twin_reservations_of_one_order_take_the_stock_once(private_router, strategy, monkeypatch):
+    """Two attempts of one checkout reserve the same (order, product) at the same moment (a retry
+    racing the attempt it retries). Both read "no reservation yet", then queue on the product's
+    row: the second to get it must not decrement the stock again without a reservation to show
+    for it, and both are answered with the one reservation."""
+    router = private_router
+    inventory = SqlInventory(router, strategy)
+    product = await _stocked(router, 10)
+    url = router.map.shards[router.map.shard_of_id(product.id)]
+    [order] = new_ids(random.randrange(256), 1)
+    sent = []
+    real_fenced = router.fenced
+
+    async def counting(*args):
+        sent.append(args[1])
+        return await real_fenced(*args)
+
+    monkeypatch.setattr(router, "fenced", counting)
+    try:
+        async with connect(url) as blocker:
+            async with blocker.transaction():  # the product's row locked, so that the twins meet on it
+                await blocker.execute("SELECT 1 FROM products WHERE id = $1 FOR UPDATE", product.id)
+                twins = [asyncio.create_task(inventory.reserve(order, Line(product.id, 3), in_an_hour()))
+                         for _ in range(2)]
+                await _until_waiting_on_locks(url, 2)
+        results = await asyncio.wait_for(asyncio.gather(*twins), 10.0)
+        assert await _tally(router, product.id) == {"available": 7, "held": 3, "sold": 0, "released": 0}
+        assert sorted(r.new for r in results) == [False, True]
+        assert {(r.product_id, r.quantity, r.price_cents) for r in results} == {(product.id, 3, 250)}
+        if strategy == "conditional-update":
+            # The twin that lost aborted its own statement (its decrement undone) and read again.
+            assert len(sent) == 3
+    finally:
+        released = await inventory.release(order, product.id)  # no held reservation left for other tests
+    assert released == 3
+    assert await _tally(router, product.id) == {"available": 10, "held": 0, "sold": 0, "released": 3}
+
+
+async def test_twin_reservations_racing_freely_never_leave_a_decrement_behind(router):
+    """Twenty orders, each reserving twice at once, all on one hot row (the one-statement strategy)."""
+    inventory = SqlInventory(router)
+    product = await _stocked(router, 100)
+    orders = new_ids(random.randrange(256), 20)
+    results = await asyncio.gather(*(inventory.reserve(o, Line(product.id, 2), in_an_hour())
+                                     for o in orders for _ in range(2)))
+    assert sum(r.new for r in results) == 20 and all(r.quantity == 2 for r in results)
+    assert await _tally(router, product.id) == {"available": 60, "held": 40, "sold": 0, "released": 0}
+    assert sum(await asyncio.gather(*(inventory.release(o, product.id) for o in orders))) == 40
+
+
+async def test_paid_orders_reservations_are_marked_sold_in_one_go_once(router):
+    """What the worker does on order-paid: held reservations of many orders, on both shards, sold;
+    one released before stays released; a redelivered batch sells nothing twice."""
+    inventory = SqlInventory(router)
+    products = [await _stocked(router, 5, bucket=random.choice(router.map.buckets_of(i % 2))) for i in range(4)]
+    assert {router.map.shard_of_id(p.id) for p in products} == {0, 1}
+    a, b = new_ids(random.randrange(256), 2)
+    pairs = [(o, p.id) for o in (a, b) for p in products]
+    for o, p in pairs:
+        await inventory.reserve(o, Line(p, 1), in_an_hour())
+    assert await inventory.release(b, products[0].id) == 1
+    assert await inventory.mark_sold_many(pairs) == len(pairs) - 1
+    assert await inventory.mark_sold_many(pairs) == 0
+    for i, p in enumerate(products):
+        released = 1 if i == 0 else 0
+        assert await _tally(router, p.id) == {"available": 3 + released, "held": 0, "sold": 2 - released,
+                                              "released": released}
 
 
 async def test_an_unknown_product_is_refused_and_expiry_is_by_time(router):

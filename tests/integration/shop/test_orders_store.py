@@ -1,8 +1,10 @@
-"""Orders, idempotency keys and the outbox rows they write, on the buyer's shard (the lab's PostgreSQL).
+"""Orders, idempotency keys and the outbox rows they write, on the buyer's shard (real PostgreSQL).
 
 Keys are taken with long leases (or finished) and orders are settled before a test ends, so the
-lab's sweeper, which recovers pending orders whose key let go, leaves them alone. Outbox rows are
-counted while the live relay is kept off the server (its lock held), so it cannot take them first.
+lab's sweeper, which recovers pending orders whose key let go, leaves them alone. What must count
+outbox rows, or leave an order pending with its key answered, runs on the tests' own databases
+(``private_router``): the lab's live relay holds its lock on the lab's servers for good, and
+takes their rows within a moment.
 """
 
 from __future__ import annotations
@@ -11,11 +13,27 @@ import asyncio
 import random
 from datetime import timedelta
 
+import pytest
+from asyncpg.exceptions import UniqueViolationError
+
+from shop.adapters.sql_catalog import SqlCatalog, SqlInventory
 from shop.adapters.sql_orders import SqlOrders
-from shop.domain import OrderItem, OrderStatus, StoredResponse
-from shop.ports import Begun
+from shop.domain import Event, Line, NewProduct, Order, OrderItem, OrderStatus, ShardUnavailable, StoredResponse
+from shop.ports import Begun, Reserved
 from shop.sharding import bucket_of_id, bucket_of_key
-from tests.integration.shop.helpers import absent_id, event, now, outbox_rows, relay_paused, sql, tag, user_on
+from tests.integration.shop.helpers import (
+    absent_id,
+    bucket_moving,
+    connect,
+    event,
+    in_an_hour,
+    now,
+    outbox_rows,
+    sql,
+    tag,
+    user_in_bucket,
+    user_on,
+)
 
 LONG = 3600.0
 ITEMS = (OrderItem(absent_id(3, 1), 2, 500), OrderItem(absent_id(200, 2), 1, 300))
@@ -25,10 +43,11 @@ def _user() -> str:
     return f"it-u-{tag()}"
 
 
-async def _placed(orders: SqlOrders, user: str, items=ITEMS):
+async def _placed(orders: SqlOrders, user: str, items=ITEMS) -> tuple[str, Order]:
     key = f"k-{tag()}"
-    begun = await orders.begin(user, key, "fp", LONG)
-    return key, await orders.place(user, key, begun.order_id, items, event("order-placed", begun.order_id))
+    order_id = (await orders.begin(user, key, "fp", LONG)).order_id
+    assert await orders.place(user, key, items, event("order-placed", order_id), now())
+    return key, await orders.get(order_id)
 
 
 async def test_a_key_is_claimed_once_and_answers_every_retry(router):
@@ -74,43 +93,180 @@ async def test_ten_concurrent_claims_of_one_key_make_one_order(router):
     assert sorted(b.outcome for b in begun) == ["in_use"] * 9 + ["new"]
     assert len({b.order_id for b in begun}) == 1
     [row] = await sql(router.map.shards[router.map.shard_of_user(user)],
-                      "SELECT count(*) AS n FROM idempotency_keys WHERE user_name = :u", u=user)
-    assert row.n == 1
+                      "SELECT count(*) AS n FROM idempotency_keys WHERE user_name = $1", user)
+    assert row["n"] == 1
     await orders.finish(user, key, StoredResponse(201, {}))
 
 
-async def test_an_order_is_placed_and_settled_once_each_with_one_event(router):
+async def test_an_order_is_placed_and_settled_once_each_with_one_event(private_router):
+    """On the tests' own databases: no relay takes the outbox rows before they are counted."""
+    router = private_router
     orders = SqlOrders(router)
     user, key = _user(), f"k-{tag()}"
     order_id = (await orders.begin(user, key, "fp", LONG)).order_id
     url = router.map.shards[router.map.shard_of_user(user)]
-    async with relay_paused(url):
-        placed_event = event("order-placed", order_id)
-        placed = await orders.place(user, key, order_id, ITEMS, placed_event)
-        again = await orders.place(user, key, order_id, ITEMS[:1], event("order-placed", order_id))
-        assert again == placed
-        assert (placed.id, placed.user, placed.status, placed.idempotency_key, placed.failure) == (
-            order_id, user, OrderStatus.PENDING, key, None)
-        assert placed.items == tuple(sorted(ITEMS, key=lambda i: i.product_id)) and placed.total_cents == 1300
-        assert placed.created_at.tzinfo is not None
-        assert await orders.get(order_id) == placed
-        assert len(await sql(url, "SELECT 1 FROM order_items WHERE order_id = :o", o=order_id)) == 2
-        assert await outbox_rows(url, order_id) == [("order-placed", placed_event.event_id)]
+    placed_event, created = event("order-placed", order_id), now()
+    assert await orders.place(user, key, ITEMS, placed_event, created) is True
+    # Placed already (a resumed checkout): nothing is written, not even the other items or event.
+    assert await orders.place(user, key, ITEMS[:1], event("order-placed", order_id), now()) is False
+    placed = await orders.get(order_id)
+    assert (placed.id, placed.user, placed.status, placed.idempotency_key, placed.failure) == (
+        order_id, user, OrderStatus.PENDING, key, None)
+    assert placed.items == tuple(sorted(ITEMS, key=lambda i: i.product_id)) and placed.total_cents == 1300
+    assert placed.created_at.tzinfo is not None and placed.created_at == created
+    assert len(await sql(url, "SELECT 1 FROM order_items WHERE order_id = $1", order_id)) == 2
+    assert await outbox_rows(url, order_id) == [("order-placed", placed_event.event_id)]
 
-        paid_event = event("order-paid", order_id)
-        paid = await orders.settle(order_id, OrderStatus.PAID, None, paid_event)
-        assert (paid.status, paid.items, paid.failure) == (OrderStatus.PAID, placed.items, None)
-        # Settled already (a sweeper racing a retry): unchanged, and no second event.
-        assert await orders.settle(order_id, OrderStatus.FAILED, "payment_declined",
-                                   event("order-failed", order_id)) == paid
-        assert await outbox_rows(url, order_id) == [("order-placed", placed_event.event_id),
-                                                    ("order-paid", paid_event.event_id)]
-        [stored] = await sql(url, "SELECT payload::text AS p FROM outbox WHERE event_id = :e", e=paid_event.event_id)
-        assert str(order_id) in stored.p and paid_event.event_id in stored.p
+    # The order, its items and its event are one statement: when one part fails, none is written.
+    other_key = f"k-{tag()}"
+    other_id = (await orders.begin(user, other_key, "fp", LONG)).order_id
+    clash = Event(placed_event.event_id, "order-placed", other_id, {"event_id": placed_event.event_id})
+    with pytest.raises(UniqueViolationError):  # the event id is taken: the outbox refuses the event
+        await orders.place(user, other_key, ITEMS, clash, now(), answer=StoredResponse(202, {}))
+    assert await orders.get(other_id) is None
+    assert await sql(url, "SELECT 1 FROM order_items WHERE order_id = $1", other_id) == []
+    assert await outbox_rows(url, other_id) == []
+    assert await orders.begin(user, other_key, "fp", LONG) == Begun("in_use", other_id)  # and no answer stored
+    await orders.finish(user, other_key, StoredResponse(503, {}))
+
+    paid_event = event("order-paid", order_id)
+    assert await orders.settle(user, key, OrderStatus.PAID, None, paid_event) is True
+    paid = await orders.get(order_id)
+    assert (paid.status, paid.items, paid.failure) == (OrderStatus.PAID, placed.items, None)
+    # Settled already (a sweeper racing a retry): unchanged, and no second event.
+    assert await orders.settle(user, key, OrderStatus.FAILED, "payment_declined",
+                               event("order-failed", order_id)) is False
+    assert await orders.get(order_id) == paid
+    assert await outbox_rows(url, order_id) == [("order-placed", placed_event.event_id),
+                                                ("order-paid", paid_event.event_id)]
+    [stored] = await sql(url, "SELECT payload::text AS p FROM outbox WHERE event_id = $1", paid_event.event_id)
+    assert str(order_id) in stored["p"] and paid_event.event_id in stored["p"]
     missing = absent_id(bucket_of_key(user, 256))
-    assert await orders.settle(missing, OrderStatus.PAID, None, event("order-paid", missing)) is None
-    assert await orders.get(missing) is None
+    assert await orders.settle(user, key, OrderStatus.PAID, None, event("order-paid", missing)) is False
+    assert await orders.get(missing) is None and await outbox_rows(url, missing) == []
     await orders.finish(user, key, StoredResponse(201, paid.public()))
+
+
+async def test_placing_with_an_answer_stores_it_in_the_same_statement(private_router):
+    """An asynchronous checkout answers 202 when its order is placed: the answer is stored under the
+    key by the statement that places the order, so a retry replays it from then on."""
+    router = private_router
+    orders = SqlOrders(router)
+    user, key = _user(), f"k-{tag()}"
+    order_id = (await orders.begin(user, key, "fp", LONG)).order_id
+    assert await orders.begin(user, key, "fp", LONG) == Begun("in_use", order_id)
+    answer = StoredResponse(202, {"order_id": str(order_id), "status": "pending", "total_cents": 1300})
+    statements = sum(router.queries.values())
+    assert await orders.place(user, key, ITEMS, event("order-placed", order_id), now(), answer=answer) is True
+    assert sum(router.queries.values()) - statements == 1  # one statement: the order and the answer
+    assert await orders.begin(user, key, "fp", LONG) == Begun("replay", order_id, answer)
+    assert await orders.begin(user, key, "fp-other", LONG) == Begun("reused", order_id)
+    assert await orders.key_expired(order_id, now()) is True  # answered: the key's lease is over
+    assert (await orders.get(order_id)).status == OrderStatus.PENDING
+
+    # A place that finds its order placed (a resumed checkout) stores no answer either.
+    late = StoredResponse(500, {"error": "late"})
+    assert await orders.place(user, key, ITEMS, event("order-placed", order_id), now(), answer=late) is False
+    assert await orders.begin(user, key, "fp", LONG) == Begun("replay", order_id, answer)
+    # The settlement then stores the final answer, in its own statement, once.
+    final = StoredResponse(201, {"order_id": str(order_id), "status": "paid"})
+    assert await orders.settle(user, key, OrderStatus.PAID, None, event("order-paid", order_id), answer=final)
+    assert await orders.begin(user, key, "fp", LONG) == Begun("replay", order_id, final)
+    assert not await orders.settle(user, key, OrderStatus.FAILED, "x", event("order-failed", order_id),
+                                   answer=StoredResponse(402, {}))
+    assert await orders.begin(user, key, "fp", LONG) == Begun("replay", order_id, final)
+
+
+async def _footprint(url: str, user: str, key: str, order_id: int, product_id: int) -> dict:
+    """Everything a checkout's steps write for one order, read from its server."""
+    async with connect(url) as conn:
+        return {
+            "order": await conn.fetchval("SELECT status FROM orders WHERE id = $1", order_id),
+            "items": await conn.fetchval("SELECT count(*) FROM order_items WHERE order_id = $1", order_id),
+            "events": [r["topic"] for r in await conn.fetch("SELECT topic FROM outbox WHERE order_id = $1 "
+                                                            "ORDER BY id", order_id)],
+            "answer": await conn.fetchval("SELECT response_status FROM idempotency_keys WHERE user_name = $1 "
+                                          "AND key = $2", user, key),
+            "keys": await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE user_name = $1", user),
+            "available": await conn.fetchval("SELECT available FROM products WHERE id = $1", product_id),
+            "reservation": await conn.fetchval("SELECT status FROM reservations WHERE order_id = $1 "
+                                               "AND product_id = $2", order_id, product_id),
+        }
+
+
+async def test_a_checkout_step_with_the_fence_folded_in_refuses_a_bucket_on_the_move_and_writes_nothing(
+        private_router, monkeypatch):
+    """Each step is one statement whose first CTE is the fence: while a reshard holds the bucket's
+    move lock exclusively, the statement answers "moving" and writes nothing (the router waits,
+    then gives up); once the lock is released, the same step writes."""
+    router = private_router
+    orders, inventory = SqlOrders(router), SqlInventory(router)
+    bucket = random.randrange(256)
+    user = user_in_bucket(bucket)  # the buyer's orders and the product behind one fence
+    product = await SqlCatalog(router).create(bucket, NewProduct(f"it-{tag()}", f"it-cat-{tag()}", 500, 5))
+    key = f"k-{tag()}"
+    order_id = (await orders.begin(user, key, "fp", LONG)).order_id
+    assert bucket_of_id(order_id) == bucket_of_id(product.id) == bucket
+    url = router.map.shards[router.map.shard_of_bucket(bucket)]
+    items = (OrderItem(product.id, 2, 500),)
+    sent: list[tuple[int, str, tuple]] = []  # each fenced statement an adapter sent: (bucket, SQL, arguments)
+    real_fenced = router.fenced
+
+    async def recording(b: int, statement: str, *args):
+        sent.append((b, statement, args))
+        return await real_fenced(b, statement, *args)
+
+    monkeypatch.setattr(router, "fenced", recording)
+
+    async def by_hand() -> dict:
+        """The statement the adapter sent last, run once more on a connection of the test's own."""
+        b, statement, args = sent[-1]
+        async with connect(url) as conn:
+            return dict(await conn.fetchrow(statement, b, *args))
+
+    nothing = {"order": None, "items": 0, "events": [], "answer": None, "keys": 1, "available": 5,
+               "reservation": None}
+    assert await _footprint(url, user, key, order_id, product.id) == nothing
+    async with bucket_moving(url, bucket):
+        fenced_before = router.fenced_writes
+        with pytest.raises(ShardUnavailable, match=f"bucket {bucket} is being moved"):
+            await orders.begin(user, f"k-{tag()}", "fp", LONG)
+        refused = await by_hand()
+        assert (refused["verdict"], refused["order_id"]) == ("moving", None)
+        with pytest.raises(ShardUnavailable, match=f"bucket {bucket} is being moved"):
+            await inventory.reserve(order_id, Line(product.id, 2), in_an_hour())
+        refused = await by_hand()
+        assert (refused["verdict"], refused["price"]) == ("moving", None)
+        with pytest.raises(ShardUnavailable, match=f"bucket {bucket} is being moved"):
+            await orders.place(user, key, items, event("order-placed", order_id), now(),
+                               answer=StoredResponse(202, {"order_id": str(order_id)}))
+        refused = await by_hand()
+        assert (refused["verdict"], refused["placed"]) == ("moving", False)
+        assert router.fenced_writes - fenced_before >= 3  # each step was tried again while it waited
+        assert await _footprint(url, user, key, order_id, product.id) == nothing
+
+    placed = event("order-placed", order_id)
+    assert await inventory.reserve(order_id, Line(product.id, 2), in_an_hour()) == Reserved(product.id, 2, 500)
+    assert await orders.place(user, key, items, placed, now(), answer=StoredResponse(202, {})) is True
+    written = {"order": "pending", "items": 1, "events": ["order-placed"], "answer": 202, "keys": 1,
+               "available": 3, "reservation": "held"}
+    assert await _footprint(url, user, key, order_id, product.id) == written
+
+    paid = event("order-paid", order_id)
+    async with bucket_moving(url, bucket):
+        with pytest.raises(ShardUnavailable, match=f"bucket {bucket} is being moved"):
+            await orders.settle(user, key, OrderStatus.PAID, None, paid, answer=StoredResponse(201, {}))
+        refused = await by_hand()
+        assert (refused["verdict"], refused["settled"]) == ("moving", False)
+        with pytest.raises(ShardUnavailable, match=f"bucket {bucket} is being moved"):
+            await inventory.release(order_id, product.id)
+        assert (await by_hand())["verdict"] == "moving"
+        assert await _footprint(url, user, key, order_id, product.id) == written
+
+    assert await orders.settle(user, key, OrderStatus.PAID, None, paid, answer=StoredResponse(201, {})) is True
+    assert await inventory.mark_sold_many([(order_id, product.id)]) == 1  # the worker's step on order-paid
+    assert await _footprint(url, user, key, order_id, product.id) == {
+        **written, "order": "paid", "events": ["order-placed", "order-paid"], "answer": 201, "reservation": "sold"}
 
 
 async def test_a_users_orders_are_listed_newest_first_a_page_at_a_time(router):
@@ -120,7 +276,8 @@ async def test_a_users_orders_are_listed_newest_first_a_page_at_a_time(router):
     for status in (OrderStatus.PAID, OrderStatus.FAILED, OrderStatus.PAID):
         key, placed = await _placed(orders, user)
         failure = "payment_declined" if status == OrderStatus.FAILED else None
-        settled = await orders.settle(placed.id, status, failure, event(f"order-{status.value}", placed.id))
+        assert await orders.settle(user, key, status, failure, event(f"order-{status.value}", placed.id))
+        settled = await orders.get(placed.id)
         assert (settled.status, settled.failure) == (status, failure)
         await orders.finish(user, key, StoredResponse(201, settled.public()))
         ids.append(placed.id)
@@ -144,7 +301,7 @@ async def test_an_old_pending_order_is_found_stuck_until_it_is_settled(router):
     key, old = await _placed(orders, user)
     fresh_key, fresh = await _placed(orders, user)
     # Made to look two hours old; its key stays leased for an hour, so the lab's sweeper leaves it.
-    await sql(url, "UPDATE orders SET created_at = now() - interval '2 hours' WHERE id = :o", o=old.id)
+    await sql(url, "UPDATE orders SET created_at = now() - interval '2 hours' WHERE id = $1", old.id)
     try:
         stuck = {o.id: o for o in await orders.stuck(shard, now() - timedelta(hours=1), 10_000)}
         assert old.id in stuck and fresh.id not in stuck
@@ -156,8 +313,8 @@ async def test_an_old_pending_order_is_found_stuck_until_it_is_settled(router):
         assert await orders.key_expired(old.id, now() + timedelta(hours=2)) is True  # its lease is over
         assert await orders.key_expired(absent_id(bucket_of_key(user, 256)), now()) is None  # no key names it
     finally:
-        for order in (old, fresh):
-            await orders.settle(order.id, OrderStatus.FAILED, "payment_not_taken", event("order-failed", order.id))
+        for k, order in ((key, old), (fresh_key, fresh)):
+            await orders.settle(user, k, OrderStatus.FAILED, "payment_not_taken", event("order-failed", order.id))
     assert old.id not in {o.id for o in await orders.stuck(shard, now() - timedelta(hours=1), 10_000)}
     for k in (key, fresh_key):
         await orders.finish(user, k, StoredResponse(503, {}))

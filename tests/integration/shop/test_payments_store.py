@@ -7,11 +7,10 @@ import asyncio
 import uuid
 
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.clients.postgres import asyncpg_url
+from services.clients.postgres import PgPool
 from shop.payments import migrate
-from shop.payments.store import SqlCharges
+from shop.payments.store import SqlCharges, StoreUnavailable
 
 
 @pytest.fixture
@@ -19,9 +18,10 @@ async def charges(lab):
     url = lab.state["components"]["postgres-0"]["url"]
     # Alembic's runner starts an event loop of its own: off this one.
     await asyncio.to_thread(migrate.upgrade, url)
-    engine = create_async_engine(asyncpg_url(url), pool_size=10, max_overflow=5)
-    yield SqlCharges(lambda: engine, 5.0)
-    await engine.dispose()
+    pool = PgPool(url, timeout_s=5.0, max_size=15, unavailable=StoreUnavailable)
+    await pool.start()
+    yield SqlCharges(pool)
+    await pool.stop()
 
 
 def _key() -> str:

@@ -10,7 +10,7 @@ import pytest
 from services.clients.redis import RedisClient
 from shop.adapters.redis import RedisCarts, RedisProductCache, RedisStockGate
 from shop.domain import Line, Product
-from shop.ports import CacheUnavailable
+from shop.ports import CacheUnavailable, GateAnswer
 from shop.sharding import compose_id
 from tests.integration.shop.helpers import tag
 from tests.support.lab import free_port_block
@@ -54,26 +54,80 @@ async def test_the_product_cache_keeps_the_page_but_never_the_stock(redis):
         await redis().delete(f"product:{product.id}")
 
 
+async def test_the_stock_gate_loads_once_takes_once_per_key_and_gives_back_once(redis):
+    """The gate's bookkeeping, without a refusal (see the next test for those)."""
+    gate = RedisStockGate(redis)
+    product_id, other = _product_id(), _product_id()
+    user = f"it-u-{tag()}"
+    a, b, c = (f"k-{tag()}" for _ in range(3))
+
+    async def left(pid: int) -> int | None:
+        value = await redis().get(f"gate:{pid}")
+        return None if value is None else int(value)
+
+    try:
+        assert await gate.take(user, a, [Line(product_id, 1)]) == GateAnswer("unloaded", (product_id,))
+        await gate.restock(product_id, 3)  # stock back to an unloaded gate does not load it
+        assert await left(product_id) is None
+        await gate.load(product_id, 5)
+        await gate.load(product_id, 100)  # already loaded: loading again changes nothing
+        assert await gate.take(user, a, [Line(other, 1), Line(product_id, 1)]) == GateAnswer("unloaded", (other,))
+        assert await left(product_id) == 5  # nothing taken while a counter was missing
+        assert await gate.take(user, a, [Line(product_id, 3)]) == GateAnswer("pass")
+        assert await gate.take(user, a, [Line(product_id, 3)]) == GateAnswer("known")  # its retry takes nothing
+        assert await left(product_id) == 2
+        await gate.load(other, 4)
+        assert await gate.take(user, b, [Line(other, 1), Line(product_id, 2)]) == GateAnswer("pass")
+        assert (await left(other), await left(product_id)) == (3, 0)
+        await gate.give_back(user, b, [Line(other, 1), Line(product_id, 2)])  # b took nothing in the database
+        await gate.give_back(user, b, [Line(other, 1), Line(product_id, 2)])  # once per key
+        assert (await left(other), await left(product_id)) == (4, 2)
+        await gate.restock(product_id, 1)  # a reservation released
+        assert await left(product_id) == 3
+        verdicts = await asyncio.gather(*(gate.take(user, f"{c}-{i}", [Line(other, 1)]) for i in range(4)))
+        assert verdicts == [GateAnswer("pass")] * 4 and await left(other) == 0
+    finally:
+        passes = [k async for k in redis().scan_iter(match=f"gate-pass:{user}:*")]
+        await redis().delete(f"gate:{product_id}", f"gate:{other}", *passes)
+
+
 async def test_the_stock_gate_lets_through_no_more_than_it_was_loaded_with(redis):
     gate = RedisStockGate(redis)
     product_id, other = _product_id(), _product_id()
+    user = f"it-u-{tag()}"
+    keys = [f"k-{tag()}" for _ in range(6)]
+    one, three, two = [Line(product_id, 1)], [Line(product_id, 3)], [Line(product_id, 2)]
     try:
-        assert await gate.take(product_id, 1, None) is None  # not loaded yet
-        await gate.give_back(product_id, 3)  # giving back to an unloaded gate does not load it
-        assert await gate.take(product_id, 1, None) is None
-        assert await gate.take(product_id, 3, 5) is True  # loaded with 5, 3 taken
-        assert await gate.take(product_id, 3, 100) is False  # already loaded: 2 left, not 100
-        assert await gate.take(product_id, 2, None) is True
-        assert await gate.take(product_id, 1, None) is False
-        await gate.give_back(product_id, 1)
-        assert await gate.take(product_id, 1, None) is True
-        assert await gate.take(product_id, 1, None) is False
+        assert await gate.take(user, keys[0], one) == GateAnswer("unloaded", (product_id,))  # not loaded yet
+        await gate.restock(product_id, 3)  # stock back to an unloaded gate does not load it
+        assert await gate.take(user, keys[0], one) == GateAnswer("unloaded", (product_id,))
+        await gate.load(product_id, 5)
+        assert await gate.take(user, keys[0], three) == GateAnswer("pass")  # loaded with 5, 3 taken
+        assert await gate.take(user, keys[0], three) == GateAnswer("known")  # its retry: nothing taken again
+        await gate.load(product_id, 100)  # already loaded: 2 left, not 100
+        assert await gate.take(user, keys[1], three) == GateAnswer("sold_out", (product_id,))
+        assert await gate.take(user, keys[2], two) == GateAnswer("pass")
+        assert await gate.take(user, keys[3], one) == GateAnswer("sold_out", (product_id,))
+        await gate.give_back(user, keys[2], two)  # that checkout took nothing in the database after all
+        await gate.give_back(user, keys[2], two)  # once per key: 2 left, not 4
+        assert await gate.take(user, keys[3], two) == GateAnswer("pass")
+        assert await gate.take(user, keys[4], one) == GateAnswer("sold_out", (product_id,))
+        await gate.restock(product_id, 1)  # a reservation released
+        assert await gate.take(user, keys[4], one) == GateAnswer("pass")
+        assert int(await redis().get(f"gate:{product_id}")) == 0
 
-        verdicts = await asyncio.gather(*(gate.take(other, 1, 10) for _ in range(50)))
-        assert verdicts.count(True) == 10 and verdicts.count(False) == 40
+        # Several products: all taken or none.
+        await gate.load(other, 10)
+        assert await gate.take(user, keys[5], [Line(other, 1), Line(product_id, 1)]) == GateAnswer(
+            "sold_out", (product_id,))
+        assert int(await redis().get(f"gate:{other}")) == 10
+        verdicts = await asyncio.gather(*(gate.take(user, f"k-{tag()}", [Line(other, 1)]) for _ in range(50)))
+        assert verdicts.count(GateAnswer("pass")) == 10
+        assert verdicts.count(GateAnswer("sold_out", (other,))) == 40
         assert int(await redis().get(f"gate:{other}")) == 0
     finally:
-        await redis().delete(f"gate:{product_id}", f"gate:{other}")
+        passes = [k async for k in redis().scan_iter(match=f"gate-pass:{user}:*")]
+        await redis().delete(f"gate:{product_id}", f"gate:{other}", *passes)
 
 
 async def test_a_redis_that_does_not_answer_is_cache_unavailable():
@@ -90,6 +144,6 @@ async def test_a_redis_that_does_not_answer_is_cache_unavailable():
         with pytest.raises(CacheUnavailable):
             await RedisProductCache(down, ttl_s=60).get(1)
         with pytest.raises(CacheUnavailable):
-            await RedisStockGate(down).take(1, 1, 5)
+            await RedisStockGate(down).take("anyone", "k", [Line(1, 1)])
     finally:
         await client.stop()

@@ -135,7 +135,7 @@ def _exported_metric_names() -> set[str]:
                              saga=SimpleNamespace(outcomes={"paid": 1}, stock_tries={"gate_refused": 1}))
     registry.register(ShopCollector(wiring))
     relay, sweeper = SimpleNamespace(relayed=0), SimpleNamespace(recovered=0, reservations={}, gauges={0: (0, 0)})
-    registry.register(WorkerCollector(relay, sweeper))
+    registry.register(WorkerCollector(relay, sweeper, SimpleNamespace(marked=0), SimpleNamespace(paid=0)))
     text = generate_latest(registry).decode()
     return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from shop.domain import (Event, Line, NewProduct, Order, OrderItem, OrderStatus, OutOfStock, PaymentsUnavailable,
                          Product, ShardUnavailable, StoredResponse, UnknownProduct)
-from shop.ports import Begun, Charge, ProductQuery, Reserved, ShardPage
+from shop.ports import Begun, Charge, GateAnswer, ProductQuery, Reserved, ShardPage
 from shop.sharding import EPOCH_MS, ShardMap, bucket_of_key, compose_id, initial_map
 
 BUCKETS = 256
@@ -159,6 +159,17 @@ class FakeInventory(Scripted):
         if found is not None and found.status == "held":
             found.status = "sold"
 
+    async def mark_sold_many(self, items: Sequence[tuple[int, int]]) -> int:
+        self._step("mark_sold_many", tuple(items))
+        marked = 0
+        for order_id, product_id in items:
+            self._reach(product_id)
+            found = self.reservations.get((order_id, product_id))
+            if found is not None and found.status == "held":
+                found.status = "sold"
+                marked += 1
+        return marked
+
     async def expired(self, shard: int, now: datetime, limit: int) -> list[tuple[int, int]]:
         self._step("expired", shard, now, limit)
         due = sorted(((r.expires_at, key) for key, r in self.reservations.items()
@@ -267,23 +278,35 @@ class FakeOrders(Scripted):
         row.lease_until = now + timedelta(seconds=lease_s)
         return Begun("resume", row.order_id)
 
-    async def place(self, user: str, key: str, order_id: int, items: Sequence[OrderItem], event: Event) -> Order:
-        self._step("place", user, key, order_id, tuple(items), event)
-        if order_id not in self.orders:
-            self.orders[order_id] = Order(order_id, user, OrderStatus.PENDING,
-                                          tuple(sorted(items, key=lambda i: i.product_id)), self.clock(), key)
-            self.outbox.append(event)
-        return self.orders[order_id]
+    def _answer(self, user: str, key: str, answer: StoredResponse | None) -> None:
+        row = self.keys.get((user, key))
+        if answer is not None and row is not None:
+            row.response = answer
+            row.lease_until = self.clock()
 
-    async def settle(self, order_id: int, status: OrderStatus, failure: str | None, event: Event) -> Order | None:
+    async def place(self, user: str, key: str, items: Sequence[OrderItem], event: Event, created_at: datetime,
+                    answer: StoredResponse | None = None) -> bool:
+        order_id = event.order_id
+        self._step("place", user, key, order_id, tuple(items), event)
+        if order_id in self.orders:
+            return False
+        self.orders[order_id] = Order(order_id, user, OrderStatus.PENDING,
+                                      tuple(sorted(items, key=lambda i: i.product_id)), created_at, key)
+        self.outbox.append(event)
+        self._answer(user, key, answer)
+        return True
+
+    async def settle(self, user: str, key: str, status: OrderStatus, failure: str | None, event: Event,
+                     answer: StoredResponse | None = None) -> bool:
+        order_id = event.order_id
         self._step("settle", order_id, status, failure, event)
         found = self.orders.get(order_id)
-        if found is None:
-            return None
-        if found.status == OrderStatus.PENDING:
-            found = self.orders[order_id] = replace(found, status=status, failure=failure)
-            self.outbox.append(event)
-        return found
+        if found is None or found.status != OrderStatus.PENDING:
+            return False
+        self.orders[order_id] = replace(found, status=status, failure=failure)
+        self.outbox.append(event)
+        self._answer(user, key, answer)
+        return True
 
     async def finish(self, user: str, key: str, response: StoredResponse) -> None:
         self._step("finish", user, key, response)
@@ -423,26 +446,43 @@ class FakeCache(Scripted):
 
 
 class FakeGate(Scripted):
-    """The redis-gate counter: None until loaded, loaded once (SET NX), never below what it says."""
+    """The redis-gate counters: absent until loaded, loaded once (SET NX); the keys let through are
+    remembered, their units given back once."""
 
     def __init__(self) -> None:
         super().__init__()
         self.counters: dict[int, int] = {}
+        self.passed: set[tuple[str, str]] = set()
 
-    async def take(self, product_id: int, quantity: int, available: int | None) -> bool | None:
-        self._step("take", product_id, quantity, available)
-        if available is not None:
-            self.counters.setdefault(product_id, available)
-        left = self.counters.get(product_id)
-        if left is None:
-            return None
-        if left < quantity:
-            return False
-        self.counters[product_id] = left - quantity
-        return True
+    async def take(self, user: str, key: str, lines: Sequence[Line]) -> GateAnswer:
+        self._step("take", user, key, tuple(lines))
+        if (user, key) in self.passed:
+            return GateAnswer("known")
+        missing = tuple(line.product_id for line in lines if line.product_id not in self.counters)
+        if missing:
+            return GateAnswer("unloaded", missing)
+        short = [line.product_id for line in lines if self.counters[line.product_id] < line.quantity]
+        if short:
+            return GateAnswer("sold_out", (short[0],))
+        for line in lines:
+            self.counters[line.product_id] -= line.quantity
+        self.passed.add((user, key))
+        return GateAnswer("pass")
 
-    async def give_back(self, product_id: int, quantity: int) -> None:
-        self._step("give_back", product_id, quantity)
+    async def load(self, product_id: int, available: int) -> None:
+        self._step("load", product_id, available)
+        self.counters.setdefault(product_id, available)
+
+    async def give_back(self, user: str, key: str, lines: Sequence[Line]) -> None:
+        self._step("give_back", user, key, tuple(lines))
+        if (user, key) not in self.passed:
+            return
+        self.passed.discard((user, key))
+        for line in lines:
+            if line.product_id in self.counters:
+                self.counters[line.product_id] += line.quantity
+
+    async def restock(self, product_id: int, quantity: int) -> None:
+        self._step("restock", product_id, quantity)
         if product_id in self.counters:
             self.counters[product_id] += quantity
-

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
+from services.admission import Admission
 from services.app import create_service_app
 from services.auth import TokenSigner, sessions_router
 from shop.api import build_router
@@ -64,10 +65,11 @@ def api(payments: FakePayments) -> Iterator[Api]:
     catalog = FakeCatalog(shards=3, clock=clock)
     orders, carts, cache = FakeOrders(clock, catalog.map), FakeCarts(), FakeCache()
     service = ShopService(settings, catalog, carts, cache, orders)
-    saga = CheckoutSaga(settings, orders, catalog.inventory, payments)
+    saga = CheckoutSaga(settings, orders, catalog.inventory, payments, clock=clock)
+    admission = Admission(settings.checkout_max_in_flight, settings.checkout_queue_s)
     signer = TokenSigner(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
     app = create_service_app(service="shop", settings=settings,
-                             routers=[sessions_router(signer), build_router(service, saga, signer)])
+                             routers=[sessions_router(signer), build_router(service, saga, signer, admission)])
     lamp = catalog.add(3, "Desk lamp", 1999, stock=5, category="lamps")
     mug = catalog.add(200, "Mug", 500, stock=2, category="kitchen")
     with TestClient(app) as client:

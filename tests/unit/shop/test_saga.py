@@ -19,8 +19,9 @@ from shop.domain import (IdempotencyKeyInUse, IdempotencyKeyReused, Line, NewPro
                          OutOfStock, PaymentDeclined, PaymentNotTaken, PaymentsUnavailable, ShardUnavailable,
                          StoredResponse,
                          UnknownProduct, request_fingerprint)
-from shop.consumers import Sweeper
+from shop.consumers import SoldMarker, Sweeper
 from shop.ports import CacheUnavailable, Charge
+from shop.api import render
 from shop.saga import CheckoutSaga, payment_key
 from tests.unit.shop.fakes import Clock, FakeCarts, FakeCatalog, FakeGate, FakeInventory, FakeOrders, FakePayments
 
@@ -61,7 +62,7 @@ def _shop(payments: FakePayments | None = None, gate: FakeGate | None = None, cl
     orders = FakeOrders(clock, catalog.map)
     payments = payments or FakePayments()
     settings = ShopSettings(**{"idempotency_lease_s": LEASE_S, "reservation_ttl_s": TTL_S, **overrides})
-    saga = CheckoutSaga(settings, orders, catalog.inventory, payments, gate)
+    saga = CheckoutSaga(settings, orders, catalog.inventory, payments, gate, clock)
     lamp = catalog.add(3, "Lamp", 1999, stock=5).id
     mug = catalog.add(200, "Mug", 500, stock=2).id
     assert catalog.map.shard_of_id(lamp) != catalog.map.shard_of_id(mug)  # the lines live on two shards
@@ -86,8 +87,35 @@ def _body(*lines: Line) -> dict:
     return {"items": [{"product_id": str(line.product_id), "quantity": line.quantity} for line in lines]}
 
 
+class Rendered:
+    """The API's rendering, remembering the outcome it rendered last (what the tests look at)."""
+
+    def __init__(self) -> None:
+        self.outcome = None
+
+    def __call__(self, outcome):
+        self.outcome = outcome
+        return render(outcome)
+
+
+async def checkout(shop: Shop, key: str, body: dict, lines, user: str = USER):
+    """The outcome the saga rendered, or the stored answer it replayed."""
+    rendered = Rendered()
+    response, replayed = await shop.saga.checkout(user, key, body, lines, rendered)
+    if replayed:
+        assert rendered.outcome is None
+        return response
+    return rendered.outcome
+
+
 async def _buy(shop: Shop, key: str, *lines: Line, body: dict | None = None):
-    return await shop.saga.checkout(USER, key, body if body is not None else _body(*lines), _lines(*lines))
+    return await checkout(shop, key, body if body is not None else _body(*lines), _lines(*lines))
+
+
+async def paid_events_consumed(shop: Shop) -> None:
+    """What the worker's inventory consumer does with the order-paid events (off the buyer's path)."""
+    events = [e.payload for e in shop.orders.outbox if e.topic == "order-paid"]
+    await SoldMarker(SimpleNamespace(), SimpleNamespace(inventory=shop.inventory)).handle(events)
 
 
 # -- the buyer's path ----------------------------------------------------------------------------
@@ -104,6 +132,10 @@ async def test_a_checkout_reserves_charges_once_and_pays_the_order():
     assert shop.orders.orders[order_id] == outcome
     assert shop.payments.charges == {f"order-{order_id}": Charge(f"order-{order_id}", "captured", 4498)}
     assert shop.payments.called("charge") == [(f"order-{order_id}", 4498, str(order_id))]
+    # Sold off the buyer's path: held until the worker consumes order-paid.
+    assert shop.inventory.status(order_id, shop.lamp) == shop.inventory.status(order_id, shop.mug) == "held"
+    shop.conserved()
+    await paid_events_consumed(shop)
     assert shop.inventory.status(order_id, shop.lamp) == shop.inventory.status(order_id, shop.mug) == "sold"
     assert shop.inventory.products[shop.lamp].available == 3 and shop.inventory.sold(shop.lamp) == 2
     assert shop.inventory.products[shop.mug].available == 1 and shop.inventory.sold(shop.mug) == 1
@@ -197,6 +229,7 @@ async def test_a_lost_response_is_learnt_from_the_void_and_the_order_is_paid_onc
     assert isinstance(outcome, Order) and outcome.status == OrderStatus.PAID
     assert [c[0] for c in shop.payments.calls] == ["charge", "void"]
     assert shop.payments.captured == [Charge(payment_key(outcome.id), "captured", 2499)]
+    await paid_events_consumed(shop)
     assert shop.inventory.status(outcome.id, shop.lamp) == "sold"
     assert shop.orders.topics(outcome.id) == ["order-placed", "order-paid"]
     shop.conserved()
@@ -219,10 +252,11 @@ async def test_provider_and_void_down_leaves_the_order_pending_and_a_retry_finis
     shop.conserved()
 
     shop.clock.advance(0.001)
-    again = await shop.saga.checkout(USER, "k1", _body(Line(shop.lamp, 2)), _never())
+    again = await checkout(shop, "k1", _body(Line(shop.lamp, 2)), _never())
     assert isinstance(again, Order) and again.id == order_id and again.status == OrderStatus.PAID
     assert shop.saga.outcomes["key_resume"] == 1
     assert len(shop.payments.captured) == 1 and shop.payments.captured[0].amount_cents == 2 * 1999
+    await paid_events_consumed(shop)
     assert shop.inventory.status(order_id, shop.lamp) == "sold"
     assert shop.orders.topics(order_id) == ["order-placed", "order-paid"]
     shop.conserved()
@@ -258,11 +292,11 @@ async def test_a_retry_after_a_shard_outage_while_reserving_buys():
 async def test_a_remembered_answer_is_replayed_for_the_same_key_and_body():
     shop = _shop()
     first = await _buy(shop, "k1", Line(shop.lamp, 1))
-    stored = StoredResponse(201, first.public())
-    await shop.saga.remember(USER, "k1", stored)
+    stored = StoredResponse(201, first.public())  # stored by the settling statement itself
+    assert shop.orders.keys[(USER, "k1")].response == stored
     assert shop.saga.outcomes["paid"] == 1
 
-    replay = await shop.saga.checkout(USER, "k1", _body(Line(shop.lamp, 1)), _never())
+    replay = await checkout(shop, "k1", _body(Line(shop.lamp, 1)), _never())
     assert replay == stored
     assert shop.saga.outcomes["key_replay"] == 1
     assert len(shop.inventory.called("reserve")) == 1 and len(shop.payments.called("charge")) == 1
@@ -271,15 +305,14 @@ async def test_a_remembered_answer_is_replayed_for_the_same_key_and_body():
 
 async def test_the_same_key_with_another_body_is_refused_even_while_it_runs():
     shop = _shop()
-    first = await _buy(shop, "k1", Line(shop.lamp, 1))
-    await shop.saga.remember(USER, "k1", StoredResponse(201, first.public()))
+    await _buy(shop, "k1", Line(shop.lamp, 1))
     with pytest.raises(IdempotencyKeyReused) as err:
-        await shop.saga.checkout(USER, "k1", _body(Line(shop.lamp, 2)), _never())
+        await checkout(shop, "k1", _body(Line(shop.lamp, 2)), _never())
     assert err.value.code == "idempotency_key_reused"
 
     await shop.orders.begin(USER, "k2", request_fingerprint(_body(Line(shop.mug, 1))), LEASE_S)  # running
     with pytest.raises(IdempotencyKeyReused):
-        await shop.saga.checkout(USER, "k2", _body(Line(shop.mug, 2)), _never())
+        await checkout(shop, "k2", _body(Line(shop.mug, 2)), _never())
     assert shop.inventory.products[shop.lamp].available == 4
 
 
@@ -288,14 +321,14 @@ async def test_a_key_held_by_a_running_checkout_is_in_use_until_its_lease_ends()
     body = _body(Line(shop.lamp, 1))
     claimed = await shop.orders.begin(USER, "k1", request_fingerprint(body), LEASE_S)  # another attempt runs
     with pytest.raises(IdempotencyKeyInUse) as err:
-        await shop.saga.checkout(USER, "k1", body, _never())
+        await checkout(shop, "k1", body, _never())
     assert err.value.code == "idempotency_key_in_use"
     # The refusal must not end the running attempt's lease.
     assert shop.orders.called("let_go") == []
     assert shop.orders.keys[(USER, "k1")].lease_until == shop.clock.now + timedelta(seconds=LEASE_S)
 
     shop.clock.advance(LEASE_S + 1)  # the attempt died: a retry takes over its order id
-    outcome = await shop.saga.checkout(USER, "k1", body, _lines(Line(shop.lamp, 1)))
+    outcome = await checkout(shop, "k1", body, _lines(Line(shop.lamp, 1)))
     assert isinstance(outcome, Order) and outcome.id == claimed.order_id and outcome.status == OrderStatus.PAID
 
 
@@ -310,13 +343,12 @@ async def test_a_cart_retry_replays_after_the_cart_was_emptied():
             raise AssertionError("an empty cart would be an empty order")
         return lines
 
-    first = await shop.saga.checkout(USER, "k1", {}, cart_lines)
+    first = await checkout(shop, "k1", {}, cart_lines)
     assert isinstance(first, Order) and first.items == (OrderItem(shop.lamp, 2, 1999),)
     stored = StoredResponse(201, first.public())
-    await shop.saga.remember(USER, "k1", stored)
     await carts.clear(USER)
 
-    assert await shop.saga.checkout(USER, "k1", {}, cart_lines) == stored
+    assert await checkout(shop, "k1", {}, cart_lines) == stored
     assert carts.called("lines") == [(USER,)]
 
 
@@ -329,11 +361,11 @@ async def test_a_refusal_from_the_lines_is_an_answer_and_an_outage_lets_the_key_
     async def redis_down():
         raise CacheUnavailable("redis timed out")
 
-    refused = await shop.saga.checkout(USER, "k1", {}, empty)
+    refused = await checkout(shop, "k1", {}, empty)
     assert isinstance(refused, InvalidInput) and refused.code == "empty_order"
     assert shop.orders.called("let_go") == []
     with pytest.raises(Unavailable):
-        await shop.saga.checkout(USER, "k2", {}, redis_down)
+        await checkout(shop, "k2", {}, redis_down)
     assert shop.orders.called("let_go") == [(USER, "k2")]
     assert shop.orders.orders == {} and shop.inventory.called("reserve") == []
 
@@ -361,6 +393,7 @@ async def test_recover_pays_a_pending_order_whose_charge_was_captured():
     assert recovered.status == OrderStatus.PAID and shop.orders.orders[order.id].status == OrderStatus.PAID
     assert shop.payments.called("lookup") == [(payment_key(order.id),)]
     assert len(shop.payments.captured) == 1 and len(shop.payments.called("charge")) == 1
+    await paid_events_consumed(shop)
     assert shop.inventory.status(order.id, shop.lamp) == shop.inventory.status(order.id, shop.mug) == "sold"
     assert shop.orders.topics(order.id) == ["order-placed", "order-paid"]
     shop.conserved()
@@ -380,7 +413,7 @@ async def test_recover_voids_a_pending_order_with_no_charge_and_releases_its_sto
     shop.conserved()
 
     # The buyer comes back with the key: the order stays failed and nothing is charged.
-    outcome = await shop.saga.checkout(USER, "k1", _body(Line(shop.lamp, 3)), _never())
+    outcome = await checkout(shop, "k1", _body(Line(shop.lamp, 3)), _never())
     assert isinstance(outcome, PaymentNotTaken) and outcome.code == "payment_not_taken"
     assert shop.payments.captured == []
 
@@ -392,6 +425,7 @@ async def test_recover_is_idempotent():
     again = await shop.saga.recover(order)
     assert again.status == OrderStatus.PAID
     assert shop.orders.topics(order.id) == ["order-placed", "order-paid"]
+    await paid_events_consumed(shop)
     assert shop.inventory.sold(shop.lamp) == 1
     shop.conserved()
 
@@ -434,11 +468,11 @@ async def _order_in(shop: Shop, status: OrderStatus, quantity: int = 2) -> int:
     expires = shop.clock.now + timedelta(seconds=TTL_S)
     reserved = await shop.inventory.reserve(begun.order_id, Line(shop.lamp, quantity), expires)
     item = OrderItem(reserved.product_id, reserved.quantity, reserved.price_cents)
-    placed = await shop.orders.place(USER, f"k-{status.value}", begun.order_id, [item],
-                                     shop.saga._event("order-placed", Order(begun.order_id, USER, OrderStatus.PENDING,
-                                                                             (item,), shop.clock.now, "k")))
+    key = f"k-{status.value}"
+    placed = Order(begun.order_id, USER, OrderStatus.PENDING, (item,), shop.clock.now, key)
+    assert await shop.orders.place(USER, key, [item], shop.saga._event("order-placed", placed), placed.created_at)
     if status != OrderStatus.PENDING:
-        await shop.orders.settle(placed.id, status, None if status == OrderStatus.PAID else "payment_declined",
+        await shop.orders.settle(USER, key, status, None if status == OrderStatus.PAID else "payment_declined",
                                  shop.saga._event(f"order-{status.value}", placed))
     return begun.order_id
 
@@ -479,10 +513,10 @@ async def test_a_reservation_left_by_an_earlier_attempt_is_released_when_the_pai
 
     shop.orders.fail("place", ShardUnavailable("the buyer's shard did not answer"))
     with pytest.raises(ShardUnavailable):  # both lines reserved, then the order could not be written
-        await shop.saga.checkout(USER, "k1", {}, cart_lines)
+        await checkout(shop, "k1", {}, cart_lines)
     await carts.set_quantity(USER, shop.mug, 0, 50)  # the buyer drops the mug and retries (same key, same body)
     shop.clock.advance(0.001)
-    outcome = await shop.saga.checkout(USER, "k1", {}, cart_lines)
+    outcome = await checkout(shop, "k1", {}, cart_lines)
     assert isinstance(outcome, Order) and outcome.items == (OrderItem(shop.lamp, 1, 1999),)
     assert shop.payments.captured[0].amount_cents == 1999  # the mug was never paid for
 
@@ -569,12 +603,26 @@ async def test_the_gate_is_loaded_from_the_database_then_taken_from():
     shop = _shop(gate=gate)
     outcome = await _buy(shop, "k1", Line(shop.lamp, 2))
     assert isinstance(outcome, Order) and outcome.status == OrderStatus.PAID
-    assert gate.called("take") == [(shop.lamp, 2, None), (shop.lamp, 2, 5)]
+    assert gate.called("take") == [(USER, "k1", (Line(shop.lamp, 2),))] * 2  # unloaded, then taken
+    assert gate.called("load") == [(shop.lamp, 5)]
     assert shop.inventory.called("available") == [(shop.lamp,)]
     assert gate.counters[shop.lamp] == 3 == shop.inventory.products[shop.lamp].available
 
+    orders_before = len(shop.orders.calls)
     assert isinstance(await _buy(shop, "k2", Line(shop.lamp, 4)), OutOfStock)
-    assert len(shop.inventory.called("reserve")) == 1  # the gate turned the second buyer away
+    # The gate turned the second buyer away before anything reached the database.
+    assert len(shop.inventory.called("reserve")) == 1 and len(shop.orders.calls) == orders_before
+    assert shop.saga.stock_tries["gate_refused"] == 1
+
+
+async def test_a_retry_of_a_winner_reaches_its_stored_answer_after_the_sell_out():
+    gate = FakeGate()
+    shop = _shop(gate=gate)
+    first = await _buy(shop, "k1", Line(shop.lamp, 5))
+    assert isinstance(first, Order) and gate.counters[shop.lamp] == 0
+    replay = await _buy(shop, "k1", Line(shop.lamp, 5))
+    assert replay == StoredResponse(201, first.public())
+    assert isinstance(await _buy(shop, "k2", Line(shop.lamp, 1)), OutOfStock)
 
 
 async def test_stock_released_by_a_declined_payment_goes_back_to_the_gate():
@@ -583,7 +631,7 @@ async def test_stock_released_by_a_declined_payment_goes_back_to_the_gate():
     outcome = await _buy(shop, "k1", Line(shop.lamp, 2), Line(shop.mug, 1))
     assert isinstance(outcome, PaymentDeclined)
     assert gate.counters == {shop.lamp: 5, shop.mug: 2}
-    assert sorted(gate.called("give_back")) == sorted([(shop.lamp, 2), (shop.mug, 1)])
+    assert sorted(gate.called("restock")) == sorted([(shop.lamp, 2), (shop.mug, 1)])
 
 
 async def test_the_first_lines_gate_stock_comes_back_when_a_later_line_is_sold_out():

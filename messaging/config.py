@@ -51,12 +51,26 @@ class MessagingSettings(ServiceSettings):
     # stands), at most this long: a client that never resumes gets them after the grace.
     resume_grace_s: float = Field(1.0, ge=0)
 
+    # A gap before a live message waits this long for the missing ones to arrive live (out of
+    # order, by another path) before the database is asked for them.
+    gap_grace_s: float = Field(0.2, ge=0)
+
     history_page: int = Field(500, ge=1, le=1000)
     # Replays (resume, gap repair) running at once per gateway; the rest of the pool serves sends.
     replay_concurrency: int = Field(4, ge=1)
-    # How long the outbox relay sleeps when no notification comes (a missed one costs this much).
-    relay_poll_s: float = Field(0.5, gt=0)
+    # db-first: the gateway that stores a message publishes it at once; its outbox rows are
+    # deleted in one statement every outbox_flush_s. The relay sweeps rows older than
+    # outbox_stale_s (a gateway died between its commit and Kafka's ack), every relay_poll_s.
+    outbox_flush_s: float = Field(0.2, gt=0)
+    outbox_stale_s: float = Field(2.0, gt=0)
+    relay_poll_s: float = Field(1.0, gt=0)
     relay_batch: int = Field(500, ge=1)
+    # A gateway's reader pauses reader_awake_s after its last record (no polls at rest) and looks
+    # once by itself every reader_check_s; a publisher rings a gateway it has not sent to for
+    # bell_quiet_s, which must stay below reader_awake_s (the margin covers a record's way there).
+    reader_awake_s: float = Field(2.0, gt=0)
+    reader_check_s: float = Field(5.0, gt=0)
+    bell_quiet_s: float = Field(1.0, gt=0)
     db_pool_size: int = Field(10, ge=1)
 
     # How long a fetch waits on the broker for records. Apache Kafka answers a waiting fetch as

@@ -2,12 +2,14 @@
 
 It runs as its own process, built with the kit's app factory so it has ``/healthz``,
 ``/readyz`` and ``/metrics``; ``sdlab`` starts one, experiments start more.
-- **Relay** (db-first, written by hand: the outbox pattern is what the design teaches): the one
-  leader (an advisory lock) reads the outbox in id order when ``pg_notify`` wakes it and routes
-  each message to its members' gateways. It does not wait for Kafka's acks before reading the
-  next batch (that wait, and the delete, would sit in every message's path); a batch's rows are
-  deleted once its acks are in, and until then they are left out of the next reads. A failed
-  publish, or a crash, publishes them again; gateways drop what a connection already has.
+- **Relay** (db-first, written by hand: the outbox pattern is what the design teaches): the
+  gateway that stores a message publishes it itself right after its commit
+  (:class:`messaging.service.Publisher`); the relay is the safety net. The one leader (an
+  advisory lock) sweeps, every ``relay_poll_s``, the outbox rows older than ``outbox_stale_s``
+  (a gateway died between its commit and Kafka's ack, or could not reach Redis or Kafka), in id
+  order, and routes each message to its members' gateways. A batch's rows are deleted once its
+  acks are in, and until then left out of the next reads. A failed publish, or a crash,
+  publishes them again; gateways drop what a connection already has.
 - **Persister** (log-first): a consumer-group member of ``message-sent``; stores each message
   (the seq is assigned here; a redelivered one is recognised by its message id and not routed
   again), routes it, then commits the offsets (at-least-once).
@@ -32,6 +34,7 @@ from messaging.ports import LogUnavailable, RegistryUnavailable, StoreUnavailabl
 from messaging.service import MessagingService
 from services.app import create_service_app
 from services.clients.kafka import KafkaConsumer
+from services.clients.postgres import dsn
 from services.logging import get_logger
 from services.metrics import ClientGauges, counter_families
 from services.tasks import BackgroundLoop
@@ -47,8 +50,6 @@ class Loop(BackgroundLoop):
 
 
 class Relay(Loop):
-    LEAD_CHECK_S = 1.0  # how often a leader checks its lock's connection (a dead one wakes it too)
-
     def __init__(self, settings: MessagingSettings, service: MessagingService, outbox: PgOutbox) -> None:
         super().__init__("relay")
         self._settings = settings
@@ -56,15 +57,11 @@ class Relay(Loop):
         self._outbox = outbox
         self.leading = False
         self.relayed = 0
-        self._checked_at = 0.0
         self._in_flight: dict[int, asyncio.Task] = {}  # outbox id -> the task confirming its batch
         self._failed = False
 
     async def step(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if not self.leading or now - self._checked_at >= self.LEAD_CHECK_S:
-            self.leading = await self._outbox.lead()
-            self._checked_at = now
+        self.leading = await self._outbox.lead()  # no round trip while it leads: the sweep proves the lock's connection
         if not self.leading:
             await asyncio.sleep(1.0)  # stand by; PostgreSQL hands over the lock when the leader dies
             return
@@ -72,13 +69,14 @@ class Relay(Loop):
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
             self._in_flight.clear()
             self._failed = False
-        batch = await self._outbox.claim(self._settings.relay_batch, busy=list(self._in_flight))
+        batch = await self._outbox.stale(self._settings.relay_batch, self._settings.outbox_stale_s,
+                                         busy=list(self._in_flight))
         if batch.ids:
             acks = await self._service.route_stored(batch.messages)
             task = asyncio.ensure_future(self._confirm(batch.ids, acks))
             self._in_flight.update(dict.fromkeys(batch.ids, task))
         if len(batch.ids) < self._settings.relay_batch:
-            await self._outbox.wait(self._settings.relay_poll_s)
+            await asyncio.sleep(self._settings.relay_poll_s)
 
     async def _confirm(self, ids: list[int], acks: list) -> None:
         """Kafka has the batch: delete its rows. Until then they stay in the outbox, left out of reads."""
@@ -177,7 +175,8 @@ class FanoutCollector(Collector):
     def collect(self) -> Iterator:
         p = self._persister
         yield from counter_families(SERVICE, [
-            ("outbox_relayed", "Outbox rows published", self._relay.relayed),
+            ("outbox_relayed", "Outbox rows the relay swept and published (the gateways had not)",
+             self._relay.relayed),
             ("messages_persisted", "Messages stored from the log (log-first)", p.persisted if p else 0),
             ("messages_redelivered", "Log records already stored (a redelivery)", p.redelivered if p else 0),
             ("gateways_reaped", "Gateways forgotten after their heartbeat expired", self._reaper.reaped),
@@ -187,8 +186,7 @@ class FanoutCollector(Collector):
 def create_app(settings: MessagingSettings | None = None) -> FastAPI:
     settings = settings or MessagingSettings()
     w = wire(settings)
-    outbox = PgOutbox(lambda: w.db.engine(0), str(settings.database_urls[0]).replace("+asyncpg", ""),
-                      settings.database_timeout_s)
+    outbox = PgOutbox(dsn(str(settings.database_urls[0])), settings.database_timeout_s)
     relay = Relay(settings, w.service, outbox)
     reaper = Reaper(settings, w.service, relay)
     consumer = None

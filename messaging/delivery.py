@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from messaging.config import MessagingSettings
-from messaging.ports import RegistryUnavailable
-from messaging.service import MessagingService
+from messaging.ports import RegistryUnavailable, StoreUnavailable
+from messaging.service import MessagingService, Publisher
 from messaging.ws import Hub
-from services.clients.kafka import TopicSpec, ensure_topics
+from services.clients.kafka import LostLogs, TopicSpec, ensure_topics
 from services.logging import get_logger
 from services.tasks import BackgroundLoop
 
@@ -26,7 +26,15 @@ log = get_logger(__name__)
 
 
 class DeliveryReader(BackgroundLoop):
-    """Reads this gateway's topic until Kafka fails, then starts over (a new consumer at the end)."""
+    """Reads this gateway's topic until Kafka fails, then starts over (a new consumer at the end).
+
+    It asks the broker only while there is something to read: ``reader_awake_s`` after its last
+    record it pauses its partition (Tansu answers a waiting fetch only when the wait is over, so
+    low latency means short waits, and short waits at rest are hundreds of polls a second); a
+    publisher rings its bell (:class:`messaging.ports.InboxBell`) before sending to a gateway it
+    has not sent to lately, and the reader resumes at once. Every ``reader_check_s`` it also
+    looks once by itself, in case a ring was lost.
+    """
 
     transient = (KafkaError, OSError)
 
@@ -36,6 +44,14 @@ class DeliveryReader(BackgroundLoop):
         self._hub = hub
         self._topic = settings.delivery_topic(settings.instance_id)
         self._consumer: AIOKafkaConsumer | None = None
+        self._rung = asyncio.Event()
+        self._answered_at = float("-inf")  # when the broker last answered a fetch (for readiness)
+        self._lost = LostLogs()
+        self.pauses = 0
+
+    def ring(self) -> None:
+        """The bell: something was (or is about to be) written to this gateway's topic."""
+        self._rung.set()
 
     async def step(self) -> None:
         bootstrap = self._settings.kafka_bootstrap_servers
@@ -49,14 +65,7 @@ class DeliveryReader(BackgroundLoop):
             partition = TopicPartition(self._topic, 0)
             consumer.assign([partition])
             await consumer.seek_to_end(partition)
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for records in batches.values():
-                    for record in records:
-                        body = orjson.loads(record.value)
-                        self._hub.deliver(body["to"], body["frame"])
-                if not batches:
-                    await self._rewind_if_lost(consumer, partition)
+            await self._read(consumer, partition)
         finally:
             self._consumer = None
             try:
@@ -64,22 +73,78 @@ class DeliveryReader(BackgroundLoop):
             except KafkaError:
                 pass  # the broker is gone; the process is stopping or reconnecting anyway
 
-    @staticmethod
-    async def _rewind_if_lost(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
+    async def _read(self, consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
+        loop = asyncio.get_running_loop()
+        awake_until = loop.time() + self._settings.reader_awake_s
+        check_at = loop.time() + self._settings.reader_check_s
+        while True:
+            if consumer.paused():
+                try:
+                    await asyncio.wait_for(self._rung.wait(), max(0.0, check_at - loop.time()))
+                except asyncio.TimeoutError:
+                    check_at = loop.time() + self._settings.reader_check_s  # the look by itself, now and then
+                self._rung.clear()
+                consumer.resume(partition)
+                awake_until = loop.time() + self._settings.reader_awake_s
+            self._rung.clear()
+            batches = await consumer.getmany(timeout_ms=100)
+            self._answered_at = loop.time()
+            for records in batches.values():
+                for record in records:
+                    body = orjson.loads(record.value)
+                    self._hub.deliver(body["to"], body["frame"])
+            now = loop.time()
+            if batches:
+                awake_until = now + self._settings.reader_awake_s
+                continue
+            await self._rewind_if_lost(consumer, partition)
+            if now >= awake_until and not self._rung.is_set():
+                consumer.pause(partition)
+                self.pauses += 1
+
+    async def _rewind_if_lost(self, consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
         """The broker lost its log (a Tansu restart) and numbers records from 0 again: read the new
-        log from its start (Tansu answers a fetch past the end with nothing, not an error)."""
-        end = (await consumer.end_offsets([partition]))[partition]
-        if await consumer.position(partition) > end:
-            log.warning("log_lost_rewound", topic=partition.topic)
+        log from its start (Tansu answers a fetch past the end with nothing, not an error). The end
+        is the high watermark the last fetch answered with: no request of its own."""
+        end = consumer.highwater(partition)
+        if self._lost.lost(partition, end):
+            log.warning("log_lost_rewound", topic=partition.topic, position=await consumer.position(partition),
+                        end=end)
             consumer.seek(partition, 0)
 
     async def _check(self) -> None:
         if self._consumer is None:
             raise ConnectionError("not reading its delivery topic")
+        if asyncio.get_running_loop().time() - self._answered_at < self._settings.reader_check_s:
+            return  # the broker answered lately: no probe of its own (readiness is asked every second)
         await asyncio.wait_for(self._consumer._client.fetch_all_metadata(), 2.0)
+        self._answered_at = asyncio.get_running_loop().time()
 
     def health_checks(self) -> dict:
         return {"delivery-topic": self._check}
+
+
+class OutboxFlusher(BackgroundLoop):
+    """Deletes the outbox rows of what this gateway published, in one statement every
+    ``outbox_flush_s`` (none at rest); at shutdown, what is still awaited first."""
+
+    transient = (StoreUnavailable,)
+
+    def __init__(self, settings: MessagingSettings, publisher: Publisher) -> None:
+        super().__init__("outbox-flush")
+        self._settings = settings
+        self._publisher = publisher
+
+    async def step(self) -> None:
+        await asyncio.sleep(self._settings.outbox_flush_s)
+        await self._publisher.flush()
+
+    async def stop(self) -> None:
+        await super().stop()
+        try:
+            await self._publisher.drain()
+        except StoreUnavailable as exc:  # the relay's sweep publishes them again; nothing is lost
+            log.warning("outbox_not_flushed", error=str(exc)[:200])
 
 
 class Heartbeat(BackgroundLoop):

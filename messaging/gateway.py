@@ -25,7 +25,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from messaging.config import MessagingSettings
-from messaging.delivery import DeliveryReader, Heartbeat
+from messaging.adapters.redis import BellListener
+from messaging.delivery import DeliveryReader, Heartbeat, OutboxFlusher
 from messaging.domain import MAX_FRAME_BYTES
 from messaging.main import wire
 from messaging.metrics import GatewayCollector, GatewayStats, ack_latency, delivery_lag
@@ -63,9 +64,13 @@ class Gateway:
         self.ack_seconds = ack_latency(self.registry).labels(SERVICE)
         self.hub = Hub(self.wiring.service, self.stats, settings.send_buffer_bytes,
                        delivery_lag(self.registry).labels(SERVICE))
+        self.wiring.service.publisher.here(self.name, self.hub.deliver)
         self.reader = DeliveryReader(settings, self.hub)
+        self.bell = BellListener(lambda: self.wiring.redis.redis, self.name, self.reader.ring)
         self.heartbeat = Heartbeat(settings, self.wiring.service, on_presumed_dead=self.hub.close_all)
-        self.resources = [self.wiring.redis, self.wiring.db, self.wiring.producer, self.heartbeat, self.reader]
+        self.flusher = OutboxFlusher(settings, self.wiring.service.publisher)
+        self.resources = [self.wiring.redis, self.wiring.db, self.wiring.producer, self.heartbeat, self.reader,
+                          self.bell, self.flusher]
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)

@@ -8,16 +8,18 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from messaging.adapters.kafka import KafkaDeliveries, KafkaSentLog
-from messaging.adapters.redis import RedisRegistry, RedisSendLimiter
+from messaging.adapters.redis import RedisInboxBell, RedisRegistry
 from messaging.adapters.sql import SqlConversationStore, SqlMessageStore
 from messaging.api import build_router
 from messaging.config import MessagingSettings
-from messaging.service import MessagingService, Router
+from messaging.ports import StoreUnavailable
+from messaging.service import MessagingService, Publisher, Router
 from services.app import create_service_app
 from services.auth import TokenSigner, sessions_router
 from services.clients.kafka import KafkaProducer, TopicSpec
-from services.clients.postgres import PostgresShards
+from services.clients.postgres import PgPool
 from services.clients.redis import RedisClient
+from services.ratelimit import LocalTokenBucket
 from services.metrics import ClientGauges
 
 SERVICE = "messaging"
@@ -31,7 +33,7 @@ def sent_topic(settings: MessagingSettings) -> TopicSpec:
 class Wiring:
     service: MessagingService
     redis: RedisClient
-    db: PostgresShards
+    db: PgPool
     producer: KafkaProducer
     deliveries: KafkaDeliveries
     signer: TokenSigner
@@ -40,20 +42,24 @@ class Wiring:
 def wire(settings: MessagingSettings, *, client_id: str | None = None) -> Wiring:
     """Every adapter and the service on top; nothing connects until the resources start."""
     redis = RedisClient(str(settings.redis_url), timeout_s=settings.redis_timeout_s)
-    db = PostgresShards([str(settings.database_urls[0])], timeout_s=settings.database_timeout_s,
-                        pool_size=settings.db_pool_size)
+    db = PgPool(str(settings.database_urls[0]), timeout_s=settings.database_timeout_s,
+                max_size=settings.db_pool_size, unavailable=StoreUnavailable)
     producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id=client_id or settings.instance_id,
                              topics=[sent_topic(settings)], linger_ms=0)
-    deliveries = KafkaDeliveries(producer, settings.delivery_topic)
+    deliveries = KafkaDeliveries(producer, settings.delivery_topic,
+                                 RedisInboxBell(lambda: redis.redis, settings.bell_quiet_s))
     registry = RedisRegistry(lambda: redis.redis)
+    messages = SqlMessageStore(db)
     service = MessagingService(
         settings,
-        conversations=SqlConversationStore(lambda: db.engine(0), settings.database_timeout_s),
-        messages=SqlMessageStore(lambda: db.engine(0), settings.database_timeout_s),
+        conversations=SqlConversationStore(db),
+        messages=messages,
         registry=registry,
         router=Router(registry, deliveries),
-        limiter=RedisSendLimiter(lambda: redis.redis, settings.send_rate_per_s, settings.send_burst),
+        # Per user on this gateway, in its memory: no round trip (a user on two gateways gets twice).
+        limiter=LocalTokenBucket(per_second=settings.send_rate_per_s, burst=settings.send_burst),
         sent_log=KafkaSentLog(producer, sent_topic(settings)) if settings.write_path == "log-first" else None,
+        publisher=Publisher(deliveries, messages),
     )
     signer = TokenSigner(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
     return Wiring(service, redis, db, producer, deliveries, signer)

@@ -25,6 +25,7 @@ class LogUnavailable(Exception):
 class Appended:
     message: Message
     new: bool  # False: the message_id was stored before (a resend); nothing new to deliver
+    outbox_id: int | None = None  # db-first: the outbox row to delete once the message is published
 
 
 class ConversationStore(Protocol):
@@ -47,6 +48,10 @@ class MessageStore(Protocol):
 
     async def history(self, conversation_id: str, after_seq: int, limit: int) -> list[Message]: ...
 
+    async def published(self, outbox_ids: Sequence[int]) -> None:
+        """These outbox rows' messages are on the log: delete the rows (one statement for all)."""
+        ...
+
     async def mark_read(self, conversation_id: str, user: str, seq: int) -> int:
         """Store the user's read position (it only moves forward); returns the stored one."""
         ...
@@ -59,16 +64,16 @@ class OutboxBatch:
 
 
 class Outbox(Protocol):
+    """The relay's view: it sweeps what the gateways did not publish (a gateway died between its
+    commit and Kafka's ack)."""
+
     async def lead(self) -> bool:
         """Try to become (or stay) the one relay allowed to publish; False while another one is."""
         ...
 
-    async def wait(self, timeout_s: float) -> None:
-        """Return when a new row may be there (a notification), or after ``timeout_s``."""
-        ...
-
-    async def claim(self, limit: int, busy: Sequence[int] = ()) -> OutboxBatch:
-        """The oldest rows not yet done, in id order, leaving out ``busy`` (published, not yet acked)."""
+    async def stale(self, limit: int, older_than_s: float, busy: Sequence[int] = ()) -> OutboxBatch:
+        """The oldest rows whose messages were sent over ``older_than_s`` ago, in id order, leaving
+        out ``busy`` (published, not yet acked); on the leader's own connection."""
         ...
 
     async def done(self, ids: Sequence[int]) -> None: ...
@@ -90,7 +95,8 @@ class Registry(Protocol):
         ...
 
     async def routes(self, users: Sequence[str]) -> dict[str, list[str]]:
-        """Gateway -> the users (of ``users``) it holds connections of, over live gateways only."""
+        """Gateway -> the users (of ``users``) it holds connections of, over live gateways only (one
+        round trip)."""
         ...
 
     async def online(self, users: Sequence[str]) -> dict[str, bool]: ...
@@ -103,11 +109,21 @@ class Registry(Protocol):
 
 
 class Deliveries(Protocol):
-    """Per-gateway delivery: a frame to some users on one gateway (Kafka, a topic per gateway)."""
+    """Per-gateway delivery: a frame to some users on one gateway (Kafka, a topic per gateway).
+
+    A gateway with nothing to read stops asking the broker (Tansu answers a waiting fetch only when
+    its wait is over, so a reader kept awake would poll every few milliseconds at rest); a
+    delivery to a gateway that may have gone quiet wakes it first (:class:`InboxBell`)."""
 
     async def deliver(self, gateway: str, conversation_id: str, users: Sequence[str], frame: dict) -> Awaitable[None]:
         """Queue the frame; the awaitable returned completes when the log has it (await a batch's together)."""
         ...
+
+
+class InboxBell(Protocol):
+    """Tells a quiet gateway that its delivery topic has something (Redis pub/sub)."""
+
+    async def ring(self, gateway: str) -> None: ...
 
 
 class SentLog(Protocol):
@@ -117,6 +133,6 @@ class SentLog(Protocol):
 
 
 class SendLimiter(Protocol):
-    async def acquire(self, user: str) -> float:
-        """0 when the user may send now, else seconds to wait; raises RegistryUnavailable."""
+    def acquire(self, user: str) -> float:
+        """0 when the user may send now, else the seconds until it may (no I/O: kept in the gateway)."""
         ...

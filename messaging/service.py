@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 from messaging.config import MessagingSettings
@@ -30,13 +30,13 @@ from messaging.domain import (
 from messaging.ports import (
     ConversationStore,
     Deliveries,
+    LogUnavailable,
     MessageStore,
     Registry,
     RegistryUnavailable,
     SendLimiter,
     SentLog,
     StoreUnavailable,
-    LogUnavailable,
 )
 from services.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unavailable
 from services.logging import get_logger
@@ -114,9 +114,87 @@ class Router:
         await asyncio.gather(*await self.route(conversation_id, users, frame))
 
 
+class Publisher:
+    """db-first, written by hand (the transactional outbox is what the design teaches): a message
+    committed with its outbox row is put on the log at once by the gateway that stored it, and its
+    row deleted once Kafka has it, the rows of many messages in one statement every
+    ``outbox_flush_s``. A gateway that dies in between leaves rows for the relay's sweep (a message
+    then goes out twice at worst; every connection drops a seq it already has).
+
+    Members connected to the gateway that stored the message (the sender's own connections, and a
+    peer that happens to be on the same gateway) get it from memory (:meth:`here`), not through
+    Kafka: the log carries it only between gateways. A crash loses nothing by that: those sockets
+    die with the gateway, and their clients resume from the database."""
+
+    def __init__(self, deliveries: Deliveries, messages: MessageStore) -> None:
+        self._deliveries = deliveries
+        self._messages = messages
+        self._gateway: str | None = None
+        self._deliver_here: Callable[[list[str], dict], None] | None = None
+        self._done: list[int] = []
+        self._confirming: set[asyncio.Task] = set()
+        self.published = 0
+        self.unpublished = 0  # left to the relay (Kafka did not take them)
+
+    def here(self, gateway: str, deliver: Callable[[list[str], dict], None]) -> None:
+        """This process is ``gateway``: its own members are delivered to by ``deliver``."""
+        self._gateway, self._deliver_here = gateway, deliver
+
+    async def publish(self, message: Message, routes: dict[str, list[str]], outbox_id: int) -> None:
+        """Queue the message for every gateway holding a member (queued in the caller's order, so a
+        conversation's messages from one gateway keep theirs); Kafka's acks are awaited aside."""
+        frame = message_frame(message)
+        local = routes.get(self._gateway) if self._deliver_here is not None else None
+        if local:
+            self._deliver_here(local, frame)
+        try:
+            acks = [await self._deliveries.deliver(gateway, message.conversation_id, users, frame)
+                    for gateway, users in sorted(routes.items()) if gateway != self._gateway or not local]
+        except (LogUnavailable, RegistryUnavailable) as exc:
+            self.unpublished += 1
+            log.warning("message_not_published", error=str(exc)[:200])
+            return
+        if not acks:  # every member is here (or none is online): nothing to wait for
+            self.published += 1
+            self._done.append(outbox_id)
+            return
+        task = asyncio.ensure_future(self._confirm(acks, outbox_id))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
+
+    async def _confirm(self, acks: list, outbox_id: int) -> None:
+        try:
+            await asyncio.gather(*acks)
+        except LogUnavailable as exc:
+            self.unpublished += 1
+            log.warning("message_not_published", error=str(exc)[:200])
+            return
+        self.published += 1
+        self._done.append(outbox_id)
+
+    async def flush(self) -> int:
+        """Delete the outbox rows of what Kafka has (one statement); they are kept for the next
+        flush when PostgreSQL does not answer."""
+        if not self._done:
+            return 0
+        ids, self._done = self._done, []
+        try:
+            await self._messages.published(ids)
+        except StoreUnavailable:
+            self._done = ids + self._done
+            raise
+        return len(ids)
+
+    async def drain(self) -> None:
+        """At shutdown: the acks still awaited, then the last flush."""
+        await asyncio.gather(*self._confirming, return_exceptions=True)
+        await self.flush()
+
+
 class MessagingService:
     def __init__(self, settings: MessagingSettings, *, conversations: ConversationStore, messages: MessageStore,
-                 registry: Registry, router: Router, limiter: SendLimiter, sent_log: SentLog | None) -> None:
+                 registry: Registry, router: Router, limiter: SendLimiter, sent_log: SentLog | None,
+                 publisher: Publisher | None = None) -> None:
         self.settings = settings
         self.conversations = conversations
         self.messages = messages
@@ -125,6 +203,7 @@ class MessagingService:
         self.memberships = Memberships(conversations)
         self._limiter = limiter
         self._sent_log = sent_log
+        self.publisher = publisher
 
     # REST use cases
     async def create_conversation(self, creator: str, members: list[str], title: str | None) -> Conversation:
@@ -150,12 +229,10 @@ class MessagingService:
 
     # Gateway use cases
     async def send(self, user: str, command: SendMessage) -> dict:
-        """The ack frame, once the message is durable (db-first: committed; log-first: on the log)."""
-        await self._store(self.memberships.check(user, command.conversation_id))
-        try:
-            wait = await self._limiter.acquire(user)
-        except RegistryUnavailable:
-            wait = 0.0  # fail open: a Redis outage must not stop conversations
+        """The ack frame, once the message is durable (db-first: committed, and queued for the log at
+        once; log-first: on the log)."""
+        members = await self._store(self.memberships.check(user, command.conversation_id))
+        wait = self._limiter.acquire(user)
         if wait > 0:
             raise RateLimited(f"sending faster than {self.settings.send_rate_per_s:g} messages/s",
                               retry_after_s=wait, code="rate_limited")
@@ -167,6 +244,8 @@ class MessagingService:
             if appended is None:
                 raise NotFound(f"conversation {command.conversation_id!r} is gone", code="forbidden")
             seq = appended.message.seq
+            if appended.new and self.publisher is not None:
+                await self._publish(appended, members)
         else:
             try:
                 await self._sent_log.publish(sent)
@@ -174,6 +253,16 @@ class MessagingService:
                 raise Unavailable(f"the message log is unavailable ({exc}); send again", code="unavailable") from exc
             seq = None  # assigned when the persister stores it; the message frame carries it
         return ack_frame(command.conversation_id, command.client_msg_id, seq, sent.message_id)
+
+    async def _publish(self, appended, members: Sequence[str]) -> None:
+        """Routes looked up after the commit: a member who connects later replays it from the
+        database (its resume reads after its route exists), so no member falls between the two."""
+        try:
+            routes = await self.registry.routes(members)
+        except RegistryUnavailable as exc:
+            log.warning("message_not_routed", error=str(exc)[:200])  # the relay's sweep publishes it
+            return
+        await self.publisher.publish(appended.message, routes, appended.outbox_id)
 
     async def read(self, user: str, command: MarkRead) -> None:
         members = await self._store(self.memberships.check(user, command.conversation_id))

@@ -42,13 +42,14 @@ MAX_REPLAYS = 3
 
 
 class Connection:
-    __slots__ = ("ws", "user", "cursor", "closing")
+    __slots__ = ("ws", "user", "cursor", "closing", "gaps")
 
     def __init__(self, ws: ServerConnection, user: str) -> None:
         self.ws = ws
         self.user = user
         self.cursor = DeliveryCursor()
         self.closing = False
+        self.gaps: set[str] = set()  # conversations whose gap waits to fill live (see Hub.repair)
 
 
 class Hub:
@@ -161,13 +162,36 @@ class Hub:
                 elif verdict is Verdict.DROP:
                     self.stats.duplicates_dropped += 1
                 elif verdict is Verdict.REPAIR:
-                    self.stats.gap_repairs += 1
-                    self.spawn(self.replay(conn, conversation_id, conn.cursor.last[conversation_id], begun=True))
+                    conn.gaps.add(conversation_id)
+                    self.spawn(self.repair(conn, conversation_id))
+                elif conversation_id in conn.gaps:  # held behind a gap: did this one fill it?
+                    ready, gap = conn.cursor.end_replay(conversation_id)
+                    if not gap:
+                        conn.gaps.discard(conversation_id)
+                    for held in ready:
+                        self.push(conn, held)
         self.push_many(sending, data)
+
+    async def repair(self, conn: Connection, conversation_id: str) -> None:
+        """A gap before a live message: most are messages still on their way by another path (one
+        gateway delivers its own members from memory, another's arrive through Kafka a few
+        milliseconds later), so the gap gets ``gap_grace_s`` to fill from the live stream, held in
+        order meanwhile; only what is still missing then is read from the database."""
+        await asyncio.sleep(self.service.settings.gap_grace_s)
+        if conn.closing or conversation_id not in conn.gaps:
+            return  # a resume's replay took the conversation over meanwhile
+        conn.gaps.discard(conversation_id)
+        ready, gap = conn.cursor.end_replay(conversation_id)
+        for data in ready:
+            self.push(conn, data)
+        if gap:
+            self.stats.gap_repairs += 1
+            await self.replay(conn, conversation_id, conn.cursor.last[conversation_id], begun=True)
 
     async def replay(self, conn: Connection, conversation_id: str, after_seq: int, *, begun: bool = False) -> None:
         """Send what the database has after ``after_seq``, then what arrived live meanwhile, once each, in order."""
         cursor = conn.cursor
+        conn.gaps.discard(conversation_id)  # this replay fills what a gap waited for
         backfill_to = None if begun else cursor.backfill(conversation_id, after_seq)
         after = cursor.last.get(conversation_id, after_seq) if begun else cursor.begin_replay(conversation_id, after_seq)
         try:

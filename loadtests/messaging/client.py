@@ -18,7 +18,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from loadtests.messaging.frames import Position, scheduled_of
 from loadtests.messaging.samples import ACK, DELIVER, DELIVER_SLOW, RECONNECT, Samples
@@ -142,8 +142,12 @@ class UserClient:
         self.connected.set()
         self.samples.connected += 1
         # Resume from what this client holds, then resend every unacked send (in schedule order).
-        await ws.send(json.dumps({"type": "resume",
-                                  "positions": {c: p.last for c, p in self.positions.items()}}))
+        try:
+            await ws.send(json.dumps({"type": "resume",
+                                      "positions": {c: p.last for c, p in self.positions.items()}}))
+        except ConnectionClosed:
+            return  # closed at once (1013: the gateway could not record the route): reconnect
+
         self.queue = asyncio.Queue()
         for client_msg_id in self.pending:
             self.queue.put_nowait(client_msg_id)

@@ -15,7 +15,7 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from messaging.domain import MessageSent
-from messaging.ports import LogUnavailable
+from messaging.ports import InboxBell, LogUnavailable
 from services.clients.kafka import KafkaProducer, TopicSpec, ensure_topics
 
 
@@ -31,13 +31,16 @@ def decode_sent(raw: bytes) -> MessageSent:
 
 
 class KafkaDeliveries:
-    def __init__(self, producer: KafkaProducer, topic_for: Callable[[str], str]) -> None:
+    def __init__(self, producer: KafkaProducer, topic_for: Callable[[str], str], bell: InboxBell) -> None:
         self._producer = producer
         self._topic_for = topic_for
+        self._bell = bell
         self._known: set[str] = set()
 
     async def deliver(self, gateway: str, conversation_id: str, users: Sequence[str], frame: dict) -> Awaitable[None]:
         topic = self._topic_for(gateway)
+        # A reader that went quiet is asleep: ring first (a gateway sent to lately is not rung).
+        await self._bell.ring(gateway)
         try:
             if topic not in self._known:
                 # The gateway creates its topic at start; this covers a gateway whose topic the

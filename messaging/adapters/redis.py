@@ -1,4 +1,7 @@
-"""Presence and routing on Redis, and the per-user send limit (the kit's token bucket).
+"""Presence and routing on Redis, the per-user send limit (the kit's token bucket) and the inbox bell.
+
+A send asks Redis once, right after its commit: where the conversation's members are connected
+(one script over their routes and the gateways' liveness).
 
 Keys: ``routes:<user>`` (hash: gateway -> open connections there), ``gw:users:<gateway>`` (set:
 users with a connection there), ``gw:alive:<gateway>`` (refreshed each heartbeat, expires
@@ -12,14 +15,38 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
+import orjson
+
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from messaging.ports import RegistryUnavailable
-from services.ratelimit import LimiterUnavailable, TokenBucket
+from services.tasks import BackgroundLoop
 
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
 ALL = "gw:all"
+BELL = "inbox-bell:"  # + gateway: a pub/sub channel
+
+# The routes of the users (ARGV) over live gateways, as JSON {gateway: [users]}, in one round trip.
+_ROUTES = """
+local routes, alive = {}, {}
+for i = 1, #ARGV do
+  local table = redis.call('HGETALL', 'routes:' .. ARGV[i])
+  for j = 1, #table, 2 do
+    local gateway = table[j]
+    if tonumber(table[j + 1]) > 0 then
+      if alive[gateway] == nil then alive[gateway] = redis.call('EXISTS', 'gw:alive:' .. gateway) == 1 end
+      if alive[gateway] then
+        if routes[gateway] == nil then routes[gateway] = {} end
+        local users = routes[gateway]
+        users[#users + 1] = ARGV[i]
+      end
+    end
+  end
+end
+if next(routes) == nil then return '{}' end
+return cjson.encode(routes)
+"""
 
 # True (1) when the user had no connection on any live gateway before this one.
 _CONNECT = """
@@ -63,6 +90,7 @@ def _alive(gateway: str) -> str:
 class RedisRegistry:
     def __init__(self, redis: Callable[[], Redis]) -> None:
         self._redis = redis
+        self._routes = None
 
     async def _call(self, coro):
         try:
@@ -89,30 +117,16 @@ class RedisRegistry:
 
         return await self._call(beat())
 
-    async def _route_table(self, users: Sequence[str]) -> dict[str, list[str]]:
-        async with self._redis().pipeline(transaction=False) as pipe:
-            for user in users:
-                pipe.hgetall(_routes(user))
-            tables = await pipe.execute()
-        by_gateway: dict[str, list[str]] = {}
-        for user, table in zip(users, tables):
-            for gateway, count in table.items():
-                if int(count) > 0:
-                    by_gateway.setdefault(gateway.decode(), []).append(user)
-        if not by_gateway:
-            return {}
-        gateways = list(by_gateway)
-        async with self._redis().pipeline(transaction=False) as pipe:
-            for gateway in gateways:
-                pipe.exists(_alive(gateway))
-            flags = await pipe.execute()
-        return {g: by_gateway[g] for g, up in zip(gateways, flags) if up}
-
     async def routes(self, users: Sequence[str]) -> dict[str, list[str]]:
-        return await self._call(self._route_table(users))
+        if self._routes is None:
+            self._routes = self._redis().register_script(_ROUTES)
+        try:
+            return orjson.loads(await self._routes(args=list(users), client=self._redis()))
+        except _DOWN as exc:
+            raise RegistryUnavailable(str(exc)[:200]) from exc
 
     async def online(self, users: Sequence[str]) -> dict[str, bool]:
-        table = await self._call(self._route_table(users))
+        table = await self.routes(users)
         reachable = {u for us in table.values() for u in us}
         return {u: u in reachable for u in users}
 
@@ -148,12 +162,47 @@ class RedisRegistry:
         return [u for u in users if not status[u]]
 
 
-class RedisSendLimiter:
-    def __init__(self, redis: Callable[[], Redis], per_second: float, burst: int) -> None:
-        self._bucket = TokenBucket(redis, per_second=per_second, burst=burst, prefix="sendlimit")
+class RedisInboxBell:
+    """:class:`messaging.ports.InboxBell` over Redis pub/sub. A gateway's reader stays awake for
+    ``awake_s`` after its last record, so a publisher rings only a gateway it has not rung (or sent
+    to) for ``quiet_s`` (< ``awake_s``): under load nobody rings at all."""
 
-    async def acquire(self, user: str) -> float:
+    def __init__(self, redis: Callable[[], Redis], quiet_s: float) -> None:
+        self._redis = redis
+        self._quiet_s = quiet_s
+        self._rung: dict[str, float] = {}  # gateway -> when this process last sent it something
+
+    async def ring(self, gateway: str) -> None:
+        now = asyncio.get_running_loop().time()
+        last = self._rung.get(gateway)
+        self._rung[gateway] = now
+        if last is not None and now - last < self._quiet_s:
+            return
         try:
-            return await self._bucket.acquire(user)
-        except LimiterUnavailable as exc:
-            raise RegistryUnavailable(str(exc)) from exc
+            await self._redis().publish(BELL + gateway, b"1")
+        except _DOWN as exc:
+            self._rung.pop(gateway, None)
+            raise RegistryUnavailable(str(exc)[:200]) from exc
+
+
+class BellListener(BackgroundLoop):
+    """A gateway's subscription to its bell; survives Redis restarts (it subscribes again, and
+    rings once, since a ring may have been missed meanwhile)."""
+
+    transient = _DOWN
+
+    def __init__(self, redis: Callable[[], Redis], gateway: str, on_ring: Callable[[], None]) -> None:
+        super().__init__("inbox-bell")
+        self._redis = redis
+        self._channel = BELL + gateway
+        self._on_ring = on_ring
+
+    async def step(self) -> None:
+        async with self._redis().pubsub() as pubsub:
+            await pubsub.subscribe(self._channel)
+            self._on_ring()
+            while True:
+                # A timeout, not a blocking listen(): the pool's short socket timeout would cut it.
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None and message.get("type") == "message":
+                    self._on_ring()

@@ -23,6 +23,31 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from services.resources import HealthCheck
 
 
+class LostLogs:
+    """Tells when a broker lost a partition's log (Tansu keeps it in memory: a restart empties it,
+    and new records are numbered from 0 again): the end it reports went down, which a broker that
+    keeps its log never does.
+
+    Not "the position is past the end": Tansu 0.6 reports a partition's end as the first offset
+    of its last batch, not one past its last record, so a reader that is simply caught up stands a
+    batch past it. Rewinding on that reads the whole log again, and again at the next check
+    (measured: a broker kept at a full core by two such readers, re-reading ever longer logs).
+    """
+
+    def __init__(self) -> None:
+        self._ends: dict = {}  # partition -> the highest end reported
+
+    def lost(self, partition, end: int | None) -> bool:
+        if end is None:
+            return False
+        seen = self._ends.get(partition)
+        self._ends[partition] = end if seen is None else max(seen, end)
+        if seen is not None and end < seen:
+            self._ends[partition] = end  # the new log's end, from here on
+            return True
+        return False
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -149,6 +174,7 @@ class KafkaConsumer:
             self._options["metadata_max_age_ms"] = metadata_max_age_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._next_offset: dict = {}  # partition -> offset after the last record handed out
+        self._lost = LostLogs()
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -184,14 +210,15 @@ class KafkaConsumer:
 
         A broker that lost its log (Tansu keeps it in memory: a restart empties it) numbers new
         records from 0 again, and Tansu answers a fetch past the end with nothing rather than
-        OffsetOutOfRange: a consumer left at offset 500 would skip the first 500 new records."""
+        OffsetOutOfRange: a consumer left at offset 500 would skip the first 500 new records
+        (see :class:`LostLogs`)."""
         if self._consumer is None or not self._consumer.assignment():
             return []
         partitions = list(self._consumer.assignment())
         ends = await self._consumer.end_offsets(partitions)
         rewound = []
         for partition in partitions:
-            if await self._consumer.position(partition) > ends.get(partition, 0):
+            if self._lost.lost(partition, ends.get(partition)):
                 self._consumer.seek(partition, 0)
                 self._next_offset.pop(partition, None)
                 rewound.append(partition)

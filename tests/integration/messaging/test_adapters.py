@@ -1,4 +1,5 @@
-"""Messaging's stores and registry against the real parts: PostgreSQL (migrated by `sdlab up`) and Redis."""
+"""Messaging's stores, outbox, registry and inbox bell against the real parts: PostgreSQL (migrated
+by `sdlab up`) and Redis."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import asyncio
 import uuid
 from datetime import datetime, timezone
 
+import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from messaging.adapters.redis import RedisRegistry
+from messaging.adapters.outbox import PgOutbox
+from messaging.adapters.redis import BellListener, RedisInboxBell, RedisRegistry
 from messaging.adapters.sql import SqlConversationStore, SqlMessageStore
 from messaging.domain import Conversation, MessageSent, message_id_for, new_conversation_id
-from services.clients.postgres import asyncpg_url
+from messaging.ports import StoreUnavailable
+from services.clients.postgres import PgPool, dsn
 from services.clients.redis import RedisClient
 
 
@@ -22,17 +25,23 @@ def _url(lab, name: str) -> str:
 
 @pytest.fixture
 async def stores(lab):
-    engine = create_async_engine(asyncpg_url(_url(lab, "postgres-0")))
-    yield SqlConversationStore(lambda: engine, 2.0), SqlMessageStore(lambda: engine, 2.0)
-    await engine.dispose()
+    db = PgPool(_url(lab, "postgres-0"), timeout_s=2.0, unavailable=StoreUnavailable)
+    await db.start()
+    yield SqlConversationStore(db), SqlMessageStore(db)
+    await db.stop()
 
 
 @pytest.fixture
-async def registry(lab):
+async def redis(lab):
     client = RedisClient(_url(lab, "redis"), timeout_s=1.0)
     await client.start()
-    yield RedisRegistry(lambda: client.redis)
+    yield lambda: client.redis
     await client.stop()
+
+
+@pytest.fixture
+async def registry(redis):
+    return RedisRegistry(redis)
 
 
 def _sent(conversation_id: str, sender: str, client_msg_id: str, text: str = "hi") -> MessageSent:
@@ -110,3 +119,63 @@ async def test_routes_follow_connections_and_a_lapsed_gateway_counts_as_gone(reg
     assert await registry.disconnected(g1, u) is True
     assert await registry.routes([u]) == {}
     await registry.forget_gateway(g1)
+
+
+async def test_a_db_first_append_writes_its_outbox_row_in_the_same_statement(stores, lab):
+    """The append, the seq and the outbox row: one statement; the row is deleted once published,
+    and one the gateway never published is what the relay sweeps once it is stale."""
+    conversations, messages = stores
+    a, b = _names(2)
+    c = await _conversation(conversations, a, b)
+    first = await messages.append(_sent(c.id, a, "o1"), outbox=True)
+    second = await messages.append(_sent(c.id, b, "o2"), outbox=True)
+    assert first.outbox_id is not None and second.outbox_id > first.outbox_id
+    conn = await asyncpg.connect(dsn(_url(lab, "postgres-0")))
+    try:
+        rows = await conn.fetch("SELECT id, seq FROM message_outbox WHERE conversation_id = $1 ORDER BY id", c.id)
+        assert [(r["id"], r["seq"]) for r in rows] == [(first.outbox_id, 1), (second.outbox_id, 2)]
+        await messages.published([first.outbox_id])
+        left = await conn.fetch("SELECT id FROM message_outbox WHERE conversation_id = $1", c.id)
+        assert [r["id"] for r in left] == [second.outbox_id]
+        # Stale only once old enough, by the database's clock (the session's own relay may sweep it
+        # first: either way it must never sweep a fresh row).
+        await conn.execute("UPDATE message_outbox SET created_at = now() - interval '1 hour' WHERE id = $1",
+                           second.outbox_id)
+    finally:
+        await conn.close()
+    outbox = PgOutbox(dsn(_url(lab, "postgres-0")), 2.0)
+    try:
+        fresh = await messages.append(_sent(c.id, a, "o3"), outbox=True)
+        if await outbox.lead():  # the session's relay leads: no second leader, by design
+            batch = await outbox.stale(100, 60.0)
+            assert fresh.outbox_id not in batch.ids
+        else:
+            assert await outbox.lead() is False
+    finally:
+        await outbox.stop()
+
+
+async def test_a_quiet_gateway_is_rung_once_then_not_while_sent_to(redis):
+    gateway = f"it-gw-{uuid.uuid4().hex[:6]}"
+    rung = asyncio.Event()
+    rings = []
+
+    def ring() -> None:
+        rings.append(1)
+        rung.set()
+
+    listener = BellListener(redis, gateway, ring)
+    await listener.start()
+    try:
+        await asyncio.wait_for(rung.wait(), 5)  # subscribing rings once (a ring may have been missed)
+        rung.clear()
+        bell = RedisInboxBell(redis, quiet_s=10.0)
+        await bell.ring(gateway)
+        await asyncio.wait_for(rung.wait(), 5)
+        before = len(rings)
+        for _ in range(5):
+            await bell.ring(gateway)  # sent to lately: the reader is awake, nobody rings
+        await asyncio.sleep(0.3)
+        assert len(rings) == before
+    finally:
+        await listener.stop()

@@ -100,6 +100,13 @@ class K6Driver:
 
     kind = "k6"
 
+    def pending_checkpoint(self) -> str | None:
+        """None: this generator has no phases to mark (see :class:`services.lab.script_driver.ScriptDriver`)."""
+        return None
+
+    def release(self, name: str) -> None:
+        raise AssertionError(f"no checkpoint {name!r} was pending")
+
     def __init__(self, script: Path, host: str, out: Path, env: dict[str, str], *, rate: float, duration_s: float,
                  shape: str | None, bind: str) -> None:
         self.script, self.out = script, out

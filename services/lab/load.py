@@ -223,9 +223,15 @@ def run_load(
     machine_rows: dict[int, float | None] = {}
     last_print = 0.0
     interactive = sys.stdout.isatty()
+    marks: dict = {}  # the generator's checkpoints (its operations' start and end): the stack's readings then
     try:
         while proc.poll() is None:
-            time.sleep(1.0)
+            for _ in range(10):
+                time.sleep(0.1)
+                name = driver.pending_checkpoint()
+                if name is not None:
+                    marks[name] = meter.read()
+                    driver.release(name)
             if not state.marker.startswith("compose:"):
                 now_state = load_state(settings.state_dir)
                 sampler.refresh(now_state)
@@ -271,7 +277,8 @@ def run_load(
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     summary = summarize(spec, driver, timeline, seconds, elapsed, before, after, runner)
     op, ops = plugin.cost_unit(spec, summary)
-    summary["cost_per_op"] = cost_per_op(idle, (run_start, run_end), op, ops, meter.unavailable)
+    window = (marks.get("start", run_start), marks.get("end", run_end))
+    summary["cost_per_op"] = cost_per_op(idle, window, op, ops, meter.unavailable)
     # The wall-clock instant of t=0 (of the timeline and the fault times), to place what the
     # generator itself logged with its own timestamps (acks.jsonl) on the same axis.
     summary["started_at"] = t0_wall

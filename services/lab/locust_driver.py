@@ -66,6 +66,13 @@ def counts(rows: list[dict]) -> dict[str, dict[str, int]]:
 class LocustDriver:
     kind = "locust"
 
+    def pending_checkpoint(self) -> str | None:
+        """None: this generator has no phases to mark (see :class:`services.lab.script_driver.ScriptDriver`)."""
+        return None
+
+    def release(self, name: str) -> None:
+        raise AssertionError(f"no checkpoint {name!r} was pending")
+
     def __init__(self, locustfile: Path, host: str, out: Path, env: dict[str, str], *, users: int,
                  rate: float | None, duration_s: float, shape: str | None) -> None:
         if shape is not None and shape not in SHAPES:

@@ -7,6 +7,12 @@ open-loop generator. The engine runs it as it runs k6 and reads the same two thi
 - at the end: the totals (``{"total": {...}, "endpoints": {name: {...}}}`` with requests,
   failures, rps, p50/p95/p99/max in ms, and ``dropped_iterations``), written to ``SDLAB_TOTALS``.
 
+Checkpoints: a generator with phases that are not its operations (connecting thousands of
+sockets first, closing them at the end) marks where its operations start and end, so that the
+run's cost per operation (:mod:`services.lab.cost`) counts only them: it creates
+``<SDLAB_CHECKPOINTS>/<name>.ready`` (``start``, ``end``) and waits  for
+``<name>.go``, which the engine creates once it has taken its reading (:mod:`services.lab.checkpoints`).
+
 The generator gets ``SDLAB_HOST``, ``SDLAB_RATE``, ``SDLAB_DURATION_S``, ``SDLAB_SHAPE`` with
 ``SDLAB_STAGES`` (the k6 driver's stages, for a shaped run), ``SDLAB_T0`` (the engine's start
 instant, so its seconds are the timeline's), and the variables every generator gets
@@ -39,7 +45,8 @@ class ScriptDriver:
         self.totals_path = out / "generator-totals.json"
         self.env = {**env, "SDLAB_HOST": host, "SDLAB_RATE": str(rate), "SDLAB_DURATION_S": str(duration_s),
                     "SDLAB_SHAPE": self.shape, "SDLAB_TIMELINE": str(out / "timeline-raw.jsonl"),
-                    "SDLAB_TOTALS": str(self.totals_path)}
+                    "SDLAB_TOTALS": str(self.totals_path), "SDLAB_CHECKPOINTS": str(out / "checkpoints")}
+        (out / "checkpoints").mkdir(exist_ok=True)
         stages = rate_stages(self.shape, rate, duration_s)
         if stages is not None:
             self.env["SDLAB_STAGES"] = json.dumps(stages)
@@ -58,6 +65,16 @@ class ScriptDriver:
                                      stderr=subprocess.STDOUT,
                                      env={**os.environ, **self.env, "SDLAB_T0": repr(t0_wall)})
         return self.proc
+
+    def pending_checkpoint(self) -> str | None:
+        """A checkpoint the generator is waiting at, if any."""
+        for ready in sorted((self.out / "checkpoints").glob("*.ready")):
+            if not ready.with_suffix(".go").exists():
+                return ready.stem
+        return None
+
+    def release(self, name: str) -> None:
+        (self.out / "checkpoints" / f"{name}.go").touch()
 
     def take(self) -> list[dict]:
         rows, self._offset = read_new(self.out / "timeline-raw.jsonl", self._offset)

@@ -81,11 +81,13 @@ class DeliveryReader(BackgroundLoop):
             if consumer.paused():
                 try:
                     await asyncio.wait_for(self._rung.wait(), max(0.0, check_at - loop.time()))
+                    awake_until = loop.time() + self._settings.reader_awake_s
                 except asyncio.TimeoutError:
-                    check_at = loop.time() + self._settings.reader_check_s  # the look by itself, now and then
+                    # The look by itself, now and then: one fetch's worth, then asleep again.
+                    check_at = loop.time() + self._settings.reader_check_s
+                    awake_until = loop.time()
                 self._rung.clear()
                 consumer.resume(partition)
-                awake_until = loop.time() + self._settings.reader_awake_s
             self._rung.clear()
             batches = await consumer.getmany(timeout_ms=100)
             self._answered_at = loop.time()

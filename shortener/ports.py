@@ -61,9 +61,16 @@ class LinkCache(Protocol):
     async def delete(self, code: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Allowance:
+    wait_s: float  # 0: allowed; else the seconds until a token is available
+    cached_missing: bool = False  # the code asked about sits in the cache as "no such link"
+
+
 class RateLimiter(Protocol):
-    async def acquire(self, client: str) -> float:
-        """0 when allowed, else the seconds until a token is available."""
+    async def acquire(self, client: str, code: str | None = None) -> Allowance:
+        """Take a token for ``client`` and, in the same round trip, whether ``code`` is cached as
+        missing (a create then has a stale "not found" to forget; otherwise it has nothing to)."""
         ...
 
 

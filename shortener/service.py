@@ -15,6 +15,7 @@ from shortener import domain
 from shortener.config import ShortenerSettings
 from shortener.domain import Link, LinkCreated, ShortenUrl
 from shortener.ports import (
+    Allowance,
     CacheUnavailable,
     ClickSink,
     CounterSource,
@@ -178,27 +179,35 @@ class ShortenerService:
     # --- writes ------------------------------------------------------------------------------
 
     async def shorten(self, cmd: ShortenUrl, client: str) -> LinkCreated:
-        await self._limit(client)
+        """A new link: validated, its code chosen, then one Redis round trip (the client's token, and
+        whether the code sits in a cache as "not found") and one INSERT. Only a code that some cache
+        holds as missing (an alias probed before it existed, a link deleted and created again) costs
+        the forgetting as well."""
         url = domain.validate_url(cmd.url, self._own_hosts, self.settings.max_url_length)
         expires_in = domain.validate_expiry(cmd.expires_in)
+        alias = domain.validate_alias(cmd.alias) if cmd.alias is not None else None
+        code = alias or await self._next_code(url, 0)
+        allowance = await self._limit(client, code)
         now = self.clock()
         expires_at = now + expires_in if expires_in else None
         token = domain.new_delete_token()
         token_digest, url_digest = domain.token_digest(token), domain.url_digest(url)
-        if cmd.alias is not None:
-            link = Link(domain.validate_alias(cmd.alias), url, now, expires_at, custom_alias=True)
+        if alias is not None:
+            link = Link(alias, url, now, expires_at, custom_alias=True)
             outcome = await self._db(lambda: self.repo.insert(link, url_digest, token_digest))
             if not outcome.inserted:
                 raise Conflict(f"alias {cmd.alias!r} is taken", code="alias_taken")
-            return await self._created(link, token)
+            return await self._created(link, token, allowance.cached_missing)
         for attempt in range(MAX_CODE_ATTEMPTS):
-            code = await self._next_code(url, attempt)
+            if attempt:
+                code = await self._next_code(url, attempt)
             if code.lower() in domain.RESERVED:
                 continue
             link = Link(code, url, now, expires_at)
             outcome = await self._db(lambda: self.repo.insert(link, url_digest, token_digest))
             if outcome.inserted:
-                return await self._created(link, token)
+                # A code other than the one asked about: whether a cache holds it is unknown.
+                return await self._created(link, token, allowance.cached_missing or attempt > 0)
             if outcome.existing_by_url is not None:
                 existing = outcome.existing_by_url
                 if not existing.expired(now):
@@ -221,20 +230,25 @@ class ShortenerService:
         except (CacheUnavailable, StoreUnavailable):
             raise Unavailable("the ID allocator (Redis) is unavailable; retry shortly", code="ids_unavailable") from None
 
-    async def _created(self, link: Link, token: str) -> LinkCreated:
-        await self._forget(link.code)  # the code may sit in a negative cache from an earlier probe
+    async def _created(self, link: Link, token: str, cached_missing: bool) -> LinkCreated:
+        self.local.discard(link.code)  # this instance's own "not found", if it had one: no I/O
+        if cached_missing:  # a negative cache entry from an earlier probe: forget it everywhere
+            await self._forget(link.code)
         return LinkCreated(link, token, created=True)
 
-    async def _limit(self, client: str) -> None:
+    async def _limit(self, client: str, code: str) -> Allowance:
         try:
-            wait = await self.limiter.acquire(client)
+            allowance = await self.limiter.acquire(client, code)
         except CacheUnavailable:
-            # Fail open: a Redis outage must not stop creates; the breach is counted.
+            # Fail open: a Redis outage must not stop creates; the breach is counted. Whether the
+            # code is cached as missing is unknown, so it is forgotten to be safe.
             self.stats.limiter_errors += 1
-            return
-        if wait > 0:
+            return Allowance(0.0, cached_missing=True)
+        if allowance.wait_s > 0:
             self.stats.rate_limited += 1
-            raise RateLimited(f"too many links created from {client}; retry in {wait:.1f}s", retry_after_s=wait)
+            raise RateLimited(f"too many links created from {client}; retry in {allowance.wait_s:.1f}s",
+                              retry_after_s=allowance.wait_s)
+        return allowance
 
     async def get_link(self, code: str) -> Link:
         link = await self._db(lambda: self.repo.get_with_clicks(code))

@@ -10,10 +10,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.logging import get_logger
-from services.ratelimit import LimiterUnavailable, TokenBucket
+from services.ratelimit import TOKEN_BUCKET_TAKE
 from services.tasks import BackgroundLoop
 from shortener.domain import Link
-from shortener.ports import CacheEntry, CacheUnavailable, LinkRepository
+from shortener.ports import Allowance, CacheEntry, CacheUnavailable, LinkRepository
 
 log = get_logger(__name__)
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
@@ -82,17 +82,33 @@ class RedisLinkCache:
             raise CacheUnavailable(str(exc)) from exc
 
 
+# The kit's token bucket (KEYS[1]) and, in the same round trip, whether the code about to be
+# created (KEYS[2]) sits in the cache as "no such link".
+_ADMIT = TOKEN_BUCKET_TAKE + """
+return {tostring(wait), redis.call('GET', KEYS[2]) == ARGV[3] and 1 or 0}
+"""
+
+
 class RedisRateLimiter:
-    """The kit's token bucket per client address; Redis trouble becomes the port's CacheUnavailable."""
+    """The kit's token bucket per client address, one script with the create's cache check; Redis
+    trouble becomes the port's CacheUnavailable."""
 
     def __init__(self, redis: Callable[[], Redis], per_minute: int, burst: int) -> None:
-        self._bucket = TokenBucket(redis, per_second=per_minute / 60.0, burst=burst, prefix="ratelimit")
+        self._redis = redis
+        self._rate = per_minute / 60.0
+        self._burst = burst
+        self._script = None
 
-    async def acquire(self, client: str) -> float:
+    async def acquire(self, client: str, code: str | None = None) -> Allowance:
+        redis = self._redis()
+        if self._script is None:
+            self._script = redis.register_script(_ADMIT)
         try:
-            return await self._bucket.acquire(client)
-        except LimiterUnavailable as exc:
+            wait, missing = await self._script(keys=[f"ratelimit:{client}", _key(code or "")],
+                                               args=[self._rate, self._burst, _NEGATIVE], client=redis)
+        except _DOWN as exc:
             raise CacheUnavailable(str(exc)) from exc
+        return Allowance(float(wait), bool(int(missing)) and code is not None)
 
 
 # INCRBY only when the counter exists: a Redis that lost its state must not restart from zero.

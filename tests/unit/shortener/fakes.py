@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from shortener import domain
 from shortener.config import ShortenerSettings
 from shortener.domain import Link, LinkClicked
-from shortener.ports import CacheEntry, CacheUnavailable, InsertOutcome, StoreUnavailable
+from shortener.ports import Allowance, CacheEntry, CacheUnavailable, InsertOutcome, StoreUnavailable
 from shortener.service import ShortenerService
 
 
@@ -175,18 +175,21 @@ class FakeCache:
 
 
 class FakeLimiter:
-    """RateLimiter: answers ``wait`` (0 = allowed) and remembers who asked."""
+    """RateLimiter: answers ``wait`` (0 = allowed), and whether the code is cached as missing in
+    ``cache`` (the same Redis as the link cache's), and remembers who asked."""
 
-    def __init__(self, wait: float = 0.0) -> None:
+    def __init__(self, wait: float = 0.0, cache: "FakeCache | None" = None) -> None:
         self.wait = wait
+        self.cache = cache
         self.down = False
         self.clients: list[str] = []
 
-    async def acquire(self, client: str) -> float:
+    async def acquire(self, client: str, code: str | None = None) -> Allowance:
         self.clients.append(client)
         if self.down:
             raise CacheUnavailable("fake limiter is down")
-        return self.wait
+        entry = self.cache.entries.get(code) if self.cache is not None and code is not None else None
+        return Allowance(self.wait, cached_missing=entry is not None and entry.link is None)
 
 
 class FakeClicks:
@@ -274,7 +277,8 @@ def make_settings(**overrides: object) -> ShortenerSettings:
 
 
 def make_service(**settings_overrides: object) -> tuple[ShortenerService, Fakes]:
-    fakes = Fakes(FakeRepo(), FakeCache(), FakeLimiter(), FakeClicks(), FakeInvalidator(), FakeCounter())
+    cache = FakeCache()
+    fakes = Fakes(FakeRepo(), cache, FakeLimiter(cache=cache), FakeClicks(), FakeInvalidator(), FakeCounter())
     service = ShortenerService(
         make_settings(**settings_overrides),
         repo=fakes.repo,

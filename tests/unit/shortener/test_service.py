@@ -343,6 +343,34 @@ async def test_creating_a_link_clears_the_negative_cache_for_its_code():
     assert (await service.resolve("fresh-code")).url == URL
 
 
+async def test_a_create_costs_one_limiter_call_and_one_insert_and_forgets_nothing_fresh():
+    service, fakes = make_service()
+    result = await shorten(service)
+    assert fakes.limiter.clients == [CLIENT] and fakes.repo.calls["insert"] == 1
+    assert fakes.cache.total_calls == 0 and fakes.invalidator.codes == [], \
+        "a code no cache holds has nothing to forget: no round trip for it"
+    assert result.created is True
+
+
+async def test_a_code_cached_as_missing_is_forgotten_everywhere_when_created():
+    """A probe of the alias before it existed left "not found" in Redis and in the local caches;
+    the create must drop it, or the new link would answer 404 for the negative TTL."""
+    service, fakes = make_service()
+    with pytest.raises(NotFound):
+        await service.resolve("soon-here")
+    assert fakes.cache.entries["soon-here"].link is None
+    await shorten(service, alias="soon-here")
+    assert "soon-here" not in fakes.cache.entries and fakes.invalidator.codes == ["soon-here"]
+    assert (await service.resolve("soon-here")).url == URL
+
+
+async def test_a_create_while_the_limiter_is_down_forgets_the_code_to_be_safe():
+    service, fakes = make_service()
+    fakes.limiter.down = True
+    result = await shorten(service)
+    assert fakes.invalidator.codes == [result.link.code]
+
+
 async def test_rate_limited_create_is_refused_with_the_wait():
     service, fakes = make_service()
     fakes.limiter.wait = 2.5

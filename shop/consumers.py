@@ -53,14 +53,20 @@ class Relay(Loop):
         super().__init__("relay")
         self._settings, self._w, self._outbox, self._producer = settings, w, outbox, producer
         self.relayed = 0
+        self._backlog = False  # the last read filled a batch: read again at once
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
         acks = [await self._producer.enqueue(r.topic, r.payload, key=str(r.order_id).encode()) for r in rows]
         await asyncio.gather(*acks)
 
     async def step(self) -> None:
-        """Read the shards that notified (all of them after a quiet ``relay_poll_s``), a batch each."""
-        moved, full = 0, False
+        """Wait for a notification (or ``relay_poll_s``), let more events gather for ``relay_linger_s``,
+        then read the shards that notified (all of them after a quiet poll), a batch each."""
+        if not self._backlog:
+            await self._outbox.wait(self._settings.relay_poll_s)
+            if self._outbox.notified:
+                await asyncio.sleep(self._settings.relay_linger_s)  # a checkout's next event joins the batch
+        moved, self._backlog = 0, False
         everyone = not self._outbox.notified
         for shard in range(self._w.router.shard_count()):
             if not everyone and self._outbox.url(shard) not in self._outbox.notified:
@@ -71,15 +77,12 @@ class Relay(Loop):
                 log.warning("relay_shard_unavailable", shard=shard, error=str(exc)[:200])
                 continue
             moved += n
-            full = full or n == self._settings.relay_batch
+            self._backlog = self._backlog or n == self._settings.relay_batch
         self.relayed += moved
-        if full:
-            return  # a backlog: the next batch at once
-        if moved:
-            await asyncio.sleep(self._settings.relay_linger_s)  # let the next batch gather
-            if not self._outbox.notified:
-                await self._outbox.tidy()
-        await self._outbox.wait(self._settings.relay_poll_s)
+        if everyone and not moved:
+            # Quiet for a whole poll: delete what the last batches published (while events flow,
+            # each read deletes the batch before it, so this costs nothing on the way).
+            await self._outbox.tidy()
 
     async def stop(self) -> None:
         await super().stop()

@@ -30,10 +30,11 @@ def encode_cursor(product: Product) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
+    """Any position of the pattern is a place to continue from: an id past the largest one an id
+    can be (19 digits reach beyond 2**63 - 1) means "after every product at that price"."""
     price, sep, product_id = cursor.partition("_")
-    if sep and price.isascii() and price.isdigit() and product_id.isascii() and product_id.isdigit() \
-            and int(product_id) < 1 << 63:
-        return int(price), int(product_id)
+    if sep and price.isascii() and price.isdigit() and product_id.isascii() and product_id.isdigit():
+        return int(price), min(int(product_id), (1 << 63) - 1)
     raise InvalidInput("cursor is not one this API returned (price_id); start again without it",
                        code="invalid_cursor")
 

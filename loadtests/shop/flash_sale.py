@@ -64,6 +64,18 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
+def accepted_times_ms(records: list[dict]) -> list[float]:
+    """When each checkout was first answered 201 or 202 (an asynchronous checkout's "reserved, payment
+    pending"), wall clock ms, one per Idempotency-Key: the request's start plus its latency."""
+    first: dict[str, float] = {}
+    for r in records:
+        if r.get("event") == "answer" and r.get("status") in (201, 202) and r.get("t") is not None:
+            at = float(r["t"]) + float(r.get("ms") or 0.0)
+            key = r.get("key") or f"#{len(first)}"
+            first[key] = min(at, first.get(key, at))
+    return sorted(first.values())
+
+
 def paid_times_ms(records: list[dict]) -> list[float]:
     """When each checkout got its first 201 (wall clock, ms), one per Idempotency-Key: from the
     ``acknowledged`` record's ``t``, or from an ``answer`` record with status 201 (``t`` is when

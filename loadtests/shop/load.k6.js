@@ -1,8 +1,9 @@
 // The shop's open-loop load: the same endpoint names as locustfile.py.
 //   reads (READ_WEIGHT): a product page, or a category listing (SDLAB_OPT_LISTING_SHARE of them, default 1 in 3);
 //   writes (WRITE_WEIGHT): a direct checkout of one random product, retried with the same
-//   Idempotency-Key on 503 or a timeout, backing off (0.1, 0.2, 0.4 s, with jitter) as a careful
-//   client does (the retries are part of the iteration's time).
+//   Idempotency-Key on 503, 429 (busy) or a timeout, backing off (0.1, 0.2, 0.4 s, with jitter) as
+//   a careful client does (the retries are part of the iteration's time). 202 (an asynchronous
+//   checkout: reserved and placed, payment pending) is an answer, like 201.
 // SDLAB_OPT_SCENARIO=flash-sale: every iteration is a checkout of the seed's flash product.
 // SDLAB_OPT_RETRY=hostile: a client that retries everything, the way real ones do: each checkout
 //   is sent as SDLAB_OPT_COPIES concurrent copies (default 2-3, one http.batch), then again, one
@@ -14,7 +15,7 @@
 // The ack log (SDLAB_ACK_LOG) gets, per checkout: {event: 'attempted', user, key, product, t} once,
 // {event: 'answer', user, key, product, try, status, code, replayed, ms, t} for every HTTP request
 // sent for it (t: its start, ms since the epoch; status 0: no answer within the client's timeout),
-// and {event: 'acknowledged', user, key, order_id} once, at its first 201.
+// and {event: 'acknowledged', user, key, order_id, status} once, at its first 201 or 202.
 import { sleep } from 'k6';
 import {
   HOST, TIMEOUT, endpoint, http, labOptions, logWrite, readOrWrite, record, seed, sharedList, writeSummary,
@@ -38,7 +39,7 @@ const flash = sharedList('flash', () => [seed().flash_product.id]);
 const listings = endpoint(LISTING);
 const pages = endpoint(PRODUCT);
 const checkouts = endpoint(CHECKOUT);
-const okCheckout = http.expectedStatuses(201, 402, 409);
+const okCheckout = http.expectedStatuses(201, 202, 402, 409);
 const RETRIES = 4;
 
 export const options = labOptions([LISTING, PRODUCT, CHECKOUT]);
@@ -82,8 +83,9 @@ function read() {
 // What one answer means to a client: final (do not send again) or not (send again, same key).
 function judge(response) {
   const inUse = response.status === 409 && String(response.body).includes('idempotency_key_in_use');
-  const answered = response.status === 201 || response.status === 402 || (response.status === 409 && !inUse);
-  const final = answered || !(response.status === 0 || response.status === 503 || inUse);
+  const accepted = response.status === 201 || response.status === 202;
+  const answered = accepted || response.status === 402 || (response.status === 409 && !inUse);
+  const final = answered || !(response.status === 0 || response.status === 503 || response.status === 429 || inUse);
   return { inUse, answered, final };
 }
 
@@ -104,9 +106,10 @@ function answer(state, response, t, attempt) {
     status: response.status, code, replayed: response.headers['Idempotent-Replayed'] === 'true',
     ms: response.timings.duration, t,
   });
-  if (response.status === 201 && !state.acked) {
+  if ((response.status === 201 || response.status === 202) && !state.acked) {
     state.acked = true;
-    logWrite({ event: 'acknowledged', user: state.buyer.user, key: state.key, order_id: field(response, 'order_id') });
+    logWrite({ event: 'acknowledged', user: state.buyer.user, key: state.key, order_id: field(response, 'order_id'),
+      status: response.status });
   }
   return verdict.final;
 }

@@ -82,16 +82,16 @@ class Buyer(FastHttpUser):
             with self.client.post(CHECKOUT, name=CHECKOUT, json=body, catch_response=True,
                                   headers={**self.auth, "Idempotency-Key": key}) as response:
                 status = response.status_code
-                if status == 201:
+                if status in (201, 202):  # paid, or reserved with the payment pending (async checkout)
                     response.success()
                     log_write({"event": "acknowledged", "user": self.user_name, "key": key,
-                               "order_id": response.json()["order_id"]})
+                               "order_id": response.json()["order_id"], "status": status})
                     return
                 if status in (402, 409) and "idempotency_key_in_use" not in (response.text or ""):
                     response.success()  # declined or sold out: a correct answer, not a failure
                     return
                 response.failure(f"status {status}: {(response.text or '')[:120]}")
-            if status not in (0, 409, 503):
+            if status not in (0, 409, 429, 503):
                 return
             time.sleep(min(2.0, 0.1 * 2**attempt))  # then retry with the same key
 

@@ -94,6 +94,11 @@ def print_load_summary(summary: dict, report_path) -> None:
         f"{summary['name']}: {summary['achieved_rps']:,.0f} req/s achieved ({summary['offered']}), "
         f"p50 {p50:.2f} ms, p99 {p99:.2f} ms ({loop}), errors {fail_pct:.2f}%, "
         f"load generator CPU {summary['generator_cpu_avg'] or 0:.0f}% avg", markup=False)
+    cost = summary.get("cost_per_op") or {}
+    if cost.get("ops"):
+        statements = cost.get("pg_statements")
+        console.print(f"one {cost['op']} costs {cost['core_ms_total']:.2f} core-ms (every process of the stack)"
+                      + ("" if statements is None else f" and {statements:.2f} PostgreSQL statements"), markup=False)
     if summary.get("loop") == "open" and summary.get("dropped_iterations"):
         console.print(f"[yellow]warning:[/] {summary['dropped_iterations']} requests dropped: the generator "
                       "or the server could not keep up with the offered rate")

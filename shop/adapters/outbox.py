@@ -7,9 +7,10 @@ something does. A second relay stands by; when the leader's connection dies, Pos
 the lock. So events of one order leave in the order they were written.
 
 A batch is read, published, and deleted once Kafka acknowledged it, the delete riding on the
-statement that reads the next batch (one statement a batch while events flow; one more, alone,
-when they stop): a crash in between publishes it again (at least once; the consumers drop
-duplicates by event id). Only the shards that notified are read; all of them on the fallback poll.
+statement that reads the next batch (one statement a batch while events flow; the last batch's
+rows are deleted on the next quiet poll): a crash in between publishes it again (at least once;
+the consumers drop duplicates by event id). Only the shards that notified are read; all of them
+on the fallback poll.
 """
 
 from __future__ import annotations

@@ -36,6 +36,14 @@ def test_open_loop_load_with_k6(lab: Lab, tmp_path):
     assert any("load-generator" in row["cpu"] and "shortener-1" in row["cpu"] for row in timeline)
     report = (run / "report.md").read_text()
     assert "k6, open loop" in report and "dropped" in report and "Commit:" in report
+    # What one operation cost: a mix of redirects and creates is "a request"; every component and
+    # PostgreSQL server of the stack is counted, the idle background measured before the load.
+    cost = summary["cost_per_op"]
+    assert cost["op"] == "request" and cost["ops"] == summary["requests"] - summary["failures"]
+    assert cost["core_ms"]["shortener-1"] > 0 and cost["core_ms_total"] >= cost["core_ms"]["shortener-1"]
+    assert cost["pg_statements"] is not None and cost["statements_not_counted"] == {}
+    assert set(cost["pg_statements_by_server"]) == {"postgres-0", "postgres-1"}
+    assert "What one request costs" in report and "one request costs" in out
 
 
 def test_closed_loop_load_says_its_latencies_are_closed_loop(lab: Lab, tmp_path):

@@ -162,3 +162,34 @@ def test_flash_sale_never_oversells(base, admin):
     assert statuses.count(201) == 5 and statuses.count(409) == 35, statuses
     with httpx.Client(base_url=base, timeout=10) as client:
         assert client.get(f"/api/v1/products/{product}").json()["stock"] == 0
+
+
+def test_a_burst_past_what_runs_at_once_sells_every_unit_and_refuses_the_rest_cleanly(base, admin):
+    """300 buyers for 50 units, 100 requests in flight through Caddy: a burst queues (admission, a
+    bounded wait) instead of timing out inside as if PostgreSQL were down. Every unit sells; every
+    other buyer is told sold out (409), or busy (429, Retry-After); never 503 while the databases
+    answer."""
+    with httpx.Client(base_url=base, timeout=10) as sync:
+        product = _product(sync, admin, stock=50)
+        buyers = [_auth(sync, f"b{i}_{_tag()}") for i in range(300)]
+
+    async def sale() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        in_flight = asyncio.Semaphore(100)
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+            async def buy(auth: dict) -> httpx.Response:
+                async with in_flight:
+                    return await client.post("/api/v1/checkout",
+                                             json={"items": [{"product_id": product, "quantity": 1}]},
+                                             headers={**auth, "Idempotency-Key": str(uuid.uuid4())})
+            return await asyncio.gather(*(buy(b) for b in buyers))
+
+    answers = asyncio.run(sale())
+    statuses = [a.status_code for a in answers]
+    codes = sorted({a.json()["error"]["code"] for a in answers if a.status_code >= 400})
+    assert statuses.count(201) == 50, (statuses.count(201), codes)
+    assert set(statuses) <= {201, 409, 429}, sorted(set(statuses))
+    assert set(codes) <= {"out_of_stock", "busy"}, codes
+    assert all(a.headers.get("Retry-After") for a in answers if a.status_code == 429)
+    with httpx.Client(base_url=base, timeout=10) as client:
+        assert client.get(f"/api/v1/products/{product}").json()["stock"] == 0

@@ -58,7 +58,8 @@ class Lab:
 
     @classmethod
     def create(cls, home: Path, port_start: int, **extra: str) -> "Lab":
-        env = {"SDLAB_HOME": str(home), **lab_ports(port_start), **extra}
+        # One second of idle before each run's cost (three by default): the suite runs many loads.
+        env = {"SDLAB_HOME": str(home), "SDLAB_COST_IDLE_S": "1", **lab_ports(port_start), **extra}
         return cls(home=home, env=env)
 
     def run(self, *args: str, timeout: float = 120, check: bool = True,

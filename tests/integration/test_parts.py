@@ -7,7 +7,6 @@ import uuid
 from collections import Counter
 
 import httpx
-import pytest
 
 from services.clients.kafka import KafkaConsumer, KafkaProducer, TopicSpec
 from services.clients.postgres import PgPool

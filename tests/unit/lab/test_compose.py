@@ -104,7 +104,7 @@ def _exported_metric_names() -> set[str]:
     """Every sample name the designs' collectors export (with a sample in each labelled family)."""
     from types import SimpleNamespace
 
-    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
     from messaging.metrics import GatewayCollector, GatewayStats, ack_latency, delivery_lag

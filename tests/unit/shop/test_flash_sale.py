@@ -14,7 +14,7 @@ from loadtests.shop.plugin import flash_stock
 from services.lab.errors import LabCommandError
 from services.lab.load import LoadSpec
 from shop.config import ShopSettings
-from shop.domain import Line, OutOfStock
+from shop.domain import Line
 from shop.api import render
 from shop.saga import CheckoutSaga
 from tests.unit.shop.fakes import FakeCatalog, FakeGate, FakeOrders, FakePayments

@@ -2,7 +2,9 @@
 
 - per product: initial stock = available + held + sold, and available >= 0 (never oversold);
 - per product: sold == the quantity in paid orders (stock sold is stock paid for);
-- every checkout acknowledged with 201 is readable by its buyer, paid;
+- every checkout acknowledged with 201 is readable by its buyer, paid; one acknowledged with 202
+  (an asynchronous checkout: reserved, payment pending) is readable and settled, paid or failed
+  (a payment the provider did not take: the stock is back, which conservation checks);
 - no two orders for one (buyer, idempotency key);
 - captured charges == paid orders, one each (no double charge, no paid order without a charge);
 - no order still pending once the recovery deadline passed (the sweeper finished every saga);
@@ -95,7 +97,8 @@ async def _charges(payments_url: str) -> list[dict]:
 
 
 async def _readable(base_url: str, tokens: dict[str, str], acked: list[dict]) -> list[tuple[str, str]]:
-    """Acknowledged orders their buyer cannot read as paid, each with what the read answered."""
+    """Acknowledged orders their buyer cannot read as they should be (paid after a 201; paid or
+    failed after a 202), each with what the read answered."""
     gate = asyncio.Semaphore(32)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         async def one(ack: dict) -> tuple[str, str] | None:
@@ -110,7 +113,8 @@ async def _readable(base_url: str, tokens: dict[str, str], acked: list[dict]) ->
             if response.status_code != 200:
                 return ack["order_id"], f"{response.status_code} {response.text[:120]}"
             status = response.json()["status"]
-            return None if status == "paid" else (ack["order_id"], f"status {status}")
+            settled = ("paid", "failed") if ack.get("status") == 202 else ("paid",)
+            return None if status in settled else (ack["order_id"], f"status {status}")
 
         return [o for o in await asyncio.gather(*(one(a) for a in acked)) if o]
 
@@ -173,7 +177,8 @@ def checks(f: dict) -> list[Check]:
         Check("stock conserved: initial = available + held + sold", not f["unconserved_products"],
               f"{len(f['unconserved_products'])} product(s) off"),
         Check("sold == quantity in paid orders", not f["sold_not_paid"], f"{len(f['sold_not_paid'])} product(s) off"),
-        Check("every acknowledged order is readable by its buyer, paid", f["unreadable_acked_count"] == 0,
+        Check("every acknowledged order is readable by its buyer (paid; or settled, after a 202)",
+              f["unreadable_acked_count"] == 0,
               f"{f['unreadable_acked_count']} of {f['acknowledged']}"
               + (f"; answers: {f['unreadable_answers']}" if f.get("unreadable_answers") else "")),
         Check("no two orders for one idempotency key", f["duplicate_key_orders"] == 0, str(f["duplicate_key_orders"])),

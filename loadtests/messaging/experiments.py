@@ -32,7 +32,7 @@ CAPACITY = capacity_experiment(
                   options={"group_share": "0"}),
     question="How many messages/s (pairs) can two gateways take before delivery p99 passes 100 ms?",
     slo_p99_ms=100.0,
-    rates=(50, 100, 150, 200, 300, 400, 600, 800, 1000),
+    rates=(50, 100, 150, 200, 300, 400, 600, 800, 1000, 1200, 1500, 2000),
 )
 
 

@@ -108,7 +108,7 @@ CAPACITY = capacity_experiment(
     load=LoadSpec(design="shop", generator="k6", seed_count=500, read_weight=9, write_weight=1),
     question="Where is the knee of the shop's open-loop curve (browsing with 1 in 10 requests a checkout)?",
     slo_p99_ms=100.0,
-    rates=(50, 100, 200, 300, 400, 600, 800),
+    rates=(50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1600, 2000),
 )
 
 from loadtests.shop.flash_sale import FLASH_SALE  # noqa: E402  (the flash sale lives in its own module)

@@ -150,17 +150,27 @@ def stop(ref: ProcessRef, stop_signal: int = signal.SIGTERM, timeout_s: float = 
     wait_gone(ref)
 
 
+def _works_in(proc: psutil.Process, home: Path) -> bool:
+    """Whether the process runs in one of the lab's data folders of ``home`` (Redis in
+    ``<home>/redis``, PostgreSQL in ``<home>/postgres-N/data``), even if the folder was deleted."""
+    cwd = Path(proc.cwd().removesuffix(" (deleted)"))
+    return home in (cwd.parent, cwd.parent.parent) and cwd.parts[len(home.parts)].startswith(("redis", "postgres-"))
+
+
 def find_marked(marker: str) -> list[psutil.Process]:
-    """Every process whose environment carries ``SDLAB_STACK=marker``."""
+    """Every process whose environment carries ``SDLAB_STACK=marker``, and the servers of that
+    home that overwrote their environment with their process title (Redis and PostgreSQL do, so
+    the variable is gone from ``/proc``): they are known by the folder they run in."""
     found = []
     me = os.getpid()
+    home = Path(marker)
     for proc in psutil.process_iter(["pid"]):
         if proc.pid == me:
             continue
         try:
-            if proc.environ().get(MARKER_ENV) == marker:
+            if proc.environ().get(MARKER_ENV) == marker or (home.is_absolute() and _works_in(proc, home)):
                 found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError, IndexError):
             continue
     return found
 

@@ -124,10 +124,20 @@ async def test_cache_round_trip_negative_and_delete(redis):
 async def test_rate_limiter_bucket(redis):
     limiter = RedisRateLimiter(lambda: redis, per_minute=60, burst=5)
     client = f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:4]}"
-    waits = [await limiter.acquire(client) for _ in range(7)]
+    waits = [(await limiter.acquire(client)).wait_s for _ in range(7)]
     assert waits[:5] == [0.0] * 5
     assert 0 < waits[5] <= 1.0 and waits[6] > 0
-    assert await limiter.acquire("another-" + client) == 0.0
+    assert (await limiter.acquire("another-" + client)).wait_s == 0.0
+
+
+async def test_rate_limiter_reports_a_code_cached_as_missing_in_the_same_round_trip(redis):
+    limiter = RedisRateLimiter(lambda: redis, per_minute=60, burst=5)
+    cache = RedisLinkCache(lambda: redis)
+    code = "gone-" + uuid.uuid4().hex[:8]
+    assert (await limiter.acquire("c-" + code, code)).cached_missing is False
+    await cache.put_missing(code, ttl_s=5)
+    assert (await limiter.acquire("c-" + code, code)).cached_missing is True
+    assert (await limiter.acquire("c2-" + code)).cached_missing is False, "no code asked, none reported"
 
 
 async def test_counter_leases_are_disjoint_and_survive_redis_losing_them(redis, repo):

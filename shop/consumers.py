@@ -33,8 +33,9 @@ from services.metrics import ClientGauges, counter_families
 from services.tasks import BackgroundLoop
 from shop.adapters.outbox import OutboxRow, SqlOutbox
 from shop.config import ShopSettings
-from shop.domain import Order, OrderItem, OrderStatus, PaymentsUnavailable, ShardUnavailable
+from shop.domain import Order, OrderItem, OrderStatus
 from shop.main import Wiring, wire
+from shop.ports import PaymentsUnavailable, ShardUnavailable
 from shop.saga import CheckoutSaga
 
 log = get_logger(__name__)

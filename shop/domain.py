@@ -10,7 +10,7 @@ from enum import Enum
 
 import orjson
 
-from services.errors import Conflict, InvalidInput, LabError, NotFound, PaymentRequired, Unavailable
+from services.errors import Conflict, InvalidInput, LabError, NotFound, PaymentRequired
 
 MAX_NAME = 200
 MAX_CATEGORY = 64
@@ -52,16 +52,6 @@ class MissingIdempotencyKey(LabError):
     """A 400 (no kind maps it elsewhere): the request is malformed, not merely invalid."""
 
     code = "idempotency_key_missing"
-
-
-class ShardUnavailable(Unavailable):
-    """The PostgreSQL server holding a bucket did not answer (or is moving it for a moment)."""
-
-    code = "shard_unavailable"
-
-
-class PaymentsUnavailable(Unavailable):
-    code = "payments_unavailable"
 
 
 class UnknownProduct(NotFound):

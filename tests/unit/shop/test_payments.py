@@ -15,11 +15,10 @@ from fastapi.testclient import TestClient
 from services.errors import InvalidInput
 from shop.adapters.payments import HttpPayments
 from shop.config import ShopSettings
-from shop.domain import PaymentsUnavailable
 from shop.payments.domain import (MAX_AMOUNT_CENTS, ChargeRow, MissingIdempotencyKey, check_amount, check_key,
                                   check_reference, decide)
 from shop.payments.main import create_app
-from shop.ports import Charge
+from shop.ports import Charge, PaymentsUnavailable
 
 
 class FakeStore:

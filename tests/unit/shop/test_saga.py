@@ -16,11 +16,10 @@ import pytest
 from services.errors import InvalidInput, Unavailable
 from shop.config import ShopSettings
 from shop.domain import (IdempotencyKeyInUse, IdempotencyKeyReused, Line, NewProduct, Order, OrderItem, OrderStatus,
-                         OutOfStock, PaymentDeclined, PaymentNotTaken, PaymentsUnavailable, ShardUnavailable,
-                         StoredResponse,
-                         UnknownProduct, request_fingerprint)
+                         OutOfStock, PaymentDeclined, PaymentNotTaken, StoredResponse, UnknownProduct,
+                         request_fingerprint)
 from shop.consumers import SoldMarker, Sweeper
-from shop.ports import CacheUnavailable, Charge
+from shop.ports import CacheUnavailable, Charge, PaymentsUnavailable, ShardUnavailable
 from shop.api import render
 from shop.saga import CheckoutSaga, payment_key
 from tests.unit.shop.fakes import Clock, FakeCarts, FakeCatalog, FakeGate, FakeInventory, FakeOrders, FakePayments

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import httpx
 import pytest
@@ -255,3 +256,14 @@ def test_local_cache_ttl_and_lru():
     now[0] = 11
     assert cache.get("a") == (False, None)
     assert LocalCache(0, 1).enabled is False
+
+
+def test_local_cache_with_an_infinite_ttl_evicts_by_recency_only():
+    now = [0.0]
+    cache: LocalCache[str] = LocalCache(2, ttl_s=math.inf, clock=lambda: now[0])
+    cache.put("a", "1")
+    cache.put("b", "2")
+    now[0] = 1e12
+    assert cache.get("a") == (True, "1")
+    cache.put("c", "3")
+    assert cache.get("b") == (False, None) and cache.get("a") == (True, "1") and len(cache) == 2

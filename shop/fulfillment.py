@@ -47,7 +47,7 @@ class Fulfillment(EventConsumer):
         self.new = 0
         self.duplicates = 0
 
-    async def handle(self, events: list[dict]) -> None:
+    async def handle_events(self, events: list[dict]) -> None:
         found = []
         for body in events:
             try:

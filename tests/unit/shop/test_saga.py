@@ -114,7 +114,7 @@ async def _buy(shop: Shop, key: str, *lines: Line, body: dict | None = None):
 async def paid_events_consumed(shop: Shop) -> None:
     """What the worker's inventory consumer does with the order-paid events (off the buyer's path)."""
     events = [e.payload for e in shop.orders.outbox if e.topic == "order-paid"]
-    await SoldMarker(SimpleNamespace(), SimpleNamespace(inventory=shop.inventory)).handle(events)
+    await SoldMarker(SimpleNamespace(), SimpleNamespace(inventory=shop.inventory)).handle_events(events)
 
 
 # -- the buyer's path ----------------------------------------------------------------------------

@@ -74,7 +74,10 @@ class DeliveryReader(ConsumerLoop):
                     self.malformed += 1  # not a delivery: counted and skipped, never handed again
                     log.warning("delivery_malformed", offset=record.offset)
                     continue
-                self._hub.deliver(users, frame)
+                try:
+                    self._hub.deliver(users, frame)
+                except Exception:  # a bug must cost one frame, never stop the gateway's deliveries
+                    log.exception("delivery_failed", offset=record.offset)
         self._awake_until = asyncio.get_running_loop().time() + self._settings.reader_awake_s
 
     async def idle(self) -> None:

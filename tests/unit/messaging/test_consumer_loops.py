@@ -118,3 +118,18 @@ async def test_the_reader_delivers_each_frame_sleeps_when_quiet_and_wakes_on_the
     finally:
         await asyncio.wait_for(reader.stop(), 1.0)  # asleep or not, it stops at once
     assert delivered[-1] == (["ann"], "three") and reader.pauses >= 1
+
+
+async def test_a_frame_the_hub_fails_on_costs_that_frame_only():
+    delivered: list[str] = []
+
+    def deliver(users, frame) -> None:
+        if frame["text"] == "bad":
+            raise RuntimeError("a bug in the hub")
+        delivered.append(frame["text"])
+
+    tail = FakeTail({0: [_delivery(["ann"], "one"), _delivery(["ann"], "bad"), _delivery(["ann"], "two")]})
+    reader = DeliveryReader(MessagingSettings(reader_awake_s=0.02, reader_check_s=60),
+                            SimpleNamespace(deliver=deliver), tail=tail)
+    await run_until(reader, tail.done)
+    assert delivered == ["one", "two"]

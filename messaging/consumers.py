@@ -20,7 +20,7 @@ It runs as its own process, built with the kit's app factory so it has ``/health
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
@@ -35,6 +35,7 @@ from messaging.service import MessagingService
 from services.app import create_service_app
 from services.clients.kafka import KafkaConsumer
 from services.clients.postgres import dsn
+from services.consumer_loop import Batch, ConsumerLoop, Record
 from services.logging import get_logger
 from services.metrics import ClientGauges, counter_families
 from services.tasks import BackgroundLoop
@@ -116,45 +117,43 @@ class Reaper(Loop):
                 await self._service.presence_changed(user, False)
 
 
-class Persister(Loop):
+class Persister(ConsumerLoop):
+    transient = Loop.transient
+    lost_log_check_s = 1.0  # a broker restart that lost the log must not leave us past its new end
+
     def __init__(self, service: MessagingService, consumer: KafkaConsumer) -> None:
-        super().__init__("persister")
+        super().__init__("persister", consumer)
         self._service = service
-        self._consumer = consumer
         self.persisted = 0
         self.redelivered = 0
-        self._checked_at = 0.0
+        self.malformed = 0
 
-    async def start(self) -> None:
-        await self._consumer.start()
-        await super().start()
+    async def handle(self, batch: Batch) -> None:
+        # Partitions are independent: store and route them concurrently, each in its own order;
+        # all finish before a failure hands the batch again.
+        outcomes = await asyncio.gather(*(self._partition(records) for records in batch.values()),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
-    async def stop(self) -> None:
-        await super().stop()
-        await self._consumer.stop()
-
-    async def step(self) -> None:
-        records = await self._consumer.getmany(timeout_ms=1000, max_records=500)
-        now = asyncio.get_running_loop().time()
-        if not records and now - self._checked_at >= 1.0:
-            self._checked_at = now
-            for partition in await self._consumer.rewind_lost_logs():
-                log.warning("log_lost_rewound", topic=partition.topic, partition=partition.partition)
-        # Partitions are independent: store and route them concurrently, each in its own order.
-        await asyncio.gather(*(self._partition([r.value for r in rs]) for rs in records.values()))
-        if records:
-            await self._consumer.consumer.commit()
-
-    async def _partition(self, values: list[bytes]) -> None:
+    async def _partition(self, records: Sequence[Record]) -> None:
         stored = []
-        for raw in values:
-            sent = decode_sent(raw)
+        for record in records:
+            try:
+                sent = decode_sent(record.value)
+            except (ValueError, KeyError, TypeError):
+                self.malformed += 1  # not a message: counted and skipped, never handed again forever
+                log.warning("sent_record_malformed", topic=record.topic, offset=record.offset)
+                continue
             while True:
                 try:
                     appended = await self._service.messages.append(sent, outbox=False)
                     break
                 except StoreUnavailable:
-                    await asyncio.sleep(0.5)  # hold the partition: skipping would lose the message
+                    # Held here, not handed again: a second pass would find the messages stored
+                    # before the outage "redelivered" and never route them.
+                    await asyncio.sleep(0.5)
             if appended is None:
                 continue  # its conversation does not exist (cannot happen through the gateway)
             if appended.new:
@@ -163,9 +162,6 @@ class Persister(Loop):
             else:
                 self.redelivered += 1
         await self._service.deliver_stored(stored)
-
-    def health_checks(self) -> dict:
-        return self._consumer.health_checks()
 
 
 class FanoutCollector(Collector):

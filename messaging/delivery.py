@@ -11,22 +11,23 @@ import asyncio
 from collections.abc import Callable
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from messaging.adapters.kafka import TopicTail
 from messaging.config import MessagingSettings
 from messaging.ports import RegistryUnavailable, StoreUnavailable
 from messaging.service import MessagingService, Publisher
 from messaging.ws import Hub
-from services.clients.kafka import LostLogs, TopicSpec, ensure_topics
+from services.consumer_loop import Batch, ConsumerLoop
 from services.logging import get_logger
 from services.tasks import BackgroundLoop
 
 log = get_logger(__name__)
 
 
-class DeliveryReader(BackgroundLoop):
-    """Reads this gateway's topic until Kafka fails, then starts over (a new consumer at the end).
+class DeliveryReader(ConsumerLoop):
+    """Reads this gateway's topic (:class:`messaging.adapters.kafka.TopicTail`) and hands each
+    frame to the hub.
 
     It asks the broker only while there is something to read: ``reader_awake_s`` after its last
     record it pauses its partition (Tansu answers a waiting fetch only when the wait is over, so
@@ -37,93 +38,69 @@ class DeliveryReader(BackgroundLoop):
     """
 
     transient = (KafkaError, OSError)
+    fetch_timeout_ms = 100
+    max_records = None
+    lost_log_check_s = 0.0  # after every empty fetch: the tail's check costs no request
 
-    def __init__(self, settings: MessagingSettings, hub: Hub) -> None:
-        super().__init__("delivery-topic")
+    def __init__(self, settings: MessagingSettings, hub: Hub, tail: TopicTail | None = None) -> None:
+        self._tail = tail or TopicTail(settings.kafka_bootstrap_servers, settings.delivery_topic(settings.instance_id),
+                                       client_id=settings.instance_id, fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                                       quiet_check_s=settings.reader_check_s)
+        super().__init__("delivery-topic", self._tail)
         self._settings = settings
         self._hub = hub
-        self._topic = settings.delivery_topic(settings.instance_id)
-        self._consumer: AIOKafkaConsumer | None = None
         self._rung = asyncio.Event()
-        self._answered_at = float("-inf")  # when the broker last answered a fetch (for readiness)
-        self._lost = LostLogs()
+        self._awake_until = self._check_at = 0.0
         self.pauses = 0
+        self.malformed = 0
 
     def ring(self) -> None:
         """The bell: something was (or is about to be) written to this gateway's topic."""
         self._rung.set()
 
-    async def step(self) -> None:
-        bootstrap = self._settings.kafka_bootstrap_servers
-        await ensure_topics(bootstrap, [TopicSpec(self._topic, partitions=1)])
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id=self._settings.instance_id,
-                                    group_id=None, enable_auto_commit=False, auto_offset_reset="latest",
-                                    fetch_max_wait_ms=self._settings.fetch_max_wait_ms)
-        await consumer.start()
-        self._consumer = consumer
-        try:
-            partition = TopicPartition(self._topic, 0)
-            consumer.assign([partition])
-            await consumer.seek_to_end(partition)
-            await self._read(consumer, partition)
-        finally:
-            self._consumer = None
-            try:
-                await consumer.stop()
-            except KafkaError:
-                pass  # the broker is gone; the process is stopping or reconnecting anyway
+    async def start(self) -> None:
+        now = asyncio.get_running_loop().time()
+        self._awake_until = now + self._settings.reader_awake_s
+        self._check_at = now + self._settings.reader_check_s
+        await super().start()
 
-    async def _read(self, consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
-        loop = asyncio.get_running_loop()
-        awake_until = loop.time() + self._settings.reader_awake_s
-        check_at = loop.time() + self._settings.reader_check_s
-        while True:
-            if consumer.paused():
+    async def handle(self, batch: Batch) -> None:
+        for records in batch.values():
+            for record in records:
                 try:
-                    await asyncio.wait_for(self._rung.wait(), max(0.0, check_at - loop.time()))
-                    awake_until = loop.time() + self._settings.reader_awake_s
-                except asyncio.TimeoutError:
-                    # The look by itself, now and then: one fetch's worth, then asleep again.
-                    check_at = loop.time() + self._settings.reader_check_s
-                    awake_until = loop.time()
-                self._rung.clear()
-                consumer.resume(partition)
-            self._rung.clear()
-            batches = await consumer.getmany(timeout_ms=100)
-            self._answered_at = loop.time()
-            for records in batches.values():
-                for record in records:
                     body = orjson.loads(record.value)
-                    self._hub.deliver(body["to"], body["frame"])
-            now = loop.time()
-            if batches:
-                awake_until = now + self._settings.reader_awake_s
-                continue
-            await self._rewind_if_lost(consumer, partition)
-            if now >= awake_until and not self._rung.is_set():
-                consumer.pause(partition)
-                self.pauses += 1
+                    users, frame = body["to"], body["frame"]
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    self.malformed += 1  # not a delivery: counted and skipped, never handed again
+                    log.warning("delivery_malformed", offset=record.offset)
+                    continue
+                try:
+                    self._hub.deliver(users, frame)
+                except Exception:  # a bug must cost one frame, never stop the gateway's deliveries
+                    log.exception("delivery_failed", offset=record.offset)
+        self._awake_until = asyncio.get_running_loop().time() + self._settings.reader_awake_s
 
-    async def _rewind_if_lost(self, consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
-        """The broker lost its log (a Tansu restart) and numbers records from 0 again: read the new
-        log from its start (Tansu answers a fetch past the end with nothing, not an error). The end
-        is the high watermark the last fetch answered with: no request of its own."""
-        end = consumer.highwater(partition)
-        if self._lost.lost(partition, end):
-            log.warning("log_lost_rewound", topic=partition.topic, position=await consumer.position(partition),
-                        end=end)
-            consumer.seek(partition, 0)
-
-    async def _check(self) -> None:
-        if self._consumer is None:
-            raise ConnectionError("not reading its delivery topic")
-        if asyncio.get_running_loop().time() - self._answered_at < self._settings.reader_check_s:
-            return  # the broker answered lately: no probe of its own (readiness is asked every second)
-        await asyncio.wait_for(self._consumer._client.fetch_all_metadata(), 2.0)
-        self._answered_at = asyncio.get_running_loop().time()
-
-    def health_checks(self) -> dict:
-        return {"delivery-topic": self._check}
+    async def idle(self) -> None:
+        """Asleep, with the partition paused, from ``reader_awake_s`` after the last record until
+        the bell rings or ``reader_check_s`` has passed."""
+        loop = asyncio.get_running_loop()
+        if self._rung.is_set():  # rung while awake: the record is on its way, stay awake for it
+            self._rung.clear()
+            self._awake_until = loop.time() + self._settings.reader_awake_s
+            return
+        if loop.time() < self._awake_until:
+            return
+        self._tail.pause()
+        self.pauses += 1
+        try:
+            await asyncio.wait_for(self._rung.wait(), max(0.0, self._check_at - loop.time()))
+            self._awake_until = loop.time() + self._settings.reader_awake_s
+        except asyncio.TimeoutError:
+            # The look by itself, now and then: one fetch's worth, then asleep again.
+            self._check_at = loop.time() + self._settings.reader_check_s
+            self._awake_until = loop.time()
+        self._rung.clear()
+        self._tail.resume()
 
 
 class OutboxFlusher(BackgroundLoop):

@@ -7,18 +7,25 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from messaging.domain import Conversation, Message, MessageSent
+from services.errors import DependencyUnavailable
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(DependencyUnavailable):
     """PostgreSQL could not be reached or timed out."""
 
+    dependency = "postgresql"
 
-class RegistryUnavailable(Exception):
+
+class RegistryUnavailable(DependencyUnavailable):
     """Redis (presence and routing) could not be reached."""
 
+    dependency = "redis"
 
-class LogUnavailable(Exception):
+
+class LogUnavailable(DependencyUnavailable):
     """Kafka did not acknowledge in time."""
+
+    dependency = "kafka"
 
 
 @dataclass(frozen=True)

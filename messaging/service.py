@@ -7,7 +7,8 @@ talk to the parts only through the ports.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, defaultdict
+import math
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
@@ -39,6 +40,7 @@ from messaging.ports import (
     StoreUnavailable,
 )
 from services.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unavailable
+from services.local_cache import LocalCache
 from services.logging import get_logger
 
 log = get_logger(__name__)
@@ -49,21 +51,19 @@ class Memberships:
 
     def __init__(self, store: ConversationStore, size: int = 100_000) -> None:
         self._store = store
-        self._size = size
-        # conversation -> (members in order, the same as a set for membership tests), least recent first
-        self._cache: OrderedDict[str, tuple[tuple[str, ...], frozenset[str]]] = OrderedDict()
+        # conversation -> (members in order, the same as a set for membership tests); never stale,
+        # so only the least recently used leave
+        self._cache: LocalCache[tuple[tuple[str, ...], frozenset[str]]] = LocalCache(size, ttl_s=math.inf)
 
     async def _entry(self, conversation_id: str) -> tuple[tuple[str, ...], frozenset[str]] | None:
-        entry = self._cache.get(conversation_id)
-        if entry is not None:
-            self._cache.move_to_end(conversation_id)
+        hit, entry = self._cache.get(conversation_id)
+        if hit:
             return entry
         conversation = await self._store.get(conversation_id)
         if conversation is None:
             return None
-        entry = self._cache[conversation_id] = (conversation.members, frozenset(conversation.members))
-        if len(self._cache) > self._size:
-            self._cache.popitem(last=False)
+        entry = (conversation.members, frozenset(conversation.members))
+        self._cache.put(conversation_id, entry)
         return entry
 
     async def members(self, conversation_id: str) -> tuple[str, ...] | None:

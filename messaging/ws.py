@@ -31,7 +31,7 @@ from messaging.metrics import GatewayStats
 from messaging.resume import DeliveryCursor, Verdict
 from messaging.service import MessagingService
 from messaging.ports import StoreUnavailable
-from services.errors import LabError
+from services.errors import LabError, Unavailable
 from services.logging import get_logger
 
 log = get_logger(__name__)
@@ -142,6 +142,11 @@ class Hub:
 
     def send_frame(self, conn: Connection, frame: dict) -> None:
         self.push(conn, orjson.dumps(frame))
+
+    def refuse(self, conn: Connection, exc: LabError, answering: SendMessage | None = None) -> None:
+        """The one mapping from an error to its frame: code, message and, when it says to wait, how long."""
+        self.stats.errors[exc.code] += 1
+        self.send_frame(conn, error_frame(exc.code, exc.message, getattr(exc, "retry_after_s", None), answering))
 
     def deliver(self, users: list[str], frame: dict) -> None:
         """A record from this gateway's delivery topic: the frame to each user's connections here."""
@@ -269,17 +274,13 @@ async def serve_connection(hub: Hub, conn: Connection, ack_seconds) -> None:
                     hub.stats.frames_in["read"] += 1
                     await service.read(conn.user, command)
             except LabError as exc:
-                retry = getattr(exc, "retry_after_s", None)
-                hub.stats.errors[exc.code] += 1
-                answering = command if isinstance(command, SendMessage) else None
-                hub.send_frame(conn, error_frame(exc.code, exc.message, retry, answering))
+                hub.refuse(conn, exc, command if isinstance(command, SendMessage) else None)
             except ConnectionClosed:
                 raise
             except Exception:  # a bug must cost one frame its answer, never the connection
                 log.exception("frame_failed", user=conn.user)
-                hub.stats.errors["internal_error"] += 1
-                answering = command if isinstance(command, SendMessage) else None
-                hub.send_frame(conn, error_frame("internal_error", "internal error; see the gateway log", None, answering))
+                hub.refuse(conn, LabError("internal error; see the gateway log", code="internal_error"),
+                           command if isinstance(command, SendMessage) else None)
     except ConnectionClosed:
         pass
 
@@ -289,11 +290,10 @@ async def resume(hub: Hub, conn: Connection, command: Resume) -> None:
         async with hub.replays:
             try:
                 await hub.service.memberships.check(conn.user, conversation_id)
-            except (LabError, StoreUnavailable) as exc:
-                code, message = (exc.code, exc.message) if isinstance(exc, LabError) else (
-                    "unavailable", f"history is unavailable ({exc}); resume again")
-                hub.stats.errors[code] += 1
-                hub.send_frame(conn, error_frame(code, message))
+            except LabError as exc:
+                if isinstance(exc, StoreUnavailable):  # what a resume lacks is the history
+                    exc = Unavailable(f"history is unavailable ({exc}); resume again", code="unavailable")
+                hub.refuse(conn, exc)
                 # Not replayed: what was held for it goes out now, or it would wait forever.
                 for data in conn.cursor.give_up_gap(conversation_id):
                     hub.push(conn, data)

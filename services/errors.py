@@ -1,7 +1,7 @@
 """Error kinds shared by every design's domain.
 
-Domains raise these (pure Python, no web framework); only the HTTP entrypoints turn them
-into status codes, through :mod:`services.http`.
+Domains and adapters raise these (pure Python, no web framework); only the entrypoints turn them
+into status codes (:mod:`services.http`) or error frames.
 """
 
 from __future__ import annotations
@@ -67,3 +67,21 @@ class Unavailable(LabError):
     def __init__(self, message: str, *, retry_after_s: float = 1.0, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
+
+
+class DependencyUnavailable(Unavailable):
+    """A server a design depends on (PostgreSQL, Redis, Kafka, the payment provider) did not answer:
+    timeout, refused, reset. Adapters raise only a subclass of this, which names the dependency.
+
+    A use case may catch it to answer more precisely (a cache miss, a specific code or wording);
+    one it lets through is still an :class:`Unavailable`, so it reaches the client through the one
+    mapping every entrypoint uses (503 with Retry-After, or an error frame), never as a 500.
+    """
+
+    dependency = "a dependency"
+
+    def __init__(self, reason: str = "", *, dependency: str | None = None, retry_after_s: float = 1.0,
+                 code: str | None = None) -> None:
+        super().__init__(reason, retry_after_s=retry_after_s, code=code)
+        if dependency is not None:
+            self.dependency = dependency

@@ -1,4 +1,8 @@
-"""A small in-process LRU with a TTL, for the hottest keys (no network hop at all)."""
+"""A small in-process LRU with a TTL, for the hottest keys (no network hop at all).
+
+A TTL of ``math.inf`` keeps what never goes stale (a conversation's members) until it is the
+least recently used.
+"""
 
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ class BackgroundLoop:
     def __init__(self, name: str) -> None:
         self.name = name
         self._task: asyncio.Task | None = None
+        self._stopping = False  # set by a loop that finishes its step before it stops (see ConsumerLoop)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._forever(), name=self.name)
@@ -43,7 +44,7 @@ class BackgroundLoop:
         await cancel_and_wait(self._task)
 
     async def _forever(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.step()
             except asyncio.CancelledError:

@@ -16,9 +16,9 @@ from services.admission import Admission
 from services.auth import TokenSigner, current_user
 from services.errors import InvalidInput, LabError, NotFound
 from services.http import JsonInt, error_responses, lab_error_parts
-from shop.domain import (MAX_CATEGORY, MAX_IDEMPOTENCY_KEY, MAX_NAME, MAX_PAGE, MAX_PRICE_CENTS, MAX_QUANTITY, MAX_STOCK,
-                         Line, NewProduct, Order, OrderStatus, StoredResponse, UnknownProduct,
-                         check_idempotency_key)
+from services.idempotency import MAX_IDEMPOTENCY_KEY, check_idempotency_key
+from shop.domain import (MAX_CATEGORY, MAX_NAME, MAX_PAGE, MAX_PRICE_CENTS, MAX_QUANTITY, MAX_STOCK, Line, NewProduct,
+                         Order, OrderStatus, StoredResponse, UnknownProduct)
 from shop.ports import ProductQuery
 from shop.saga import CheckoutSaga
 from shop.scatter import CURSOR
@@ -34,6 +34,7 @@ IDEMPOTENCY_KEY = {
     "description": "any unique string (a UUID); send the same key again to retry the same checkout safely",
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]*[!-~][ -~]*$"},
 }
+CHECKOUT_KEY = " on checkout (any unique string, e.g. a UUID; send the same key again to retry safely)"
 NO_NUL_OR_EMPTY = r"^[^\u0000]*$"
 ORDER_CURSOR = "^[1-9][0-9]{0,18}$"
 IdPath = Annotated[str, PathParam(pattern=ID, description="a decimal id as the API returned it")]
@@ -143,7 +144,7 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner, 
                        # Read here and checked by the handler (a missing key is a 400 that names it,
                        # not the 422 of a validation error); the schema above says it is required.
                        idempotency_key: str | None = Header(None, include_in_schema=False)) -> JSONResponse:
-        key = check_idempotency_key(idempotency_key)
+        key = check_idempotency_key(idempotency_key, why=CHECKOUT_KEY)
         body = body or CheckoutIn()
         items = [Line(_id(i.product_id), i.quantity) for i in body.items] if body.items is not None else None
         async with admission.turn():

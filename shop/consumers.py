@@ -28,13 +28,15 @@ from prometheus_client.registry import Collector
 
 from services.app import create_service_app
 from services.clients.kafka import KafkaConsumer, KafkaProducer, TopicSpec
+from services.consumer_loop import Batch, ConsumerLoop
 from services.logging import get_logger
 from services.metrics import ClientGauges, counter_families
 from services.tasks import BackgroundLoop
 from shop.adapters.outbox import OutboxRow, SqlOutbox
 from shop.config import ShopSettings
-from shop.domain import Order, OrderItem, OrderStatus, PaymentsUnavailable, ShardUnavailable
+from shop.domain import Order, OrderItem, OrderStatus
 from shop.main import Wiring, wire
+from shop.ports import PaymentsUnavailable, ShardUnavailable
 from shop.saga import CheckoutSaga
 
 log = get_logger(__name__)
@@ -138,51 +140,32 @@ def _order_of(event: dict) -> Order:
                  datetime.fromisoformat(event["created_at"]), event.get("idempotency_key", ""), event.get("failure"))
 
 
-class EventConsumer(Loop):
-    """A consumer-group member that hands each batch of events to :meth:`handle`, then commits
-    (at least once: a crash before the commit hands the batch again; handling is idempotent)."""
+class EventConsumer(ConsumerLoop):
+    """A consumer-group member that hands each batch of events to :meth:`handle_events`, then
+    commits (at least once: a failure or a crash before the commit hands the batch again;
+    handling is idempotent)."""
+
+    transient = Loop.transient
 
     def __init__(self, name: str, consumer: KafkaConsumer) -> None:
-        super().__init__(name)
-        self.consumer = consumer
+        super().__init__(name, consumer)
         self.handled = 0
         self.malformed = 0
 
-    async def start(self) -> None:
-        await self.consumer.start()
-        await super().start()
-
-    async def stop(self) -> None:
-        await super().stop()
-        await self.consumer.stop()
-
-    async def step(self) -> None:
-        records = await self.consumer.getmany(timeout_ms=1000, max_records=500)
+    async def handle(self, batch: Batch) -> None:
         events = []
-        for record in (r for rs in records.values() for r in rs):
+        for record in (r for rs in batch.values() for r in rs):
             try:
                 events.append(orjson.loads(record.value))
             except orjson.JSONDecodeError:
                 self.malformed += 1  # a poison record is counted and skipped, never retried forever
                 log.warning("event_malformed", topic=record.topic, offset=record.offset)
         if events:
-            try:
-                await self.handle(events)
-            except BaseException:
-                # Back to the batch's start, or the next fetch would go on past what was not handled.
-                for partition, batch in records.items():
-                    if batch:
-                        self.consumer.consumer.seek(partition, batch[0].offset)
-                raise
+            await self.handle_events(events)
             self.handled += len(events)
-        if records:
-            await self.consumer.consumer.commit()
 
-    async def handle(self, events: list[dict]) -> None:
+    async def handle_events(self, events: list[dict]) -> None:
         raise NotImplementedError
-
-    def health_checks(self) -> dict:
-        return self.consumer.health_checks()
 
 
 class SoldMarker(EventConsumer):
@@ -193,7 +176,7 @@ class SoldMarker(EventConsumer):
         self._w = w
         self.marked = 0
 
-    async def handle(self, events: list[dict]) -> None:
+    async def handle_events(self, events: list[dict]) -> None:
         items = [(int(e["order_id"]), int(i["product_id"])) for e in events for i in e.get("items", ())]
         self.marked += await self._w.inventory.mark_sold_many(items)
 
@@ -213,7 +196,7 @@ class Payer(EventConsumer):
             order = await self._saga.pay(_order_of(event))
         self.paid += order.status == OrderStatus.PAID
 
-    async def handle(self, events: list[dict]) -> None:
+    async def handle_events(self, events: list[dict]) -> None:
         outcomes = await asyncio.gather(*(self._pay(e) for e in events), return_exceptions=True)
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         if failed:

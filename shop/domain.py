@@ -10,13 +10,12 @@ from enum import Enum
 
 import orjson
 
-from services.errors import Conflict, InvalidInput, LabError, NotFound, PaymentRequired, Unavailable
+from services.errors import Conflict, InvalidInput, NotFound, PaymentRequired
 
 MAX_NAME = 200
 MAX_CATEGORY = 64
 MAX_PRICE_CENTS = 10_000_000_00  # ten million in currency units: anything above is a typo
 MAX_STOCK = 1_000_000_000
-MAX_IDEMPOTENCY_KEY = 255
 BLANK = " \t\n\r"  # what makes a name blank (the API's schema states the same)
 MAX_QUANTITY = 100  # of one product in one order or cart line
 MAX_PAGE = 100  # products in one listing page
@@ -46,22 +45,6 @@ class IdempotencyKeyReused(InvalidInput):
 
 class IdempotencyKeyInUse(Conflict):
     code = "idempotency_key_in_use"
-
-
-class MissingIdempotencyKey(LabError):
-    """A 400 (no kind maps it elsewhere): the request is malformed, not merely invalid."""
-
-    code = "idempotency_key_missing"
-
-
-class ShardUnavailable(Unavailable):
-    """The PostgreSQL server holding a bucket did not answer (or is moving it for a moment)."""
-
-    code = "shard_unavailable"
-
-
-class PaymentsUnavailable(Unavailable):
-    code = "payments_unavailable"
 
 
 class UnknownProduct(NotFound):
@@ -160,16 +143,6 @@ class Order:
         if self.failure:
             body["failure"] = self.failure
         return body
-
-
-def check_idempotency_key(key: str | None) -> str:
-    if key is None or not key.strip():
-        raise MissingIdempotencyKey("the Idempotency-Key header is required on checkout (any unique string, "
-                                    "e.g. a UUID; send the same key again to retry safely)")
-    if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
-        raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters",
-                           code="invalid_idempotency_key")
-    return key
 
 
 def request_fingerprint(body: object) -> str:

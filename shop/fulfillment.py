@@ -20,7 +20,7 @@ from services.logging import get_logger
 from services.metrics import ClientGauges, counter_families
 from shop.config import ShopSettings
 from shop.consumers import EventConsumer, event_topics
-from shop.domain import ShardUnavailable
+from shop.ports import ShardUnavailable
 
 log = get_logger(__name__)
 SERVICE = "shop-fulfillment"
@@ -47,7 +47,7 @@ class Fulfillment(EventConsumer):
         self.new = 0
         self.duplicates = 0
 
-    async def handle(self, events: list[dict]) -> None:
+    async def handle_events(self, events: list[dict]) -> None:
         found = []
         for body in events:
             try:

@@ -1,7 +1,7 @@
 """The shop's ports: what the use cases need from the shards, Redis and the payment provider.
 
-Adapters raise :class:`shop.domain.ShardUnavailable` when a shard does not answer, and
-:class:`shop.domain.PaymentsUnavailable` when the provider does not; Redis failures raise
+Adapters raise :class:`ShardUnavailable` when a shard does not answer, and
+:class:`PaymentsUnavailable` when the provider does not; Redis failures raise
 :class:`CacheUnavailable`, which the service treats as a miss wherever it can.
 """
 
@@ -12,14 +12,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from services.errors import Unavailable
+from services.errors import DependencyUnavailable
 from shop.domain import Event, Line, NewProduct, Order, OrderItem, OrderStatus, Product, StoredResponse
 
 
-class CacheUnavailable(Unavailable):
+class ShardUnavailable(DependencyUnavailable):
+    """The PostgreSQL server holding a bucket did not answer (or is moving it for a moment)."""
+
+    code = "shard_unavailable"
+    dependency = "postgresql"
+
+
+class PaymentsUnavailable(DependencyUnavailable):
+    code = "payments_unavailable"
+    dependency = "the payment provider"
+
+
+class CacheUnavailable(DependencyUnavailable):
     """Redis could not be reached: a 503 where Redis is the store (carts), a miss where it is a cache."""
 
     code = "redis_unavailable"
+    dependency = "redis"
 
 
 @dataclass(frozen=True)

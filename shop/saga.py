@@ -37,9 +37,9 @@ from services.errors import LabError, Unavailable
 from services.logging import get_logger
 from shop.config import ShopSettings
 from shop.domain import (Event, IdempotencyKeyInUse, IdempotencyKeyReused, Line, Order, OrderItem, OrderStatus,
-                         OutOfStock, PaymentDeclined, PaymentNotTaken, PaymentsUnavailable, StoredResponse,
-                         UnknownProduct, request_fingerprint)
-from shop.ports import Charge, GateAnswer, Inventory, Orders, Payments, Reserved, StockGate
+                         OutOfStock, PaymentDeclined, PaymentNotTaken, StoredResponse, UnknownProduct,
+                         request_fingerprint)
+from shop.ports import Charge, GateAnswer, Inventory, Orders, Payments, PaymentsUnavailable, Reserved, StockGate
 
 log = get_logger(__name__)
 _EVENTS = uuid.UUID("3b0c6a52-1d8e-4c43-8f0e-7a1f8f2f6c11")

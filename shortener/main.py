@@ -1,6 +1,9 @@
-"""``create_app(settings)``: the shortener's composition root (uvicorn --factory calls it with none)."""
+"""Composition roots: :func:`wire` builds every adapter and the service; ``create_app(settings)``
+serves them (uvicorn --factory calls it with none)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
@@ -10,6 +13,7 @@ from services.clients.kafka import KafkaProducer, TopicSpec
 from services.clients.postgres import PgPool
 from services.clients.redis import RedisClient
 from services.metrics import ClientGauges
+from services.resources import Resource
 from shortener.adapters.kafka import ClickPublisher
 from shortener.adapters.redis import (
     InvalidationListener,
@@ -21,8 +25,8 @@ from shortener.adapters.redis import (
 from shortener.adapters.sql import SqlLinkRepository
 from shortener.api import RedirectFastPath, build_router
 from shortener.config import ShortenerSettings
-from shortener.ports import StoreUnavailable
 from shortener.metrics import ShortenerCollector
+from shortener.ports import StoreUnavailable
 from shortener.service import ShortenerService
 
 SERVICE = "shortener"
@@ -32,8 +36,23 @@ def clicks_topic(settings: ShortenerSettings) -> TopicSpec:
     return TopicSpec(settings.clicks_topic, partitions=3)
 
 
-def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
-    settings = settings or ShortenerSettings()
+@dataclass
+class Wiring:
+    settings: ShortenerSettings
+    redis: RedisClient
+    db: PgPool
+    publisher: ClickPublisher
+    service: ShortenerService
+    listener: InvalidationListener
+
+    @property
+    def resources(self) -> list[Resource]:
+        """What the API starts, in order: the clients, then what runs on them."""
+        return [self.redis, self.db, self.listener] + ([self.publisher] if self.settings.analytics_enabled else [])
+
+
+def wire(settings: ShortenerSettings) -> Wiring:
+    """Every adapter and the service on top; nothing connects until the resources start."""
     # No dependency is critical for readiness: with any one of them down, the shortener still
     # serves redirects (from cache, or from PostgreSQL), so no instance should leave the pool.
     redis = RedisClient(str(settings.redis_url), timeout_s=settings.redis_timeout_s)
@@ -55,16 +74,22 @@ def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
         counter=RedisCounterSource(lambda: redis.redis, repo) if settings.id_scheme == "counter" else None,
     )
     listener = InvalidationListener(lambda: redis.redis, service.local.discard, service.local.clear)
-    resources = [redis, db, listener] + ([publisher] if settings.analytics_enabled else [])
+    return Wiring(settings, redis, db, publisher, service, listener)
+
+
+def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
+    settings = settings or ShortenerSettings()
+    w = wire(settings)
     app = create_service_app(
         service=SERVICE,
         settings=settings,
-        resources=resources,
-        routers=[build_router(service)],
-        middleware=[Middleware(RedirectFastPath, service=service)],
+        resources=w.resources,
+        routers=[build_router(w.service)],
+        middleware=[Middleware(RedirectFastPath, service=w.service)],
         description="URL shortener: hash IDs, PostgreSQL, Redis cache-aside, click analytics over Kafka.",
     )
-    app.state.metrics.registry.register(ShortenerCollector(SERVICE, service, publisher))
-    app.state.metrics.registry.register(ClientGauges(SERVICE, shards=db))
-    app.state.service = service
+    app.state.metrics.registry.register(ShortenerCollector(SERVICE, w.service, w.publisher))
+    app.state.metrics.registry.register(ClientGauges(SERVICE, shards=w.db))
+    app.state.service = w.service
+    app.state.wiring = w
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.errors import DependencyUnavailable
 from shortener.domain import Link, LinkClicked
 
 
@@ -92,13 +93,9 @@ class Invalidator(Protocol):
         ...
 
 
-class DependencyUnavailable(Exception):
-    """An adapter could not reach its server (timeout, refused, reset). Adapters raise only this."""
-
-
 class StoreUnavailable(DependencyUnavailable):
-    pass
+    dependency = "postgresql"
 
 
 class CacheUnavailable(DependencyUnavailable):
-    pass
+    dependency = "redis"

@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from messaging.domain import MessageSent
 from messaging.ports import InboxBell, LogUnavailable
-from services.clients.kafka import KafkaProducer, TopicSpec, ensure_topics
+from services.clients.kafka import KafkaProducer, LostLogs, TopicSpec, ensure_topics
 
 
 def encode_sent(sent: MessageSent) -> bytes:
@@ -85,3 +86,94 @@ class KafkaSentLog:
         except KafkaError as exc:
             self._known = False
             raise LogUnavailable(str(exc)[:200]) from exc
+
+
+class TopicTail:
+    """Reads a gateway's topic (one partition) from its end, with no group and no offsets kept: a
+    (re)started gateway holds no connections yet, and every connection that comes replays what it
+    missed from the database. After a failure it starts over, at the end, with a new consumer.
+
+    The port of :class:`services.consumer_loop.ConsumerLoop`; it connects on the first fetch, so
+    a gateway starts while Kafka is down and reads once Kafka is back.
+    """
+
+    critical = False
+
+    def __init__(self, bootstrap: Sequence[str], topic: str, *, client_id: str, fetch_max_wait_ms: int,
+                 quiet_check_s: float) -> None:
+        self.name = f"tail-{topic}"
+        self._bootstrap = list(bootstrap)
+        self._partition = TopicPartition(topic, 0)
+        self._options = dict(bootstrap_servers=self._bootstrap, client_id=client_id, group_id=None,
+                             enable_auto_commit=False, auto_offset_reset="latest",
+                             fetch_max_wait_ms=fetch_max_wait_ms)
+        self._quiet_check_s = quiet_check_s
+        self._consumer: AIOKafkaConsumer | None = None
+        self._answered_at = float("-inf")  # when the broker last answered a fetch (for readiness)
+        self._lost = LostLogs()
+
+    async def start(self) -> None:
+        """Nothing to open yet (see the class)."""
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                await consumer.stop()
+            except KafkaError:
+                pass  # the broker is gone; the process is stopping or reconnecting anyway
+
+    async def _open(self) -> AIOKafkaConsumer:
+        await ensure_topics(self._bootstrap, [TopicSpec(self._partition.topic, partitions=1)])
+        consumer = AIOKafkaConsumer(**self._options)
+        await consumer.start()
+        self._consumer = consumer
+        consumer.assign([self._partition])
+        await consumer.seek_to_end(self._partition)
+        return consumer
+
+    async def getmany(self, *, timeout_ms: int, max_records: int | None = None) -> dict:
+        try:
+            consumer = self._consumer or await self._open()
+            batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except (KafkaError, OSError):
+            await self.stop()
+            raise
+        self._answered_at = asyncio.get_running_loop().time()
+        return batch
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        if self._consumer is not None:
+            self._consumer.seek(partition, offset)
+
+    async def commit(self) -> None:
+        """No group, so no offsets to keep (see the class)."""
+
+    async def rewind_lost_logs(self) -> list:
+        """The broker lost its log (a Tansu restart) and numbers records from 0 again: read the new
+        log from its start (Tansu answers a fetch past the end with nothing, not an error). The end
+        is the high watermark the last fetch answered with: no request of its own."""
+        if self._consumer is None or not self._lost.lost(self._partition, self._consumer.highwater(self._partition)):
+            return []
+        self._consumer.seek(self._partition, 0)
+        return [self._partition]
+
+    def pause(self) -> None:
+        """No fetches until :meth:`resume` (the broker is not asked at rest)."""
+        if self._consumer is not None:
+            self._consumer.pause(self._partition)
+
+    def resume(self) -> None:
+        if self._consumer is not None:
+            self._consumer.resume(self._partition)
+
+    async def _check(self) -> None:
+        if self._consumer is None:
+            raise ConnectionError("not reading its delivery topic")
+        if asyncio.get_running_loop().time() - self._answered_at < self._quiet_check_s:
+            return  # the broker answered lately: no probe of its own (readiness is asked every second)
+        await asyncio.wait_for(self._consumer._client.fetch_all_metadata(), 2.0)
+        self._answered_at = asyncio.get_running_loop().time()
+
+    def health_checks(self) -> dict:
+        return {"delivery-topic": self._check}

@@ -205,6 +205,17 @@ class KafkaConsumer:
                 self._next_offset[partition] = messages[-1].offset + 1
         return records
 
+    def seek(self, partition, offset: int) -> None:
+        """Fetch ``partition`` from ``offset`` next (back to a batch that was not handled)."""
+        if partition not in self.consumer.assignment():
+            return  # a rebalance gave it to another member, which starts from the committed offset
+        self.consumer.seek(partition, offset)
+        self._next_offset[partition] = offset
+
+    async def commit(self) -> None:
+        """Commit the group's offsets: everything fetched so far was handled."""
+        await self.consumer.commit()
+
     async def rewind_lost_logs(self) -> list:
         """Partitions whose log is now shorter than our position, sent back to their start.
 

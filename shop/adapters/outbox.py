@@ -24,7 +24,7 @@ import asyncpg
 from services.clients.postgres import UNREACHABLE, dsn, within_deadline
 from shop.adapters.shards import ShardRouter
 from shop.adapters.sql_orders import OUTBOX_CHANNEL
-from shop.domain import ShardUnavailable
+from shop.ports import ShardUnavailable
 
 RELAY_LOCK = 727_403
 # The batch published last time deleted, and the next one read, in one statement ($1 the ids done).

@@ -15,8 +15,7 @@ import httpx
 
 from services.resources import HealthCheck
 from shop.config import ShopSettings
-from shop.domain import PaymentsUnavailable
-from shop.ports import Charge
+from shop.ports import Charge, PaymentsUnavailable
 
 _STATUSES = ("captured", "declined", "voided")
 

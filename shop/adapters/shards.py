@@ -28,7 +28,7 @@ from services.clients.postgres import UNREACHABLE, PgPool, dsn
 from services.logging import get_logger
 from services.resources import HealthCheck
 from shop.config import ShopSettings
-from shop.domain import ShardUnavailable
+from shop.ports import ShardUnavailable
 from shop.sharding import ShardMap
 
 T = TypeVar("T")

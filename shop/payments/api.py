@@ -20,10 +20,12 @@ from starlette.responses import JSONResponse
 from services.errors import NotFound
 from services.http import ErrorDetail, error_body, error_response, error_responses
 from shop.config import ShopSettings
-from shop.payments.domain import (MAX_AMOUNT_CENTS, MAX_KEY, MAX_REFERENCE, ChargeRow, ChargeStatus, check_amount,
-                                  check_key, check_reference, check_status, decide)
+from services.idempotency import MAX_IDEMPOTENCY_KEY, check_idempotency_key
+from shop.payments.domain import (MAX_AMOUNT_CENTS, MAX_REFERENCE, ChargeRow, ChargeStatus, check_amount,
+                                  check_reference, check_status, decide)
 
 LIST_MAX = 1000
+CHARGE_KEY = ": a charge is made once per key, and a retry with the same key returns the first outcome"
 LOST = ("the provider did not answer properly; the charge may or may not have been made: "
         "retry with the same Idempotency-Key to learn its outcome")
 
@@ -105,7 +107,7 @@ def answer(row: ChargeRow, amount_cents: int, reference: str) -> JSONResponse:
 def build_router(store: ChargeStore, settings: ShopSettings, rng: random.Random, counters: Counters) -> APIRouter:
     router = APIRouter(tags=["payments"])
     unavailable = {503: "the provider failed (injected) or its database is unavailable; retry with the same key"}
-    key_help = f"1-{MAX_KEY} printable ASCII characters"
+    key_help = f"1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters"
 
     async def delay() -> None:
         jitter = settings.payments_jitter_ms
@@ -125,7 +127,7 @@ def build_router(store: ChargeStore, settings: ShopSettings, rng: random.Random,
     async def charge(body: ChargeRequest,
                      idempotency_key: str | None = Header(None, alias="Idempotency-Key", description=key_help)
                      ) -> JSONResponse:
-        key = check_key(idempotency_key)
+        key = check_idempotency_key(idempotency_key, why=CHARGE_KEY)
         amount, reference = check_amount(body.amount_cents), check_reference(body.reference)
         await delay()
         if happens(settings.payments_failure_rate):
@@ -146,7 +148,8 @@ def build_router(store: ChargeStore, settings: ShopSettings, rng: random.Random,
     @router.get("/v1/charges", response_model=ChargePage, responses=error_responses(
         {422: "invalid status, after or limit", 503: "the database is unavailable"}))
     async def list_charges(status: str | None = Query(None, description="captured, declined or voided"),
-                           after: str | None = Query(None, max_length=MAX_KEY, description="the previous page's next"),
+                           after: str | None = Query(None, max_length=MAX_IDEMPOTENCY_KEY,
+                                                     description="the previous page's next"),
                            limit: int = Query(100, ge=1, le=LIST_MAX)) -> ChargePage:
         rows = await store.list(check_status(status), after, limit)
         items = [ChargeOut(**r.public()) for r in rows]
@@ -155,7 +158,7 @@ def build_router(store: ChargeStore, settings: ShopSettings, rng: random.Random,
     @router.get("/v1/charges/{key:path}", response_model=ChargeOut, responses=error_responses(
         {404: "no charge under this key", 422: "invalid key", 503: "the database is unavailable"}))
     async def get_charge(key: str) -> ChargeOut:
-        row = await store.get(check_key(key))
+        row = await store.get(check_idempotency_key(key, why=CHARGE_KEY))
         if row is None:
             raise NotFound(f"no charge under key {key!r}")
         return ChargeOut(**row.public())
@@ -163,7 +166,7 @@ def build_router(store: ChargeStore, settings: ShopSettings, rng: random.Random,
     @router.post("/v1/charges/{key:path}/void", response_model=ChargeOut, responses=error_responses(
         {422: "invalid key", 503: "the database is unavailable"}))
     async def void_charge(key: str) -> ChargeOut:
-        row = await store.void(check_key(key))
+        row = await store.void(check_idempotency_key(key, why=CHARGE_KEY))
         if row.status == "voided":
             counters.voided += 1
         return ChargeOut(**row.public())

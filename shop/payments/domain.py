@@ -13,20 +13,13 @@ from typing import Literal
 
 import mmh3
 
-from services.errors import InvalidInput, LabError
+from services.errors import InvalidInput
 
 MAX_AMOUNT_CENTS = 10**9
-MAX_KEY = 255
 MAX_REFERENCE = 255
 
 ChargeStatus = Literal["captured", "declined", "voided"]
 STATUSES: tuple[ChargeStatus, ...] = ("captured", "declined", "voided")
-
-
-class MissingIdempotencyKey(LabError):
-    """No key, no charge: without one a retry could not be told from a second purchase (400)."""
-
-    code = "idempotency_key_missing"
 
 
 @dataclass(frozen=True)
@@ -50,16 +43,6 @@ class ChargeRow:
 def decide(key: str, decline_rate: float) -> Literal["captured", "declined"]:
     """Declined when the key's 32-bit MurmurHash3, as a fraction of 2**32, falls under the rate."""
     return "declined" if mmh3.hash(key.encode(), signed=False) / 2**32 < decline_rate else "captured"
-
-
-def check_key(key: str | None) -> str:
-    if key is None or key == "":
-        raise MissingIdempotencyKey("the Idempotency-Key header is required: a charge is made once per key, "
-                                    "and a retry with the same key returns the first outcome")
-    if len(key) > MAX_KEY or not key.isascii() or not key.isprintable():
-        raise InvalidInput(f"Idempotency-Key must be 1-{MAX_KEY} printable ASCII characters",
-                           code="invalid_idempotency_key")
-    return key
 
 
 def check_amount(amount_cents: object) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from asyncpg import Record
 
 from services.clients.postgres import PgPool
-from services.errors import Unavailable
+from services.errors import DependencyUnavailable
 from shop.payments.domain import ChargeRow, ChargeStatus
 
 _COLUMNS = "key, reference, amount_cents, status, created_at"
@@ -22,10 +22,11 @@ _STATS = ("SELECT status, count(*) AS n, coalesce(sum(amount_cents), 0) AS cents
           "FROM payments.charges GROUP BY status")
 
 
-class StoreUnavailable(Unavailable):
+class StoreUnavailable(DependencyUnavailable):
     """PostgreSQL did not answer in time or could not be reached (503: the caller retries)."""
 
     code = "store_unavailable"
+    dependency = "postgresql"
 
 
 def _row(row: Record) -> ChargeRow:

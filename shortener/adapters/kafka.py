@@ -1,4 +1,4 @@
-"""Click analytics over Kafka: a batching publisher (the ClickSink) and the aggregating consumer loop.
+"""Click analytics over Kafka: a batching publisher (the ClickSink) and the aggregating consumer.
 
 A redirect only increments a counter in memory. Every ``flush_interval`` the counts go to the
 ``link-clicked`` topic as one message per chunk of codes, each with a unique ``batch_id``; a
@@ -18,6 +18,7 @@ import uuid
 from aiokafka.errors import KafkaError
 
 from services.clients.kafka import KafkaConsumer, KafkaProducer
+from services.consumer_loop import Batch, ConsumerLoop
 from services.logging import get_logger
 from services.tasks import cancel_and_wait
 from shortener.domain import LinkClicked
@@ -126,62 +127,37 @@ class ClickPublisher:
         return self._producer.health_checks() if self._started else {"kafka": self._not_connected}
 
 
-class ClickAggregator:
-    """Consumer-group member: applies each batch to PostgreSQL once, then commits (at-least-once in, exactly-once effect)."""
+class ClickAggregator(ConsumerLoop):
+    """Consumer-group member: applies each batch to PostgreSQL once, then commits (at-least-once in, exactly-once effect).
 
-    name = "click-aggregator"
+    While PostgreSQL is down the loop holds the partition (the batch is handed again after a pause);
+    batches applied before the failure come again and are skipped by their batch id.
+    """
+
     critical = True  # the aggregator process is useless without its consumer
+    transient = (StoreUnavailable, KafkaError)
+    max_records = 200
 
     def __init__(self, consumer: KafkaConsumer, repo: LinkRepository) -> None:
-        self._consumer = consumer
+        super().__init__("click-aggregator", consumer)
         self._repo = repo
-        self._task: asyncio.Task | None = None
         self.applied = 0
         self.duplicates = 0
         self.malformed = 0
 
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._loop(), name="click-aggregator")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        await self._consumer.stop()
+    async def handle(self, batch: Batch) -> None:
+        for records in batch.values():
+            for record in records:
+                await self._apply(record.value)
 
     async def _apply(self, raw: bytes) -> None:
         try:
-            batch = LinkClicked.from_json(json.loads(raw))
+            clicks = LinkClicked.from_json(json.loads(raw))
         except (ValueError, KeyError, TypeError):
             self.malformed += 1
             log.error("malformed_click_batch", size=len(raw))
             return
-        while True:
-            try:
-                if await self._repo.apply_clicks(batch):
-                    self.applied += 1
-                else:
-                    self.duplicates += 1
-                return
-            except StoreUnavailable:
-                # Hold the partition until PostgreSQL is back: skipping would lose the batch.
-                await asyncio.sleep(0.5)
-
-    async def _loop(self) -> None:
-        consumer = self._consumer.consumer
-        while True:
-            try:
-                records = await self._consumer.getmany(timeout_ms=1000, max_records=200)
-                for messages in records.values():
-                    for message in messages:
-                        await self._apply(message.value)
-                if records:
-                    await consumer.commit()
-            except asyncio.CancelledError:
-                raise
-            except KafkaError as exc:
-                # Uncommitted batches are redelivered after a rebalance; the batch id dedups them.
-                log.warning("click_consume_failed", error=str(exc)[:200])
-                await asyncio.sleep(0.5)
-
-    def health_checks(self) -> dict:
-        return self._consumer.health_checks()
+        if await self._repo.apply_clicks(clicks):
+            self.applied += 1
+        else:
+            self.duplicates += 1

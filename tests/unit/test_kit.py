@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import httpx
 import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, ValidationError
 
+from messaging import ports as messaging_ports
 from services import errors
 from services.app import create_service_app
 from services.clients.postgres import asyncpg_url
 from services.local_cache import LocalCache
 from services.resilience import CircuitBreaker, CircuitOpen, SingleFlight
 from services.settings import ServiceSettings
+from shop import ports as shop_ports
+from shop.payments import store as payments_store
+from shortener import ports as shortener_ports
 
 
 class Settings(ServiceSettings):
@@ -69,6 +74,12 @@ class Body(BaseModel):
     n: int
 
 
+class Unreached(errors.DependencyUnavailable):
+    """What an adapter raises: a dependency, named, with no code of its own."""
+
+    dependency = "postgresql"
+
+
 def _app(resources=()):
     router = APIRouter()
 
@@ -83,6 +94,8 @@ def _app(resources=()):
             raise errors.RateLimited("slow down", retry_after_s=0.3)
         if item == "boom":
             raise RuntimeError("bug")
+        if item == "unreached":
+            raise Unreached("connection refused")
         return {"item": item}
 
     @router.post("/items")
@@ -98,7 +111,8 @@ async def _client(app) -> httpx.AsyncClient:
 
 @pytest.mark.parametrize("item,status,code", [("gone", 410, "gone"), ("taken", 409, "conflict"),
                                               ("missing", 404, "not_found"), ("busy", 503, "unavailable"),
-                                              ("slow", 429, "rate_limited"), ("boom", 500, "internal_error")])
+                                              ("slow", 429, "rate_limited"), ("boom", 500, "internal_error"),
+                                              ("unreached", 503, "unavailable")])
 async def test_errors_map_to_status_with_json_body(item, status, code):
     async with await _client(_app()) as client:
         resp = await client.get(f"/items/{item}")
@@ -108,6 +122,27 @@ async def test_errors_map_to_status_with_json_body(item, status, code):
         assert resp.headers["retry-after"] == "3"
     if item == "slow":
         assert resp.headers["retry-after"] == "1"
+    if item == "unreached":
+        assert resp.headers["retry-after"] == "1" and resp.json()["error"]["message"] == "connection refused"
+
+
+def test_every_design_names_its_dependency_under_one_base():
+    kinds = {shortener_ports.StoreUnavailable: ("postgresql", "unavailable"),
+             shortener_ports.CacheUnavailable: ("redis", "unavailable"),
+             messaging_ports.StoreUnavailable: ("postgresql", "unavailable"),
+             messaging_ports.RegistryUnavailable: ("redis", "unavailable"),
+             messaging_ports.LogUnavailable: ("kafka", "unavailable"),
+             shop_ports.ShardUnavailable: ("postgresql", "shard_unavailable"),
+             shop_ports.CacheUnavailable: ("redis", "redis_unavailable"),
+             shop_ports.PaymentsUnavailable: ("the payment provider", "payments_unavailable"),
+             payments_store.StoreUnavailable: ("postgresql", "store_unavailable")}
+    for kind, (dependency, code) in kinds.items():
+        exc = kind("timed out")
+        assert isinstance(exc, errors.DependencyUnavailable) and isinstance(exc, errors.Unavailable)
+        assert (exc.dependency, exc.code, exc.message, str(exc), exc.retry_after_s) == (
+            dependency, code, "timed out", "timed out", 1.0)
+    named = errors.DependencyUnavailable("no route", dependency="kafka", retry_after_s=2, code="log_down")
+    assert (named.dependency, named.code, named.retry_after_s) == ("kafka", "log_down", 2)
 
 
 async def test_validation_error_names_the_field():
@@ -221,3 +256,14 @@ def test_local_cache_ttl_and_lru():
     now[0] = 11
     assert cache.get("a") == (False, None)
     assert LocalCache(0, 1).enabled is False
+
+
+def test_local_cache_with_an_infinite_ttl_evicts_by_recency_only():
+    now = [0.0]
+    cache: LocalCache[str] = LocalCache(2, ttl_s=math.inf, clock=lambda: now[0])
+    cache.put("a", "1")
+    cache.put("b", "2")
+    now[0] = 1e12
+    assert cache.get("a") == (True, "1")
+    cache.put("c", "3")
+    assert cache.get("b") == (False, None) and cache.get("a") == (True, "1") and len(cache) == 2

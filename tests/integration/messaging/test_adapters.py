@@ -1,20 +1,25 @@
-"""Messaging's stores, outbox, registry and inbox bell against the real parts: PostgreSQL (migrated
-by `sdlab up`) and Redis."""
+"""Messaging's stores, outbox, registry, inbox bell and delivery reader against the real parts:
+PostgreSQL (migrated by `sdlab up`), Redis and Kafka."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import asyncpg
+import orjson
 import pytest
 
 from messaging.adapters.outbox import PgOutbox
 from messaging.adapters.redis import BellListener, RedisInboxBell, RedisRegistry
 from messaging.adapters.sql import SqlConversationStore, SqlMessageStore
+from messaging.config import MessagingSettings
+from messaging.delivery import DeliveryReader
 from messaging.domain import Conversation, MessageSent, message_id_for, new_conversation_id
 from messaging.ports import StoreUnavailable
+from services.clients.kafka import KafkaProducer, TopicSpec
 from services.clients.postgres import PgPool, dsn
 from services.clients.redis import RedisClient
 
@@ -179,3 +184,37 @@ async def test_a_quiet_gateway_is_rung_once_then_not_while_sent_to(redis):
         assert len(rings) == before
     finally:
         await listener.stop()
+
+
+async def test_a_gateway_reader_tails_its_topic_and_wakes_when_rung(lab):
+    gateway = f"it-gw-{uuid.uuid4().hex[:6]}"
+    settings = MessagingSettings(kafka_bootstrap_servers=[_url(lab, "kafka")], instance_id=gateway,
+                                 reader_awake_s=3.0, reader_check_s=60)
+    topic = TopicSpec(settings.delivery_topic(gateway), partitions=1)
+    producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id="it-deliveries", topics=[topic])
+    await producer.start()
+    # Before the reader: it starts at the end (Tansu's reported end may still show the last record).
+    await producer.send(topic.name, orjson.dumps({"to": ["old"], "frame": {"n": 0}}))
+
+    delivered: list[tuple[list[str], dict]] = []
+    hub = SimpleNamespace(deliver=lambda users, frame: delivered.append((users, frame)))
+    reader = DeliveryReader(settings, hub)
+    await reader.start()
+
+    async def until(done, timeout_s: float = 20.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not done():
+                await asyncio.sleep(0.02)
+
+    try:
+        await until(lambda: reader.pauses >= 1)  # connected, read to the end, nothing new: asleep
+        for n in (1, 2):
+            reader.ring()
+            await producer.send(topic.name, orjson.dumps({"to": ["ann"], "frame": {"n": n}}))
+        await producer.send(topic.name, b"not a delivery")
+        await until(lambda: len(delivered) >= 2 and reader.malformed >= 1)
+        await reader.health_checks()["delivery-topic"]()
+    finally:
+        await reader.stop()
+        await producer.stop()
+    assert [d for d in delivered if d[0] != ["old"]] == [(["ann"], {"n": 1}), (["ann"], {"n": 2})]

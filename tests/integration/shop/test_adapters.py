@@ -13,8 +13,8 @@ import pytest
 from services.errors import Unavailable
 from shop.adapters.sql_catalog import SqlCatalog
 from shop.adapters.sql_orders import SqlOrders
-from shop.domain import NewProduct, ShardUnavailable
-from shop.ports import ProductQuery
+from shop.domain import NewProduct
+from shop.ports import ProductQuery, ShardUnavailable
 from shop.scatter import decode_cursor, scatter_gather
 from shop.sharding import bucket_of_id, bucket_of_key
 from tests.integration.shop.conftest import lab_url

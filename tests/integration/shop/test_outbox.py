@@ -20,7 +20,8 @@ import pytest
 from shop.adapters.outbox import RELAY_LOCK, OutboxRow, SqlOutbox
 from shop.adapters.sql_catalog import SqlCatalog, SqlInventory
 from shop.adapters.sql_orders import SqlOrders
-from shop.domain import Line, NewProduct, OrderItem, OrderStatus, ShardUnavailable
+from shop.domain import Line, NewProduct, OrderItem, OrderStatus
+from shop.ports import ShardUnavailable
 from tests.integration.shop.helpers import absent_id, connect, event, in_an_hour, new_ids, now, tag, user_on
 
 

@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from shop.domain import (Event, Line, NewProduct, Order, OrderItem, OrderStatus, OutOfStock, PaymentsUnavailable,
-                         Product, ShardUnavailable, StoredResponse, UnknownProduct)
-from shop.ports import Begun, Charge, GateAnswer, ProductQuery, Reserved, ShardPage
+from shop.domain import (Event, Line, NewProduct, Order, OrderItem, OrderStatus, OutOfStock, Product, StoredResponse,
+                         UnknownProduct)
+from shop.ports import (Begun, Charge, GateAnswer, PaymentsUnavailable, ProductQuery, Reserved, ShardPage,
+                        ShardUnavailable)
 from shop.sharding import EPOCH_MS, ShardMap, bucket_of_key, compose_id, initial_map
 
 BUCKETS = 256

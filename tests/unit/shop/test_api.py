@@ -207,6 +207,9 @@ def test_checkout_needs_an_idempotency_key(api):
     for key in (None, "  "):
         response = api.checkout("alice", key, _items((api.lamp, 1)))
         assert response.status_code == 400 and _error(response) == "idempotency_key_missing"
+        assert response.json()["error"]["message"] == (
+            "the Idempotency-Key header is required on checkout (any unique string, e.g. a UUID; "
+            "send the same key again to retry safely)")
     assert api.orders.keys == {}
 
 

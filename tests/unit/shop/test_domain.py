@@ -1,5 +1,5 @@
-"""The shop's pure logic: product validation, merging checkout lines, idempotency keys and
-fingerprints, and how an order looks on the wire."""
+"""The shop's pure logic: product validation, merging checkout lines, request fingerprints, and
+how an order looks on the wire."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from services.errors import InvalidInput
-from shop.domain import (MAX_CATEGORY, MAX_IDEMPOTENCY_KEY, MAX_NAME, MAX_PRICE_CENTS, MAX_STOCK, Line,
-                         MissingIdempotencyKey, NewProduct, Order, OrderItem, OrderStatus, Product,
-                         check_idempotency_key, merge_lines, request_fingerprint)
+from shop.domain import (MAX_CATEGORY, MAX_NAME, MAX_PRICE_CENTS, MAX_STOCK, Line, NewProduct, Order, OrderItem,
+                         OrderStatus, Product, merge_lines, request_fingerprint)
 from shop.sharding import compose_id
 
 
@@ -88,26 +87,7 @@ def test_merge_lines_of_nothing_is_nothing():
     assert merge_lines([], max_quantity=5) == ()
 
 
-# -- idempotency keys -------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("key", ["k", "order 1/2?#", "a" * MAX_IDEMPOTENCY_KEY, "550e8400-e29b-41d4-a716-446655440000"])
-def test_a_printable_ascii_key_is_accepted_as_it_is(key):
-    assert check_idempotency_key(key) == key
-
-
-@pytest.mark.parametrize("key", [None, "", "   "])
-def test_no_key_is_a_missing_key(key):
-    with pytest.raises(MissingIdempotencyKey) as err:
-        check_idempotency_key(key)
-    assert err.value.code == "idempotency_key_missing"
-
-
-@pytest.mark.parametrize("key", ["a" * (MAX_IDEMPOTENCY_KEY + 1), "caf\u00e9", "tab\there", "nl\n", "nul\x00"])
-def test_a_key_that_is_not_printable_ascii_is_invalid(key):
-    with pytest.raises(InvalidInput) as err:
-        check_idempotency_key(key)
-    assert err.value.code == "invalid_idempotency_key"
-
+# -- request fingerprints (the key itself: tests/unit/test_idempotency.py) -------------------------
 
 def test_the_fingerprint_ignores_key_order_at_every_level():
     a = {"items": [{"product_id": "1", "quantity": 2}], "note": {"x": 1, "y": 2}}

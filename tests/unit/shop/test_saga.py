@@ -16,11 +16,10 @@ import pytest
 from services.errors import InvalidInput, Unavailable
 from shop.config import ShopSettings
 from shop.domain import (IdempotencyKeyInUse, IdempotencyKeyReused, Line, NewProduct, Order, OrderItem, OrderStatus,
-                         OutOfStock, PaymentDeclined, PaymentNotTaken, PaymentsUnavailable, ShardUnavailable,
-                         StoredResponse,
-                         UnknownProduct, request_fingerprint)
+                         OutOfStock, PaymentDeclined, PaymentNotTaken, StoredResponse, UnknownProduct,
+                         request_fingerprint)
 from shop.consumers import SoldMarker, Sweeper
-from shop.ports import CacheUnavailable, Charge
+from shop.ports import CacheUnavailable, Charge, PaymentsUnavailable, ShardUnavailable
 from shop.api import render
 from shop.saga import CheckoutSaga, payment_key
 from tests.unit.shop.fakes import Clock, FakeCarts, FakeCatalog, FakeGate, FakeInventory, FakeOrders, FakePayments
@@ -115,7 +114,7 @@ async def _buy(shop: Shop, key: str, *lines: Line, body: dict | None = None):
 async def paid_events_consumed(shop: Shop) -> None:
     """What the worker's inventory consumer does with the order-paid events (off the buyer's path)."""
     events = [e.payload for e in shop.orders.outbox if e.topic == "order-paid"]
-    await SoldMarker(SimpleNamespace(), SimpleNamespace(inventory=shop.inventory)).handle(events)
+    await SoldMarker(SimpleNamespace(), SimpleNamespace(inventory=shop.inventory)).handle_events(events)
 
 
 # -- the buyer's path ----------------------------------------------------------------------------

@@ -12,26 +12,8 @@ import psutil
 from loadtests.messaging.openloop import raise_open_files
 from loadtests.messaging.samples import DELIVER
 
-EMPTY = {"requests": 0, "failures": 0, "rps": 0.0, "p50_ms": None, "p99_ms": None, "max_ms": None}
-
-
-def endpoint(r, name: str) -> dict:
-    return r.summary["endpoints"].get(name, EMPTY)
-
-
-def ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f} ms"
-
-
 def loss(r) -> dict:
     return r.summary.get("loss", {})
-
-
-def fault_window(summary: dict, component: str) -> tuple[float, float]:
-    for w in summary.get("fault_windows", []):
-        if w["component"] == component:
-            return w["start_s"], w["end_s"] if w.get("end_s") is not None else summary["duration_s"]
-    return 0.0, 0.0
 
 
 def delivered_per_second(timeline: list[dict], name: str = DELIVER) -> list[tuple[int, int]]:

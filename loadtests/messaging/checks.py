@@ -17,15 +17,10 @@ from pathlib import Path
 import httpx
 
 from loadtests.messaging.seed import CONCURRENCY
+from services.lab.analysis import read_jsonl
 from services.lab.plugin import Check
 
 PAGE = 1000
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 async def histories(base_url: str, seed: dict, conversation_ids: set[str]) -> dict[str, list[dict]]:

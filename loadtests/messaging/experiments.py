@@ -8,9 +8,10 @@ in order); the engine adds them to each experiment's verdict.
 from __future__ import annotations
 
 from loadtests.messaging.analysis import (
-    endpoint, fault_window, longest_silence, loss, median_p99, ms, peak_rss, rss_per_connection, worst_second_p99,
+    longest_silence, loss, median_p99, peak_rss, rss_per_connection, worst_second_p99,
 )
 from loadtests.messaging.samples import ACK, DELIVER, DELIVER_SLOW, RECONNECT
+from services.lab.analysis import endpoint, fault_window, ms
 from services.lab.capacity import capacity_experiment
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
@@ -50,10 +51,10 @@ def _fanout(results: dict[str, VariantResult]) -> Outcome:
               for size, r in rows.items()]
     small, big = rows[GROUPS[0]], rows[GROUPS[-1]]
     claim = (f"One sender at {small.summary['offered']}: a pair took {per_s[GROUPS[0]]:,.0f} deliveries/s at p99 "
-             f"{ms(_p99(small))}; a {GROUPS[-1]:,}-member group {per_s[GROUPS[-1]]:,.0f} deliveries/s at p99 "
-             f"{ms(_p99(big))}: the same message rate costs {GROUPS[-1] // GROUPS[0]}x the deliveries.")
-    facts = {f"group of {size}": f"{per_s[size]:,.0f} deliveries/s, delivery p50 {ms(endpoint(r, DELIVER)['p50_ms'])}, "
-             f"p99 {ms(_p99(r))}" for size, r in rows.items()}
+             f"{ms(_p99(small), 1)}; a {GROUPS[-1]:,}-member group {per_s[GROUPS[-1]]:,.0f} deliveries/s at p99 "
+             f"{ms(_p99(big), 1)}: the same message rate costs {GROUPS[-1] // GROUPS[0]}x the deliveries.")
+    facts = {f"group of {size}": f"{per_s[size]:,.0f} deliveries/s, delivery p50 {ms(endpoint(r, DELIVER)['p50_ms'], 1)}, "
+             f"p99 {ms(_p99(r), 1)}" for size, r in rows.items()}
     return Outcome(checks, claim, facts)
 
 
@@ -68,7 +69,7 @@ FANOUT = Experiment(
               for size in GROUPS],
     evaluate=_fanout,
     columns=[("deliveries/s", lambda r: f"{endpoint(r, DELIVER)['rps']:,.0f}"),
-             ("delivery p99", lambda r: ms(_p99(r)))],
+             ("delivery p99", lambda r: ms(_p99(r), 1))],
 )
 
 
@@ -84,11 +85,11 @@ def _gateway_failure(results: dict[str, VariantResult]) -> Outcome:
               f"{f.get('reconnects', 0)} reconnects, {reconnect['requests']} resumed"),
     ]
     claim = (f"With one of two gateways SIGKILLed mid-run, {f.get('reconnects', 0)} connections reconnected through "
-             f"Caddy and resumed (p50 {ms(reconnect['p50_ms'])}, p99 {ms(reconnect['p99_ms'])}); of "
+             f"Caddy and resumed (p50 {ms(reconnect['p50_ms'], 1)}, p99 {ms(reconnect['p99_ms'], 1)}); of "
              f"{f.get('acknowledged', 0):,} acknowledged messages {f.get('lost', 0)} were lost, "
              f"{f.get('delivered_twice', 0)} delivered twice and {f.get('out_of_order', 0)} out of order.")
-    return Outcome(checks, claim, {"reconnect p50 / p99": f"{ms(reconnect['p50_ms'])} / {ms(reconnect['p99_ms'])}",
-                                   "delivery p99": ms(_p99(r))})
+    return Outcome(checks, claim, {"reconnect p50 / p99": f"{ms(reconnect['p50_ms'], 1)} / {ms(reconnect['p99_ms'], 1)}",
+                                   "delivery p99": ms(_p99(r), 1)})
 
 
 GATEWAY_FAILURE = Experiment(
@@ -99,17 +100,23 @@ GATEWAY_FAILURE = Experiment(
                   faults="at 40% kill messaging-gateway-1; at 70% restart messaging-gateway-1"),
     variants=[Variant("gateway-1 killed")],
     evaluate=_gateway_failure,
-    columns=[("reconnect p99", lambda r: ms(endpoint(r, RECONNECT)["p99_ms"])),
+    columns=[("reconnect p99", lambda r: ms(endpoint(r, RECONNECT)["p99_ms"], 1)),
              ("lost", lambda r: str(loss(r).get("lost", "-")))],
 )
 
 
 # --- 4. broker restart ---------------------------------------------------------------------------
 
+def _down_s(r: VariantResult) -> float:
+    """How long the broker was down in a run (0 when the run had no fault on it)."""
+    start, end = fault_window(r.summary, "kafka") or (0.0, 0.0)
+    return end - start
+
+
 def _broker_restart(results: dict[str, VariantResult]) -> Outcome:
     facts, checks = {}, []
     for name, r in results.items():
-        start, end = fault_window(r.summary, "kafka")
+        start, end = fault_window(r.summary, "kafka") or (0.0, 0.0)
         f = loss(r)
         facts[name] = (f"{f.get('lost', 0)} of {f.get('acknowledged', 0):,} acknowledged lost, "
                        f"{f.get('rejected', 0)} sends refused, delivery silent for {longest_silence(r.load.timeline, start)} s "
@@ -119,13 +126,13 @@ def _broker_restart(results: dict[str, VariantResult]) -> Outcome:
                         f"{loss(db).get('lost')} lost"))
     checks.append(Check("the fault schedule ran in both", all(not r.summary.get("fault_errors") for r in results.values())))
     # log-first's loss is the measurement (its post-run checks are reported, not required).
-    claim = (f"Kafka (Tansu, memory log) killed for {fault_window(db.summary, 'kafka')[1] - fault_window(db.summary, 'kafka')[0]:.0f} s "
+    claim = (f"Kafka (Tansu, memory log) killed for {_down_s(db):.0f} s "
              f"and restarted empty: db-first lost {loss(db).get('lost')} of {loss(db).get('acknowledged', 0):,} acknowledged "
              f"messages (the outbox republished, gaps were repaired from PostgreSQL); log-first lost "
              f"{loss(log).get('lost')} of {loss(log).get('acknowledged', 0):,}: acked on the broker's word, not yet "
              f"persisted when its memory went. What db-first costs, over the same runs: send→ack p50 "
-             f"{ms(endpoint(db, ACK)['p50_ms'])} against {ms(endpoint(log, ACK)['p50_ms'])}, delivery p50 "
-             f"{ms(endpoint(db, DELIVER)['p50_ms'])} against {ms(endpoint(log, DELIVER)['p50_ms'])}.")
+             f"{ms(endpoint(db, ACK)['p50_ms'], 1)} against {ms(endpoint(log, ACK)['p50_ms'], 1)}, delivery p50 "
+             f"{ms(endpoint(db, DELIVER)['p50_ms'], 1)} against {ms(endpoint(log, DELIVER)['p50_ms'], 1)}.")
     return Outcome(checks, claim, facts)
 
 
@@ -166,17 +173,17 @@ def _slow_consumer(results: dict[str, VariantResult]) -> Outcome:
     checks = [
         Check("slow readers were disconnected by the send-buffer bound", cut > 0, f"{cut:.0f} disconnects (4008)"),
         Check("while they stall, everyone else's delivery p99 unchanged (median second, within 1.5x + 5 ms)",
-              p99_slow <= 1.5 * p99_base + 5, f"{ms(p99_slow)} vs {ms(p99_base)}"),
+              p99_slow <= 1.5 * p99_base + 5, f"{ms(p99_slow, 1)} vs {ms(p99_base, 1)}"),
         Check("gateway memory bounded (peak within 64 MiB of the baseline)", rss_slow <= rss_base + 64,
               f"{rss_slow:.0f} MiB vs {rss_base:.0f} MiB"),
     ]
     claim = (f"A tenth of the readers stopped reading for {end - start:.0f} s: the gateways cut {cut:.0f} of their "
              f"connections at the send-buffer bound (close 4008; they resumed later and got everything), everyone "
-             f"else's delivery p99 meanwhile was {ms(p99_slow)} against {ms(p99_base)} with everyone reading, and the "
+             f"else's delivery p99 meanwhile was {ms(p99_slow, 1)} against {ms(p99_base, 1)} with everyone reading, and the "
              f"gateways peaked at {rss_slow:.0f} MiB against {rss_base:.0f} MiB. When the stalled readers all came back "
-             f"at once, the worst second's p99 for everyone else was {ms(back)}: their resumes replay a backlog each.")
-    return Outcome(checks, claim, {"slow readers' delivery p99 (after they resumed)": ms(_p99(slow, DELIVER_SLOW)),
-                                   "everyone else, worst second after the stall": ms(back)})
+             f"at once, the worst second's p99 for everyone else was {ms(back, 1)}: their resumes replay a backlog each.")
+    return Outcome(checks, claim, {"slow readers' delivery p99 (after they resumed)": ms(_p99(slow, DELIVER_SLOW), 1),
+                                   "everyone else, worst second after the stall": ms(back, 1)})
 
 
 SLOW_CONSUMER = Experiment(
@@ -188,7 +195,7 @@ SLOW_CONSUMER = Experiment(
     variants=[Variant("everyone reads"),
               Variant("a tenth stop reading", load={"options": {**SLOW_OPTIONS, "slow_readers": "0.1"}})],
     evaluate=_slow_consumer,
-    columns=[("delivery p99 (readers)", lambda r: ms(_p99(r))),
+    columns=[("delivery p99 (readers)", lambda r: ms(_p99(r), 1)),
              ("gateway peak RSS", lambda r: f"{peak_rss(r.load.timeline, 'messaging-gateway'):.0f} MiB")],
 )
 
@@ -251,9 +258,9 @@ def _ordering(results: dict[str, VariantResult]) -> Outcome:
     claim = (f"Log-first, the persisting consumer group scaled from 1 to 3 members at {joined:.0f} s (a rebalance "
              f"moved partitions while messages kept coming): no conversation saw a message out of order or a seq gap, "
              f"{f.get('lost', 0)} of {f.get('acknowledged', 0):,} acknowledged messages were lost, and the worst second's "
-             f"delivery p99 after the join was {ms(worst)} against {ms(before)} before: the pause a rebalance costs.")
-    return Outcome(checks, claim, {"delivery p99 before / worst after the join": f"{ms(before)} / {ms(worst)}",
-                                   "send→ack p99": ms(_p99(r, ACK))})
+             f"delivery p99 after the join was {ms(worst, 1)} against {ms(before, 1)} before: the pause a rebalance costs.")
+    return Outcome(checks, claim, {"delivery p99 before / worst after the join": f"{ms(before, 1)} / {ms(worst, 1)}",
+                                   "send→ack p99": ms(_p99(r, ACK), 1)})
 
 
 ORDERING = Experiment(

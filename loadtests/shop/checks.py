@@ -33,12 +33,6 @@ DRAIN_S = 30.0  # how long the outbox and the sweeper get to finish after the lo
 READ_TRIES = 5  # reads of an acknowledged order answered 5xx before it counts as unreadable
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def part_url(state, name: str) -> str:
     """A part's URL, started by the lab or given as an existing server."""
     if name in state.components:

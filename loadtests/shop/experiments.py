@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from services.lab.analysis import endpoint, ms
 from services.lab.capacity import capacity_experiment
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
@@ -14,16 +15,8 @@ from services.lab.load import LoadSpec
 LISTING, PRODUCT, CHECKOUT = "/api/v1/products", "/api/v1/products/{id}", "/api/v1/checkout"
 
 
-def endpoint(r: VariantResult, name: str) -> dict:
-    return r.summary["endpoints"].get(name, {"requests": 0, "failures": 0, "p99_ms": 0.0, "p50_ms": 0.0, "rps": 0.0})
-
-
 def figures(r: VariantResult) -> dict:
     return r.summary.get("loss") or {}
-
-
-def ms(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.0f} ms"
 
 
 # --- saga failure: payments declines and dies ------------------------------------------------

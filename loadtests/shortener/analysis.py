@@ -14,14 +14,6 @@ OFFLINE_CODES = 1_000_000
 CODE_SPACE = 62**7
 
 
-def window(summary: dict, component: str) -> tuple[float, float]:
-    """(start, end) seconds of the fault window on ``component``; an open one ends with the run."""
-    for w in summary.get("fault_windows", []):
-        if w["component"] == component:
-            return w["start_s"], w["end_s"] if w.get("end_s") is not None else summary["duration_s"]
-    return 0.0, 0.0
-
-
 def balanced_instances(summary: dict) -> list[str]:
     """The instances behind the load balancer (``shortener-1``...), not workers like the aggregator."""
     design = summary["spec"]["design"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loadtests.shortener import analysis
+from services.lab.analysis import endpoint, fault_window, pct
 from services.lab.capacity import capacity_experiment
 from services.lab.cpu import bottleneck
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
@@ -25,8 +26,9 @@ def db_reads_per_s(r: VariantResult) -> float:
     return _server(r, "db_reads_total") / r.summary["duration_s"]
 
 
-def endpoint(r: VariantResult, name: str) -> dict:
-    return r.summary["endpoints"].get(name, {"requests": 0, "failures": 0, "p99_ms": 0.0, "p50_ms": 0.0})
+def window(r: VariantResult, component: str) -> tuple[float, float]:
+    """The run's fault window on ``component``; (0, 0) when it had none (its checks then fail)."""
+    return fault_window(r.summary, component) or (0.0, 0.0)
 
 
 def success(r: VariantResult, name: str) -> float:
@@ -34,27 +36,23 @@ def success(r: VariantResult, name: str) -> float:
     return 1.0 - e["failures"] / e["requests"] if e["requests"] else 0.0
 
 
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
-
-
 # --- 1. cache on/off --------------------------------------------------------------------
 
 def _cache(results: dict[str, VariantResult]) -> Outcome:
     off, on = results["cache off"], results["cache on"]
     reads_off, reads_on = db_reads_per_s(off), db_reads_per_s(on)
-    p99_off, p99_on = endpoint(off, REDIRECT)["p99_ms"], endpoint(on, REDIRECT)["p99_ms"]
+    p99_off, p99_on = endpoint(off, REDIRECT)["p99_ms"] or 0.0, endpoint(on, REDIRECT)["p99_ms"] or 0.0
     ratio = hit_ratio(on) or 0.0
     checks = [
         Check("same offered load in both variants", off.summary["offered"] == on.summary["offered"]),
-        Check("cache on: hit ratio >= 90%", ratio >= 0.9, pct(ratio)),
+        Check("cache on: hit ratio >= 90%", ratio >= 0.9, pct(ratio, 2)),
         Check("cache on: PostgreSQL reads/s at most 20% of cache off", reads_on <= 0.2 * max(reads_off, 1),
               f"{reads_on:.0f}/s vs {reads_off:.0f}/s"),
         Check("cache on: redirect p99 not worse", p99_on <= p99_off * 1.1, f"{p99_on:.0f} ms vs {p99_off:.0f} ms"),
     ]
-    claim = (f"At the same offered {on.summary['offered']}, the cache (hit ratio {pct(ratio)}) cut PostgreSQL reads "
+    claim = (f"At the same offered {on.summary['offered']}, the cache (hit ratio {pct(ratio, 2)}) cut PostgreSQL reads "
              f"from {reads_off:,.0f}/s to {reads_on:,.0f}/s and redirect p99 from {p99_off:.0f} ms to {p99_on:.0f} ms.")
-    return Outcome(checks, claim, {"db reads/s (off, on)": f"{reads_off:.0f}, {reads_on:.0f}", "hit ratio (on)": pct(ratio)})
+    return Outcome(checks, claim, {"db reads/s (off, on)": f"{reads_off:.0f}, {reads_on:.0f}", "hit ratio (on)": pct(ratio, 2)})
 
 
 CACHE = Experiment(
@@ -67,7 +65,7 @@ CACHE = Experiment(
         Variant("cache on"),
     ],
     evaluate=_cache,
-    columns=[("hit ratio", lambda r: pct(hit_ratio(r))), ("DB reads/s", lambda r: f"{db_reads_per_s(r):,.0f}")],
+    columns=[("hit ratio", lambda r: pct(hit_ratio(r), 2)), ("DB reads/s", lambda r: f"{db_reads_per_s(r):,.0f}")],
 )
 
 
@@ -76,17 +74,17 @@ CACHE = Experiment(
 def _redis_outage(results: dict[str, VariantResult]) -> Outcome:
     r = results["redis killed"]
     ok = success(r, REDIRECT)
-    w = analysis.window(r.summary, "redis")
+    w = window(r, "redis")
     base, during = analysis.p99_between(r.load.timeline, 2, w[0]), analysis.p99_between(r.load.timeline, w[0], w[1])
     recovery = analysis.recovery_s(r.load.timeline, w[1], base)
     checks = [
         Check("the fault schedule ran", not r.summary.get("fault_errors") and len(r.summary.get("faults", [])) == 2),
-        Check("redirects of existing links succeed through the outage (target 100%)", ok >= 0.999, pct(ok)),
+        Check("redirects of existing links succeed through the outage (target 100%)", ok >= 0.999, pct(ok, 2)),
     ]
-    claim = (f"With Redis killed for {w[1] - w[0]:.0f} s, {pct(ok)} of redirects still succeeded (cache misses fell "
+    claim = (f"With Redis killed for {w[1] - w[0]:.0f} s, {pct(ok, 2)} of redirects still succeeded (cache misses fell "
              f"back to PostgreSQL through a circuit breaker); p99 went from {base:.0f} ms to {during:.0f} ms, and "
              f"latency was back to baseline {recovery} after Redis returned.")
-    return Outcome(checks, claim, {"redirect success": pct(ok), "p99 before / during (ms)": f"{base:.0f} / {during:.0f}",
+    return Outcome(checks, claim, {"redirect success": pct(ok, 2), "p99 before / during (ms)": f"{base:.0f} / {during:.0f}",
                                    "recovery after restart": recovery})
 
 
@@ -106,14 +104,14 @@ REDIS_OUTAGE = Experiment(
 def _instance_failure(results: dict[str, VariantResult]) -> Outcome:
     r = results["one of three killed"]
     ok = success(r, REDIRECT)
-    w = analysis.window(r.summary, "shortener-2")
+    w = window(r, "shortener-2")
     checks = [
         Check("the fault schedule ran", not r.summary.get("fault_errors") and len(r.summary.get("faults", [])) == 2),
-        Check("GET success through Caddy >= 99.9%", ok >= 0.999, pct(ok)),
+        Check("GET success through Caddy >= 99.9%", ok >= 0.999, pct(ok, 2)),
     ]
-    claim = (f"With one of three instances killed for {w[1] - w[0]:.0f} s, {pct(ok)} of GETs through Caddy "
+    claim = (f"With one of three instances killed for {w[1] - w[0]:.0f} s, {pct(ok, 2)} of GETs through Caddy "
              f"succeeded (retries on another instance, active and passive health checks).")
-    return Outcome(checks, claim, {"GET success": pct(ok)})
+    return Outcome(checks, claim, {"GET success": pct(ok, 2)})
 
 
 INSTANCE_FAILURE = Experiment(
@@ -131,7 +129,7 @@ INSTANCE_FAILURE = Experiment(
 
 def _db_outage(results: dict[str, VariantResult]) -> Outcome:
     r = results["postgres paused"]
-    w = analysis.window(r.summary, "postgres-0")
+    w = window(r, "postgres-0")
     # One second in from each edge: a request that completes in the window's first or last
     # second may have been served before the pause or after the resume.
     inner = (w[0] + 1, w[1] - 1)
@@ -140,15 +138,15 @@ def _db_outage(results: dict[str, VariantResult]) -> Outcome:
     red_ok = 1 - red["failures"] / red["requests"] if red["requests"] else 0.0
     checks = [
         Check("the fault schedule ran", not r.summary.get("fault_errors") and len(r.summary.get("faults", [])) == 2),
-        Check("cached redirects keep serving while PostgreSQL hangs (>= 99.9%)", red_ok >= 0.999, pct(red_ok)),
+        Check("cached redirects keep serving while PostgreSQL hangs (>= 99.9%)", red_ok >= 0.999, pct(red_ok, 2)),
         Check("creates fail while PostgreSQL hangs", cre["requests"] > 0 and cre["failures"] == cre["requests"],
               f"{cre['failures']} of {cre['requests']} failed"),
         Check("creates fail fast (slowest under 1.5 s, not a hang)", 0 < cre["max_ms"] < 1500, f"{cre['max_ms']:.0f} ms"),
     ]
-    claim = (f"With PostgreSQL hung for {w[1] - w[0]:.0f} s, {pct(red_ok)} of redirects (all cached) still succeeded "
+    claim = (f"With PostgreSQL hung for {w[1] - w[0]:.0f} s, {pct(red_ok, 2)} of redirects (all cached) still succeeded "
              f"while creates failed with 503 within {cre['max_ms']:.0f} ms: the shortener chose availability for "
              f"reads and consistency for writes.")
-    return Outcome(checks, claim, {"redirects during outage": f"{red['requests']} ({pct(red_ok)} ok)",
+    return Outcome(checks, claim, {"redirects during outage": f"{red['requests']} ({pct(red_ok, 2)} ok)",
                                    "creates during outage": f"{cre['requests']} (slowest {cre['max_ms']:.0f} ms)"})
 
 
@@ -178,7 +176,7 @@ def _ids(results: dict[str, VariantResult]) -> Outcome:
               counter["collisions_during_run"] == 0 and counter["offline_collisions"] == 0,
               f"{counter['collisions_during_run']:.0f} in the store, {counter['offline_collisions']} offline"),
         Check("counter: consecutive codes do not look sequential (obfuscated)",
-              counter["adjacent_prefix_share"] < 0.05, pct(counter["adjacent_prefix_share"])),
+              counter["adjacent_prefix_share"] < 0.05, pct(counter["adjacent_prefix_share"], 2)),
         *[Check(f"{v}: creates were not refused (errors under 1%)",
                 r.summary["failures"] <= 0.01 * max(1, r.summary["requests"]), f"{r.summary['failures']} refused")
           for v, r in results.items()],
@@ -191,7 +189,7 @@ def _ids(results: dict[str, VariantResult]) -> Outcome:
                          for v, r in results.items())
              + f"; a random guess hits one of {n:,} codes with probability {rows['hash']['guess_hit_rate']:.1e} "
              "in all three, while a plain counter's consecutive codes share their prefix "
-             f"{pct(counter['plain_counter_prefix_share'])} of the time (enumerable).")
+             f"{pct(counter['plain_counter_prefix_share'], 2)} of the time (enumerable).")
     facts = {f"{v} ({k})": val for v, e in rows.items() for k, val in e.items()}
     return Outcome(checks, claim, facts)
 
@@ -215,7 +213,7 @@ IDS = Experiment(
              ("create p99", lambda r: f"{endpoint(r, CREATE)['p99_ms'] or 0:.1f} ms"),
              ("store collisions", lambda r: f"{r.extra.get('collisions_during_run', 0):.0f}"),
              ("offline collisions", lambda r: str(r.extra.get("offline_collisions"))),
-             ("adjacent codes share a prefix", lambda r: pct(r.extra.get("adjacent_prefix_share")))],
+             ("adjacent codes share a prefix", lambda r: pct(r.extra.get("adjacent_prefix_share"), 2))],
 )
 
 

@@ -11,6 +11,13 @@ import psutil
 
 from loadtests.messaging.openloop import raise_open_files
 from loadtests.messaging.samples import DELIVER
+from services.lab.analysis import endpoint
+
+
+def p99(r, name: str = DELIVER) -> float:
+    """An endpoint's p99 in a run, 0 when it had no request (for comparisons and charts)."""
+    return endpoint(r, name)["p99_ms"] or 0.0
+
 
 def loss(r) -> dict:
     return r.summary.get("loss", {})

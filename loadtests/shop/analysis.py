@@ -27,6 +27,11 @@ CHECKOUT_ROUTE = "/api/v1/checkout"
 IN_USE = "idempotency_key_in_use"
 
 
+def figures(r) -> dict:
+    """The post-run checks' figures of a run (orders, charges, losses), empty when none ran."""
+    return r.summary.get("loss") or {}
+
+
 # --- the shards of a checkout ----------------------------------------------------------------
 
 def shard_map(assignment: list[int] | tuple[int, ...]) -> ShardMap:

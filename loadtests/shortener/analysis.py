@@ -7,11 +7,24 @@ import re
 import statistics
 import time
 
+from services.lab.analysis import endpoint, fault_window
+from services.lab.experiment import VariantResult
 from shortener import domain
 from shortener.config import ShortenerSettings
 
+REDIRECT, CREATE = "/{code}", "/api/v1/links"
 OFFLINE_CODES = 1_000_000
 CODE_SPACE = 62**7
+
+
+def window(r: VariantResult, component: str) -> tuple[float, float]:
+    """The run's fault window on ``component``; (0, 0) when it had none (its checks then fail)."""
+    return fault_window(r.summary, component) or (0.0, 0.0)
+
+
+def success(r: VariantResult, name: str) -> float:
+    e = endpoint(r, name)
+    return 1.0 - e["failures"] / e["requests"] if e["requests"] else 0.0
 
 
 def balanced_instances(summary: dict) -> list[str]:

@@ -6,11 +6,11 @@ import asyncio
 import statistics
 import time
 
-import httpx
 import psutil
 
 from loadtests.messaging.openloop import raise_open_files
 from loadtests.messaging.samples import DELIVER
+from services.lab import retry
 from services.lab.analysis import endpoint
 
 
@@ -64,8 +64,8 @@ async def _hold(base_url: str, gateway_url: str, count: int, users: int, say) ->
     """Open ``count`` idle WebSockets to one gateway (as ``users`` lab users); returns the open ones."""
     from websockets.asyncio.client import connect
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        tokens = [(await client.post("/api/v1/sessions", json={"user": f"idle_{i}"})).json()["token"]
+    async with retry.client(base_url=base_url, timeout=30) as client:
+        tokens = [(await client.post("/api/v1/sessions", json={"user": f"idle_{i}"})).raise_for_status().json()["token"]
                   for i in range(users)]
     url = gateway_url.replace("http://", "ws://") + "/ws?token="
     gate = asyncio.Semaphore(200)

@@ -80,7 +80,7 @@ async def _settled(urls: list[str], first_url: str, deadline: float) -> tuple[in
 
 async def _charges(payments_url: str) -> list[dict]:
     found, after = [], None
-    async with httpx.AsyncClient(base_url=payments_url, timeout=30) as client:
+    async with retry.client(base_url=payments_url, timeout=30) as client:
         while True:
             params = {"status": "captured", "limit": 1000, **({"after": after} if after else {})}
             page = (await client.get("/v1/charges", params=params)).raise_for_status().json()

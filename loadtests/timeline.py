@@ -12,6 +12,8 @@ import time
 
 from locust import events
 
+from services.lab.analysis import percentile
+
 _state: dict = {}
 
 
@@ -23,10 +25,11 @@ def _flush(upto: int) -> None:
         lat = sorted(b["latencies"])
 
         def pct(q: float) -> float | None:
-            return round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None
+            value = percentile(lat, q)
+            return None if value is None else round(value, 3)
 
-        line = {"t": second, "requests": b["requests"], "failures": b["failures"], "p50_ms": pct(0.50),
-                "p99_ms": pct(0.99), "max_ms": round(lat[-1], 3) if lat else None, "users": b["users"],
+        line = {"t": second, "requests": b["requests"], "failures": b["failures"], "p50_ms": pct(50),
+                "p99_ms": pct(99), "max_ms": round(lat[-1], 3) if lat else None, "users": b["users"],
                 "by_name": b["by_name"]}
         if out is not None:
             out.write(json.dumps(line) + "\n")

@@ -6,32 +6,21 @@ import asyncio
 import statistics
 import time
 
-import httpx
 import psutil
 
 from loadtests.messaging.openloop import raise_open_files
 from loadtests.messaging.samples import DELIVER
-
-EMPTY = {"requests": 0, "failures": 0, "rps": 0.0, "p50_ms": None, "p99_ms": None, "max_ms": None}
-
-
-def endpoint(r, name: str) -> dict:
-    return r.summary["endpoints"].get(name, EMPTY)
+from services.lab import retry
+from services.lab.analysis import endpoint
 
 
-def ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f} ms"
+def p99(r, name: str = DELIVER) -> float:
+    """An endpoint's p99 in a run, 0 when it had no request (for comparisons and charts)."""
+    return endpoint(r, name)["p99_ms"] or 0.0
 
 
 def loss(r) -> dict:
     return r.summary.get("loss", {})
-
-
-def fault_window(summary: dict, component: str) -> tuple[float, float]:
-    for w in summary.get("fault_windows", []):
-        if w["component"] == component:
-            return w["start_s"], w["end_s"] if w.get("end_s") is not None else summary["duration_s"]
-    return 0.0, 0.0
 
 
 def delivered_per_second(timeline: list[dict], name: str = DELIVER) -> list[tuple[int, int]]:
@@ -75,8 +64,8 @@ async def _hold(base_url: str, gateway_url: str, count: int, users: int, say) ->
     """Open ``count`` idle WebSockets to one gateway (as ``users`` lab users); returns the open ones."""
     from websockets.asyncio.client import connect
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        tokens = [(await client.post("/api/v1/sessions", json={"user": f"idle_{i}"})).json()["token"]
+    async with retry.client(base_url=base_url, timeout=30) as client:
+        tokens = [(await client.post("/api/v1/sessions", json={"user": f"idle_{i}"})).raise_for_status().json()["token"]
                   for i in range(users)]
     url = gateway_url.replace("http://", "ws://") + "/ws?token="
     gate = asyncio.Semaphore(200)

@@ -14,18 +14,12 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import httpx
-
 from loadtests.messaging.seed import CONCURRENCY
+from services.lab import retry
+from services.lab.analysis import read_jsonl
 from services.lab.plugin import Check
 
 PAGE = 1000
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 async def histories(base_url: str, seed: dict, conversation_ids: set[str]) -> dict[str, list[dict]]:
@@ -33,7 +27,7 @@ async def histories(base_url: str, seed: dict, conversation_ids: set[str]) -> di
     tokens = {u["user"]: u["token"] for u in seed["users"]}
     readers = {c["id"]: tokens[c["members"][0]] for c in seed["conversations"] if c["id"] in conversation_ids}
     gate = asyncio.Semaphore(CONCURRENCY)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with retry.client(base_url=base_url, timeout=30) as client:
         async def history(conversation_id: str) -> tuple[str, list[dict]]:
             found, after = [], 0
             async with gate:

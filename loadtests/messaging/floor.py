@@ -16,7 +16,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from loadtests.messaging.samples import percentile
+from services.lab.analysis import percentile
 
 
 async def _paced(rate: float, seconds: float, fire) -> None:
@@ -93,7 +93,7 @@ def floor(dsn: str, bootstrap: str, rate: float, seconds: float, fetch_max_wait_
     pg, kafka = asyncio.run(both())
     pg.sort()
     kafka.sort()
-    pg99, kafka99 = percentile(pg, 0.99), percentile(kafka, 0.99)
-    return {"postgres_commit_p50_ms": round(percentile(pg, 0.5), 3), "postgres_commit_p99_ms": round(pg99, 3),
-            "kafka_hop_p50_ms": round(percentile(kafka, 0.5), 3), "kafka_hop_p99_ms": round(kafka99, 3),
+    pg99, kafka99 = percentile(pg, 99), percentile(kafka, 99)
+    return {"postgres_commit_p50_ms": round(percentile(pg, 50), 3), "postgres_commit_p99_ms": round(pg99, 3),
+            "kafka_hop_p50_ms": round(percentile(kafka, 50), 3), "kafka_hop_p99_ms": round(kafka99, 3),
             "floor_p99_ms": round(pg99 + kafka99, 3), "rate": rate, "seconds": seconds}

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+from services.lab.analysis import ms
 from services.lab.metrics_window import MetricsWindow
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f} ms"
 
 
 def gauges(window: MetricsWindow) -> list[tuple[str, str]]:
@@ -18,8 +15,8 @@ def gauges(window: MetricsWindow) -> list[tuple[str, str]]:
         ("open connections", "-" if connections is None else f"{connections:,.0f}"),
         ("sends/s (frames)", f"{window.rate('ws_frames_received_total', type='send'):,.0f}"),
         ("deliveries/s (frames to sockets)", f"{window.rate('ws_deliveries_total'):,.0f}"),
-        ("ack p99 (gateway)", _ms(window.latency_ms(0.99, histogram="ws_ack_duration_seconds"))),
-        ("delivery lag p99 (stored → written)", _ms(window.latency_ms(0.99, histogram="ws_delivery_lag_seconds"))),
+        ("ack p99 (gateway)", ms(window.latency_ms(0.99, histogram="ws_ack_duration_seconds"), 1)),
+        ("delivery lag p99 (stored → written)", ms(window.latency_ms(0.99, histogram="ws_delivery_lag_seconds"), 1)),
         ("consumer lag (records)", "-" if lag is None else f"{lag:,.0f}"),
         ("slow readers cut off", f"{slow:,.0f}"),
         ("error frames", ", ".join(f"{code} {n:,.0f}" for code, n in sorted(errors.items()) if n) or "none"),

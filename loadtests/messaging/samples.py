@@ -10,19 +10,13 @@ connection lost and resumed (``ws reconnect``, from noticing the loss to the ``r
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import defaultdict
 
+from services.lab.analysis import percentile
+
 ACK, DELIVER, RECONNECT = "ws send→ack", "ws send→deliver", "ws reconnect"
 DELIVER_SLOW = "ws send→deliver (slow readers)"  # readers that stopped reading for a while, apart
-
-
-def percentile(ordered: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of sorted values."""
-    if not ordered:
-        return None
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def stats(latencies: list[float], failures: int, seconds: float) -> dict:
@@ -34,7 +28,7 @@ def stats(latencies: list[float], failures: int, seconds: float) -> dict:
         return None if v is None else round(v, 3)
 
     return {"requests": n, "failures": failures, "rps": round(len(ordered) / seconds, 1) if seconds else 0.0,
-            "p50_ms": ms(0.50), "p95_ms": ms(0.95), "p99_ms": ms(0.99),
+            "p50_ms": ms(50), "p95_ms": ms(95), "p99_ms": ms(99),
             "max_ms": round(ordered[-1], 3) if ordered else None}
 
 
@@ -73,9 +67,9 @@ class Samples:
             for name, (lat, failed) in names.items():
                 ordered = sorted(lat)
                 by_name[name] = [len(lat) + failed, failed, round(ordered[-1], 1) if ordered else 0.0,
-                                 percentile(ordered, 0.5), percentile(ordered, 0.99)]
+                                 percentile(ordered, 50), percentile(ordered, 99)]
             row = {"t": second, "requests": len(acks) + refused, "failures": refused,
-                   "p50_ms": percentile(delivered, 0.5), "p99_ms": percentile(delivered, 0.99),
+                   "p50_ms": percentile(delivered, 50), "p99_ms": percentile(delivered, 99),
                    "max_ms": delivered[-1] if delivered else None, "users": self.connected,
                    "dropped": self.dropped.pop(second, 0), "by_name": by_name}
             if self.out is not None:

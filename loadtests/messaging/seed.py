@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from services.lab import retry
+
 CONCURRENCY = 32
 DEFAULT_GROUP_SIZES = (10, 100)
 
@@ -69,7 +71,7 @@ async def _create(client: httpx.AsyncClient, token: str, kind: str, members: lis
 async def seed(base_url: str, users: int, sizes: tuple[int, ...]) -> dict:
     run = uuid.uuid4().hex[:6]
     names = [f"u{run}_{i}" for i in range(users)]
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with retry.client(base_url=base_url, timeout=30) as client:
         sessions = await _gather_limited(_login(client, name) for name in names)
         tokens = {s["user"]: s["token"] for s in sessions}
         conversations = await _gather_limited(_create(client, tokens[members[0]], kind, members)
@@ -82,7 +84,7 @@ async def last_seqs(base_url: str, record: dict) -> dict[str, int]:
     """Each conversation's last seq now, read by one member of each (the first, who created it)."""
     tokens = {u["user"]: u["token"] for u in record["users"]}
     creators = sorted({c["members"][0] for c in record["conversations"]})
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with retry.client(base_url=base_url, timeout=30) as client:
         async def mine(user: str) -> dict[str, int]:
             response = await client.get("/api/v1/conversations", params={"limit": 500},
                                         headers={"Authorization": f"Bearer {tokens[user]}"})

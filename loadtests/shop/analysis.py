@@ -20,10 +20,16 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from services.lab.analysis import percentile
 from shop.sharding import ShardMap
 
 CHECKOUT_ROUTE = "/api/v1/checkout"
 IN_USE = "idempotency_key_in_use"
+
+
+def figures(r) -> dict:
+    """The post-run checks' figures of a run (orders, charges, losses), empty when none ran."""
+    return r.summary.get("loss") or {}
 
 
 # --- the shards of a checkout ----------------------------------------------------------------
@@ -116,16 +122,6 @@ def listings(records: list[dict], started_at: float) -> list[dict]:
 
 
 # --- numbers ------------------------------------------------------------------------------------
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (0-100), linear between the closest ranks (as numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low, high = math.floor(pos), math.ceil(pos)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
 
 def rate(ok: int, total: int) -> float | None:
     return ok / total if total else None

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import asyncpg
 
-from loadtests.shop.checks import part_url, read_jsonl
+from loadtests.shop.checks import part_url
+from services.lab.analysis import read_jsonl
 from loadtests.shop.flash_sale import accepted_times_ms, load_start_ms, measure, paid_order_times, selling
 from services.lab.config import LabSettings
 from services.lab.experiment import experiment_home

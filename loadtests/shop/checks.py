@@ -33,12 +33,6 @@ DRAIN_S = 30.0  # how long the outbox and the sweeper get to finish after the lo
 READ_TRIES = 5  # reads of an acknowledged order answered 5xx before it counts as unreadable
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def part_url(state, name: str) -> str:
     """A part's URL, started by the lab or given as an existing server."""
     if name in state.components:
@@ -86,7 +80,7 @@ async def _settled(urls: list[str], first_url: str, deadline: float) -> tuple[in
 
 async def _charges(payments_url: str) -> list[dict]:
     found, after = [], None
-    async with httpx.AsyncClient(base_url=payments_url, timeout=30) as client:
+    async with retry.client(base_url=payments_url, timeout=30) as client:
         while True:
             params = {"status": "captured", "limit": 1000, **({"after": after} if after else {})}
             page = (await client.get("/v1/charges", params=params)).raise_for_status().json()

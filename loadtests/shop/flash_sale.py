@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from pathlib import Path
 
 import asyncpg
 
-from loadtests.shop.checks import part_url, read_jsonl
+from loadtests.shop.checks import part_url
 from services.lab import report
+from services.lab.analysis import endpoint, ms, percentile, read_jsonl
 from services.lab.config import LabSettings
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadResult, LoadSpec
@@ -55,14 +55,6 @@ LOAD = LoadSpec(design="shop", name="flash-sale", generator="k6", rate=100, dura
 
 
 # --- pure figures from the generator's ack log ------------------------------------------------------
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0-100) of ``values``; None when there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
 
 def accepted_times_ms(records: list[dict]) -> list[float]:
     """When each checkout was first answered 201 or 202 (an asynchronous checkout's "reserved, payment
@@ -225,14 +217,6 @@ def _after_load(settings: LabSettings, state: LabState, result: LoadResult) -> d
 
 # --- the experiment ---------------------------------------------------------------------------------
 
-def _endpoint(r: VariantResult) -> dict:
-    return r.summary["endpoints"].get(CHECKOUT) or {"requests": 0, "failures": 0, "p50_ms": None, "p99_ms": None}
-
-
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.0f} ms"
-
-
 def _per_s(x: float | None) -> str:
     return "-" if x is None else f"{x:,.1f}/s"
 
@@ -247,7 +231,7 @@ def _flash_sale(results: dict[str, VariantResult]) -> Outcome:
     checks, facts, parts = [], {}, []
     for name, r in results.items():
         e = r.extra
-        c = _endpoint(r)
+        c = endpoint(r, CHECKOUT)
         checks += [
             Check(f"{name}: 0 oversold (available >= 0, sold + held <= stock)",
                   e.get("found", False) and e["oversold"] == 0,
@@ -260,16 +244,16 @@ def _flash_sale(results: dict[str, VariantResult]) -> Outcome:
         facts[name] = (f"{e.get('paid_orders')} paid orders ({e.get('paid_acks')} of them answered 201 to a buyer "
                        f"still waiting); {e.get('arrivals', 0):,} arrivals started, {e.get('dropped', 0):,} dropped by "
                        f"k6 (every VU busy); {_per_s(e.get('orders_per_s'))} paid while selling (first to last paid "
-                       f"order, {e.get('selling_s')} s); {_sold_out(e)}; checkout p50 {_ms(c['p50_ms'])}, p99 "
-                       f"{_ms(c['p99_ms'])}; paid 201 p50 {_ms(e.get('paid_p50_ms'))}, p99 {_ms(e.get('paid_p99_ms'))}; "
-                       f"sold-out 409 p50 {_ms(e.get('sold_out_p50_ms'))}, p99 {_ms(e.get('sold_out_p99_ms'))} "
+                       f"order, {e.get('selling_s')} s); {_sold_out(e)}; checkout p50 {ms(c['p50_ms'])}, p99 "
+                       f"{ms(c['p99_ms'])}; paid 201 p50 {ms(e.get('paid_p50_ms'))}, p99 {ms(e.get('paid_p99_ms'))}; "
+                       f"sold-out 409 p50 {ms(e.get('sold_out_p50_ms'))}, p99 {ms(e.get('sold_out_p99_ms'))} "
                        f"({e.get('sold_out_answers', 0):,} of them); reservation tries "
                        f"at the database {e.get('reached_database', 0):,} (taken {e.get('database_taken', 0):,}, "
                        f"refused {e.get('database_refused', 0):,}, failed {e.get('database_errors', 0):,}), turned "
                        f"away by the gate {e.get('gate_refused', 0):,}; {c['failures']:,} of {c['requests']:,} "
                        "checkout requests failed (503 or no answer; retried with the same key)")
         parts.append(f"{LABELS.get(name, name)}: {_per_s(e.get('orders_per_s'))} paid, {_sold_out(e)}, checkout "
-                     f"p99 {_ms(c['p99_ms'])}, sold-out 409 p99 {_ms(e.get('sold_out_p99_ms'))}, "
+                     f"p99 {ms(c['p99_ms'])}, sold-out 409 p99 {ms(e.get('sold_out_p99_ms'))}, "
                      f"{e.get('reached_database', 0):,} reservation tries at the database"
                      + (f" and {e.get('gate_refused', 0):,} turned away by the gate" if name == "redis-gate" else ""))
     if "redis-gate" in results:
@@ -310,8 +294,8 @@ def _charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
     names = list(results)
-    series = [("checkout p50", [_endpoint(results[n])["p50_ms"] or 0 for n in names]),
-              ("checkout p99 (every answer)", [_endpoint(results[n])["p99_ms"] or 0 for n in names]),
+    series = [("checkout p50", [endpoint(results[n], CHECKOUT)["p50_ms"] or 0 for n in names]),
+              ("checkout p99 (every answer)", [endpoint(results[n], CHECKOUT)["p99_ms"] or 0 for n in names]),
               ("sold-out 409 p99 (the losers)", [results[n].extra.get("sold_out_p99_ms") or 0 for n in names])]
     width = 0.8 / len(series)
     for j, (label, values) in enumerate(series):
@@ -343,7 +327,7 @@ FLASH_SALE = Experiment(
     after_load=_after_load,
     columns=[("paid/s while selling", lambda r: _per_s(r.extra.get("orders_per_s"))),
              ("sold out after", lambda r: "-" if r.extra.get("sold_out_s") is None else f"{r.extra['sold_out_s']:,.1f} s"),
-             ("sold-out 409 p99", lambda r: _ms(r.extra.get("sold_out_p99_ms"))),
+             ("sold-out 409 p99", lambda r: ms(r.extra.get("sold_out_p99_ms"))),
              ("tries at the row / turned away by the gate",
               lambda r: f"{r.extra.get('reached_database', 0):,} / {r.extra.get('gate_refused', 0):,}"),
              ("sold / paid units / stock",

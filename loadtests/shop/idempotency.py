@@ -12,8 +12,8 @@ answer the ones after it with the first answer again (``Idempotent-Replayed: tru
 from __future__ import annotations
 
 from loadtests.shop import analysis as a
-from loadtests.shop.checks import part_url, read_jsonl
-from loadtests.shop.outage import pct
+from loadtests.shop.checks import part_url
+from services.lab.analysis import pct, read_jsonl
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
 

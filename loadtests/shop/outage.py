@@ -14,7 +14,8 @@ import math
 from pathlib import Path
 
 from loadtests.shop import analysis as a
-from loadtests.shop.checks import part_url, read_jsonl
+from loadtests.shop.checks import part_url
+from services.lab.analysis import fault_window, ms, pct, read_jsonl
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
 
@@ -28,13 +29,6 @@ RECOVERY_S = 5.0
 VARIANT = "postgres-1 paused"
 # What a checkout that needs the paused shard may end on: each is an answer with a reason.
 HIT_ANSWERS = {"201", "503 shard_unavailable", "409 idempotency_key_in_use"}
-
-
-def fault_window(summary: dict, component: str) -> tuple[float, float] | None:
-    for w in summary.get("fault_windows", []):
-        if w["component"] == component:
-            return w["start_s"], w["end_s"] if w.get("end_s") is not None else summary["duration_s"]
-    return None
 
 
 def outage_figures(records: list[dict], summary: dict, assignment, down_shard: int = DOWN_SHARD,
@@ -96,14 +90,6 @@ def _share(rows: list[dict]) -> float | None:
 def _after_load(settings, state, result) -> dict:
     assignment = a.read_shard_map(part_url(state, "postgres-0"))
     return outage_figures(read_jsonl(result.out_dir / "acks.jsonl"), result.summary, assignment)
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def ms(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.0f} ms"
 
 
 def evaluate(results: dict[str, VariantResult]) -> Outcome:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from loadtests.shop import analysis as a
-from loadtests.shop.checks import part_url, read_jsonl
-from loadtests.shop.outage import ms
+from loadtests.shop.checks import part_url
+from services.lab.analysis import ms, read_jsonl
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
 

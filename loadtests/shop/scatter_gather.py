@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from loadtests.shop import analysis as a
-from loadtests.shop.checks import read_jsonl
-from loadtests.shop.outage import fault_window, ms, pct
+from services.lab.analysis import fault_window, ms, pct, read_jsonl
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
 

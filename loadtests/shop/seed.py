@@ -15,27 +15,18 @@ from pathlib import Path
 
 import httpx
 
+from services.lab import retry
+
 CATEGORIES = ("books", "kitchen", "garden", "toys", "music", "sports", "tools", "games")
 CONCURRENCY = 32
-MAX_TRIES = 8
 ADMIN = "admin"
 
 
 async def _post(client: httpx.AsyncClient, path: str, body: dict, headers: dict | None = None) -> dict:
-    """POST with retries on 503 and transport errors (a product create is not idempotent, but a
-    retried one only adds a product the seed does not know about; nothing is counted on it)."""
-    for attempt in range(MAX_TRIES):
-        try:
-            response = await client.post(path, json=body, headers=headers)
-        except httpx.TransportError:
-            await asyncio.sleep(0.1 * 2**attempt)
-            continue
-        if response.status_code in (200, 201):
-            return response.json()
-        if response.status_code != 503:
-            raise RuntimeError(f"POST {path} answered {response.status_code}: {response.text[:300]}")
-        await asyncio.sleep(0.1 * 2**attempt)
-    raise RuntimeError(f"POST {path} kept failing after {MAX_TRIES} tries")
+    """POST through the seeding client (retried through a transient 502/503 or a lost connection: a
+    product create is not idempotent, but a retried one only adds a product the seed does not know
+    about; nothing is counted on it); any other error answer is raised as what it is."""
+    return (await client.post(path, json=body, headers=headers)).raise_for_status().json()
 
 
 async def login(client: httpx.AsyncClient, user: str) -> str:
@@ -45,7 +36,7 @@ async def login(client: httpx.AsyncClient, user: str) -> str:
 async def seed(base_url: str, products: int, users: int, stock: int = 1000, flash_stock: int = 100) -> dict:
     rng = random.Random(7)
     gate = asyncio.Semaphore(CONCURRENCY)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with retry.client(base_url=base_url, timeout=30) as client:
         admin = {"Authorization": f"Bearer {await login(client, ADMIN)}"}
 
         async def product(i: int, body: dict | None = None) -> dict:

@@ -7,19 +7,24 @@ import re
 import statistics
 import time
 
+from services.lab.analysis import endpoint, fault_window
+from services.lab.experiment import VariantResult
 from shortener import domain
 from shortener.config import ShortenerSettings
 
+REDIRECT, CREATE = "/{code}", "/api/v1/links"
 OFFLINE_CODES = 1_000_000
 CODE_SPACE = 62**7
 
 
-def window(summary: dict, component: str) -> tuple[float, float]:
-    """(start, end) seconds of the fault window on ``component``; an open one ends with the run."""
-    for w in summary.get("fault_windows", []):
-        if w["component"] == component:
-            return w["start_s"], w["end_s"] if w.get("end_s") is not None else summary["duration_s"]
-    return 0.0, 0.0
+def window(r: VariantResult, component: str) -> tuple[float, float]:
+    """The run's fault window on ``component``; (0, 0) when it had none (its checks then fail)."""
+    return fault_window(r.summary, component) or (0.0, 0.0)
+
+
+def success(r: VariantResult, name: str) -> float:
+    e = endpoint(r, name)
+    return 1.0 - e["failures"] / e["requests"] if e["requests"] else 0.0
 
 
 def balanced_instances(summary: dict) -> list[str]:

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from loadtests.shortener import checks
+from loadtests.shortener.analysis import CREATE, REDIRECT
 from loadtests.shortener.bench import bench
 from loadtests.shortener.experiments import EXPERIMENTS
 from loadtests.shortener.gauges import gauges
@@ -13,7 +14,6 @@ from loadtests.shortener.seed import link_store_url, seed_direct, warm
 from services.lab.plugin import Check, RunContext, Verification, completed
 
 HERE = Path(__file__).resolve().parent
-REDIRECT, CREATE = "/{code}", "/api/v1/links"
 
 
 class ShortenerPlugin:

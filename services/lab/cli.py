@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from services.lab import chaos, load, report, supervisor, ui
+from services.lab import chaos, load, report, retry, supervisor, ui
 from services.lab.config import LabSettings
 from services.lab.designs import DESIGNS, plugin_for, resolve
 from services.lab.errors import LabCommandError
@@ -416,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _stdout_closed()
         return 0
+    except retry.STACK_ERRORS as exc:  # the stack's answer, not a bug of sdlab: which call got what
+        ui.error(retry.describe(exc))
+        return 1
     except Exception:  # a bug, not a user error: one line here, the traceback in a file
         path = Path(tempfile.gettempdir()) / "sdlab-crash.log"
         path.write_text(traceback.format_exc())

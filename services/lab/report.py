@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from services.lab import load  # noqa: E402
+from services.lab.analysis import fmt  # noqa: E402
 from services.lab.cost import cost_lines  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -104,14 +105,6 @@ def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str
         ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(title)
     return save(fig, path)
-
-
-def fmt(value, unit: str = "", digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}{unit}"
-    return f"{value:,}{unit}"
 
 
 def machine_lines(summary: dict) -> list[str]:

@@ -72,6 +72,8 @@ def uvicorn_cmd(app: str, host: str, port: int, *, factory: bool = True) -> list
         # The app decides whom to believe about X-Forwarded-For (its <PREFIX>_TRUSTED_PROXIES).
         "--no-proxy-headers",
         "--timeout-graceful-shutdown", "5",
+        # Longer than Caddy keeps an idle upstream connection (keepalive 60s in deploy/caddy/): see there.
+        "--timeout-keep-alive", "75",
     ]
 
 

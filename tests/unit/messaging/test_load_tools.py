@@ -9,7 +9,7 @@ import pytest
 from loadtests.messaging import checks
 from loadtests.messaging.frames import Position, scheduled_of, text_for
 from loadtests.messaging.openloop import rate_at
-from loadtests.messaging.samples import ACK, DELIVER, Samples, percentile
+from loadtests.messaging.samples import ACK, DELIVER, Samples
 from loadtests.messaging.seed import group_sizes, layout
 
 
@@ -48,11 +48,6 @@ def test_samples_write_one_row_a_second_and_totals_with_delivery_percentiles(tmp
     assert totals["total"]["requests"] == 6 and totals["total"]["failures"] == 3  # 1 refused + 2 never answered
     assert totals["total"]["p99_ms"] == 99.0 and totals["endpoints"][ACK]["rps"] == 1.5
     assert totals["dropped_iterations"] == 1
-
-
-def test_percentile_is_nearest_rank():
-    assert percentile([], 0.5) is None
-    assert percentile([1, 2, 3, 4], 0.5) == 2 and percentile([1, 2, 3, 4], 0.99) == 4
 
 
 def test_the_schedule_follows_k6_stages():

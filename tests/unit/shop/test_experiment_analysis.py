@@ -89,13 +89,6 @@ def test_recovery_is_the_first_whole_second_after_the_resume_back_near_the_basel
         {4: (1, 1)}
 
 
-def test_percentiles_interpolate_between_ranks():
-    assert a.percentile([], 99) is None
-    assert a.percentile([5.0], 99) == 5.0
-    assert a.percentile(list(range(1, 101)), 50) == pytest.approx(50.5)
-    assert a.percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
-
-
 def test_server_status_counts_come_from_the_http_requests_counter():
     delta = {"http_requests_total{method=GET,route=/api/v1/products,status=200}": 10.0,
              "http_requests_total{method=POST,route=/api/v1/checkout,status=503}": 4.0,

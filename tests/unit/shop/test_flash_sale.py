@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from loadtests.shop.flash_sale import (FLASH_SALE, STRATEGIES, _charts, _flash_sale, load_start_ms, paid_answers,
-                                       paid_times_ms, percentile, selling, sold_out_answers, stock_tries)
+                                       paid_times_ms, selling, sold_out_answers, stock_tries)
 from loadtests.shop.plugin import flash_stock
 from services.lab.errors import LabCommandError
 from services.lab.load import LoadSpec
@@ -18,14 +18,6 @@ from shop.domain import Line
 from shop.api import render
 from shop.saga import CheckoutSaga
 from tests.unit.shop.fakes import FakeCatalog, FakeGate, FakeOrders, FakePayments
-
-
-def test_percentile_is_nearest_rank():
-    assert percentile([], 99) is None
-    assert percentile([5.0], 99) == 5.0
-    values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 50) == 50.0 and percentile(values, 99) == 99.0 and percentile(values, 100) == 100.0
-    assert percentile(list(reversed(values)), 99) == 99.0
 
 
 def test_paid_times_take_each_keys_first_201_from_acks_or_answers():

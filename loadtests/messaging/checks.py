@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from loadtests.messaging.seed import CONCURRENCY
-from services.lab.plugin import Check
+from services.lab.contract import Check
 
 PAGE = 1000
 

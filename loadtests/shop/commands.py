@@ -16,10 +16,10 @@ from pathlib import Path
 from loadtests.shop.checks import part_url
 from services.lab import supervisor
 from services.lab.config import LabSettings
+from services.lab.contract import DesignCommand
 from services.lab.errors import LabCommandError
 from services.lab.load import results_dir
 from services.lab.machine import invoked_command, machine_spec
-from services.lab.plugin import DesignCommand
 from shop import migrate
 from shop.reshard import ReshardError, ReshardReport, Resharder
 

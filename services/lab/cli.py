@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from services.lab import chaos, load, report, supervisor, ui
 from services.lab.config import LabSettings
-from services.lab.designs import DESIGNS, plugin_for, resolve
+from services.lab.config import DesignSettings
+from services.lab.designs import names as design_names, plugin_for, plugins
 from services.lab.errors import LabCommandError
 
 
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     up = sub.add_parser("up", help="start the stack and wait until it is ready")
-    up.add_argument("designs", nargs="*", metavar="DESIGN", help=f"designs to run (default all: {', '.join(DESIGNS)})")
+    up.add_argument("designs", nargs="*", metavar="DESIGN", help=f"designs to run (default all: {', '.join(design_names())})")
     up.add_argument("--instances", type=int, help="app instances per design (default 2)")
     up.add_argument("--shards", type=int, help="PostgreSQL servers (default 2)")
     up.add_argument("--compose", action="store_true",
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _compose_flag(ex)
 
     bn = sub.add_parser("bench", help="a design's hot path against the machine's ceiling, in one sitting")
-    bn.add_argument("design", choices=[d.name for d in DESIGNS.values() if d.plugin])
+    bn.add_argument("design", choices=[name for name, plugin in plugins().items() if plugin.bench is not None])
     bn.add_argument("--duration", type=int, default=10, help="seconds per target (default 10)")
     bn.add_argument("--connections", type=int, default=64, help="open connections (default 64)")
 
@@ -96,11 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo", help="start the stack, run a short load on each design, print the numbers")
     dm.add_argument("--duration", type=float, default=20, help="seconds of load per design (default 20)")
 
-    for design in DESIGNS.values():
-        if design.plugin:  # its own commands, if any, are found when it is named (no import here)
-            dc = sub.add_parser(design.name, help=f"{design.name}'s own commands (e.g. `sdlab {design.name} --help`)",
-                                add_help=False)
-            dc.add_argument("design_args", nargs=argparse.REMAINDER)
+    for name in design_names():
+        dc = sub.add_parser(name, help=f"{name}'s own commands (e.g. `sdlab {name} --help`)", add_help=False)
+        dc.add_argument("design_args", nargs=argparse.REMAINDER)
 
     ch = sub.add_parser("chaos", help="inject a fault: kill, pause, resume, restart, throttle, toxic")
     ch.add_argument("action", choices=[*chaos.ACTIONS, "toxic"], metavar="ACTION",
@@ -140,10 +139,14 @@ def _settings(args: argparse.Namespace) -> LabSettings:
         overrides["postgres_shards"] = args.shards
         flags["postgres_shards"] = f"--shards {args.shards}"
     if getattr(args, "instances", None) is not None:
-        for design in args.designs or DESIGNS:
-            if design in DESIGNS:
+        try:
+            DesignSettings(instances=args.instances)
+        except ValidationError as exc:
+            raise LabCommandError(f"--instances {args.instances}: {exc.errors()[0]['msg'].lower()}") from None
+        known = design_names()
+        for design in args.designs or known:
+            if design in known:
                 overrides[f"{design}_instances"] = args.instances
-                flags[f"{design}_instances"] = f"--instances {args.instances}"
     try:
         return LabSettings(**overrides)  # validated, the rest from the environment
     except ValidationError as exc:
@@ -243,8 +246,8 @@ def _read_write(text: str) -> tuple[int, int]:
 
 
 def open_loop_generator(design: str) -> str:
-    """k6, unless the design ships an open-loop generator of its own (see services.lab.plugin)."""
-    return getattr(plugin_for(design), "open_loop", "k6")
+    """k6, unless the design ships an open-loop generator of its own (see services.lab.contract)."""
+    return plugin_for(design).open_loop
 
 
 def _options(pairs: list[str]) -> dict[str, str]:
@@ -338,17 +341,14 @@ def cmd_evidence(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    steps = sum(1 for d in resolve([]) if d.plugin) + 2  # start, one load per design, headlines
+    steps = len(design_names()) + 2  # start, one load per design, headlines
     ui.console.print(f"1/{steps} starting the stack")
     state = supervisor.up(settings, [], on_event=ui.Progress())
     headlines = []
-    loaded = [d for d in state.designs if resolve([d])[0].plugin]
-    for d in sorted(set(state.designs) - set(loaded)):
-        ui.console.print(f"   {d} is running but has no load tests yet; try it at http://{settings.host}:{state.ports[d]}/")
-    for i, design in enumerate(loaded, start=2):
+    for i, design in enumerate(state.designs, start=2):
         plugin = plugin_for(design)
         # A design may size its demo (``demo``: LoadSpec fields); 300 req/s otherwise.
-        demo = {"rate": 300, **getattr(plugin, "demo", {}), "generator": open_loop_generator(design)}
+        demo = {"rate": 300, **plugin.demo, "generator": open_loop_generator(design)}
         ui.console.print(f"{i}/{steps} a {args.duration:.0f}-second open-loop load ({demo['generator']}, "
                          f"{demo['rate']} req/s) on {design}")
         spec = load.LoadSpec(design=design, name=f"demo-{design}", duration_s=args.duration, **demo)
@@ -374,7 +374,7 @@ def cmd_design(args: argparse.Namespace) -> None:
 
 
 def run_design_command(design: str, argv: list[str]) -> None:
-    commands = {c.name: c for c in getattr(plugin_for(design), "commands", [])}
+    commands = {c.name: c for c in plugin_for(design).commands}
     parser = _Parser(prog=f"sdlab {design}", description=f"{design}'s own commands")
     sub = parser.add_subparsers(dest="design_command", required=True, parser_class=_Parser)
     for command in commands.values():
@@ -396,7 +396,7 @@ def _stdout_closed() -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         argv = sys.argv[1:] if argv is None else argv
-        if argv and argv[0] in DESIGNS:  # `sdlab <design> <command> ...`: the design parses its own options
+        if argv and argv[0] in design_names():  # `sdlab <design> <command> ...`: the design parses its own options
             run_design_command(argv[0], argv[1:])
             return 0
         args = build_parser().parse_args(argv)

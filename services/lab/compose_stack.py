@@ -13,7 +13,7 @@ import yaml
 from services.lab import compose
 from services.lab.compose import Deployment
 from services.lab.config import LabSettings
-from services.lab.designs import DESIGNS, resolve
+from services.lab.designs import names as design_names, resolve
 from services.lab.errors import LabCommandError
 from services.lab.state import load_state
 
@@ -24,7 +24,7 @@ VERBS = {"kill": ["kill", "-s", "SIGKILL"], "stop": ["stop"], "pause": ["pause"]
 def services(dep: Deployment, designs: list[str]) -> list[str]:
     """The services to run for ``designs``: every shared part plus each chosen design's own."""
     listed = compose.run(dep, "config", "--services").split()
-    others = [d for d in DESIGNS if d not in designs]
+    others = [d for d in design_names() if d not in designs]
     return [s for s in listed if not any(s.startswith(f"{d}-") for d in others)]
 
 
@@ -42,7 +42,7 @@ def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callabl
     previous = compose.recorded(settings)
     project = previous.project if previous else compose.default_project()
     dep = Deployment(project, files, names, standin)
-    if set(names) != set(DESIGNS):
+    if set(names) != set(design_names()):
         dep.files.append(str(_balancer_for(settings, dep, names)))
     chosen = services(dep, names)
     say(f"docker compose up -d --build --wait ({len(chosen)} services of {', '.join(names)}; project {project})")
@@ -56,10 +56,10 @@ def _balancer_for(settings: LabSettings, dep: Deployment, designs: list[str]) ->
     """An override for a run of some designs only: the balancer waits for those designs' instances
     and checks its health on the first one's port (the file's own waits for every design)."""
     caddy = json.loads(compose.run(dep, "config", "--format", "json"))["services"]["caddy"]
-    others = [d for d in DESIGNS if d not in designs]
+    others = [d for d in design_names() if d not in designs]
     depends = {k: v for k, v in (caddy.get("depends_on") or {}).items()
                if not any(k.startswith(f"{d}-") for d in others)}
-    ports = [str(caddy["environment"][f"{d.upper()}_PORT"]) for d in DESIGNS]
+    ports = [str(caddy["environment"][f"{d.upper()}_PORT"]) for d in design_names()]
     test = [re.sub(rf":({'|'.join(ports)})/", f":{caddy['environment'][f'{designs[0].upper()}_PORT']}/", a)
             for a in caddy["healthcheck"]["test"]]
     depends_yaml = "".join(f"      {k}:\n        condition: {v.get('condition', 'service_started')}\n"

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from services.lab.compose import recorded
 from services.lab.config import LabSettings
-from services.lab.designs import DESIGNS, plugin_for
+from services.lab.contract import Check
+from services.lab.designs import plugins
 from services.lab.errors import LabCommandError
 from services.lab.experiment_report import write_report
 from services.lab.load import LoadResult, LoadSpec, results_dir, run_load, verify
-from services.lab.plugin import Check
 from services.lab.state import LabState
 from services.lab.supervisor import down, down_if_running, require_state, up
 
@@ -92,9 +92,8 @@ class Experiment:
 
 def registry() -> dict[str, Experiment]:
     found: dict[str, Experiment] = {}
-    for design in DESIGNS.values():
-        if design.plugin is not None:
-            found.update({e.name: e for e in plugin_for(design.name).experiments})
+    for plugin in plugins().values():
+        found.update({e.name: e for e in plugin.experiments})
     return found
 
 

@@ -14,13 +14,14 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import psutil
 
 from services.lab import metrics_scrape
 from services.lab.config import REPO_ROOT, LabSettings
+from services.lab.contract import DesignPlugin, LoadResult, LoadSpec, RunContext, Verification
 from services.lab.cost import CostMeter, cost_per_op
 from services.lab.cpu import CpuSampler
 from services.lab.designs import plugin_for
@@ -29,7 +30,6 @@ from services.lab.faults import FaultRunner, FaultStep, parse_schedule, windows
 from services.lab.k6_driver import K6Driver, rate_stages
 from services.lab.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
 from services.lab.machine import invoked_command, machine_spec
-from services.lab.plugin import RunContext, Verification
 from services.lab.script_driver import ScriptDriver
 from services.lab.state import load_state
 from services.lab.supervisor import require_state
@@ -48,49 +48,13 @@ def generator_label(summary: dict) -> str:
     return GENERATOR_LABELS.get(summary.get("generator", ""), str(summary.get("generator")))
 
 
-@dataclass
-class LoadSpec:
-    design: str
-    name: str = "load"
-    # "locust": closed loop, ``users`` simulated users; "k6" or "script" (the design's own
-    # generator): open loop at ``rate``.
-    generator: str = "locust"
-    users: int = 50
-    rate: float | None = None  # requests/s to offer; Locust: paced users (None: as fast as answers come)
-    duration_s: float = 30.0
-    shape: str | None = None
-    read_weight: int = 10
-    write_weight: int = 1
-    zipf_s: float = 1.1  # popularity skew of the seeded items
-    seed_count: int = 2000  # items the design's seeder creates before the run
-    faults: str = ""
-    warm: bool = False  # read every seeded item once before the load (so every one is warm)
-    # Open loop: the most requests in flight; past it k6 drops iterations (counted) instead of
-    # queueing them, which bounds a run offered more than the service can take. None: ~rate.
-    max_vus: int | None = None
-    # Design-specific knobs (group sizes, who stops reading, ...), passed to the seeder and to
-    # the generators as SDLAB_OPT_<KEY>; the engine does not read them.
-    options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def open_loop(self) -> bool:
-        return self.generator != "locust"
-
-
-@dataclass
-class LoadResult:
-    out_dir: Path
-    summary: dict
-    timeline: list[dict] = field(default_factory=list)
-
-
 def results_dir(name: str, root: Path) -> Path:
     out = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     out.mkdir(parents=True, exist_ok=False)
     return out
 
 
-def _seed(plugin, ctx: RunContext, spec: LoadSpec, previous: Path | None) -> Path:
+def _seed(plugin: DesignPlugin, ctx: RunContext, spec: LoadSpec, previous: Path | None) -> Path:
     started = time.monotonic()
     record = plugin.seed(ctx, spec, json.loads(previous.read_text()) if previous else None)
     if previous is None:
@@ -112,14 +76,14 @@ def check_spec(spec: LoadSpec) -> None:
         raise LabCommandError(f"unknown closed-loop shape {spec.shape!r}; choose from: {', '.join(LOCUST_SHAPES)}")
 
 
-def _driver(plugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], bind: str):
+def _driver(plugin: DesignPlugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], bind: str):
     if spec.generator == "k6":
         if spec.max_vus:
             env = {**env, "SDLAB_MAX_VUS": str(spec.max_vus)}
         return K6Driver(plugin.k6_script, host, out, env, rate=spec.rate or 0, duration_s=spec.duration_s,
                         shape=spec.shape, bind=bind)
     if spec.generator == "script":
-        if not getattr(plugin, "script_module", None):
+        if plugin.script_module is None:
             raise LabCommandError(f"design {spec.design!r} has no open-loop generator of its own; use k6")
         return ScriptDriver(plugin.script_module, host, out, env, rate=spec.rate or 0, duration_s=spec.duration_s,
                             shape=spec.shape)
@@ -178,7 +142,7 @@ def run_load(
         raise LabCommandError(f"design {spec.design!r} is not running; start it with `sdlab up {spec.design}`")
     plugin = plugin_for(spec.design)
     check_spec(spec)
-    design_actions = getattr(plugin, "fault_actions", {})
+    design_actions = plugin.fault_actions
     steps = parse_schedule(spec.faults, spec.duration_s, design_actions) if spec.faults else []
     out = out or results_dir(spec.name, settings.results)
     out.mkdir(parents=True, exist_ok=True)
@@ -307,7 +271,7 @@ def summarize(spec: LoadSpec, driver, timeline: list[dict], seconds: list[dict],
     gen_cpu = [r["cpu"].get("load-generator", 0) for r in timeline if r.get("cpu")]
     # k6 reports its own rate over the scenario; Locust's run time is the wall time of the process.
     achieved = total.get("rps") if spec.open_loop else (total["requests"] / elapsed if elapsed else 0)
-    summary = {
+    summary: dict = {  # a RunSummary once run_load adds cost_per_op and started_at
         "name": spec.name,
         "spec": asdict(spec),
         "machine": machine_spec(),

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from services.lab import compose, procs, throttle
 from services.lab.config import REPO_ROOT, LabSettings
-from services.lab.designs import Design, resolve
+from services.lab.contract import Design
+from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
 from services.lab.prepare import prepare, prepare_caddy
 from services.lab.probes import external_probe, try_probe
@@ -141,7 +142,7 @@ def up(
                 "run `sdlab down` first"
             )
         procs.kill_marked(str(home))  # leftovers of a crashed run that never wrote its state
-        ports = {d.name: settings.design_port(d.name) for d in designs}
+        ports = {d.name: settings.design_port(d) for d in designs}
         _check_ports_free(plan, ports, settings.host)
         state = LabState(home=home, marker=str(home), designs=[d.name for d in designs], ports=ports)
         state.external = [vars(e) for e in plan.external]

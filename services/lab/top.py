@@ -22,7 +22,7 @@ from rich.table import Table
 
 from services.lab import procs, supervisor
 from services.lab.config import LabSettings
-from services.lab.designs import plugin_for, resolve
+from services.lab.designs import plugin_for
 from services.lab.metrics_window import MetricsWindow
 from services.lab.state import LabState
 from services.lab.ui import STATE_STYLE, console
@@ -106,8 +106,6 @@ async def _scrape(state: LabState) -> dict[str, str]:
 def _gauges(state: LabState, window: MetricsWindow) -> dict[str, list[tuple[str, str]]]:
     found = {}
     for design in state.designs:
-        if resolve([design])[0].plugin is None:
-            continue  # a design without a load-test package has no gauges to show yet
         names = {c.name for c in state.components.values() if c.design == design}
         own = MetricsWindow({k: v for k, v in window.before.items() if k in names},
                             {k: v for k, v in window.after.items() if k in names}, window.seconds)

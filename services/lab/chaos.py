@@ -1,5 +1,5 @@
-"""Fault primitives. Local mode acts on processes; compose mode on containers
-(:mod:`services.lab.compose_stack`) and Toxiproxy (here).
+"""Fault primitives: the local backend's, on processes (the compose backend's act on containers,
+:mod:`services.lab.backends.compose_stack`), and network faults through Toxiproxy (compose mode).
 
 - kill:    SIGKILL to the component's process tree (a crash; PostgreSQL recovers from WAL).
 - pause:   SIGSTOP: the process hangs; peers see open connections that never answer,
@@ -26,7 +26,8 @@ from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.errors import LabCommandError
 from services.lab.stack import Component
 from services.lab.state import LabState, exclusive
-from services.lab.supervisor import EventSink, quiet, require_state, start_component, wait_ready
+from services.lab.backends.base import EventSink, quiet
+from services.lab.supervisor import require_state, start_component, wait_ready
 
 ACTIONS = ("kill", "stop", "pause", "resume", "restart", "throttle")
 

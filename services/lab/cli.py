@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import traceback
@@ -15,9 +14,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from services.lab import chaos, load, report, supervisor, ui
-from services.lab.config import LabSettings
-from services.lab.config import DesignSettings
+from services.lab import chaos, load, report, ui
+from services.lab.backends.base import Backend
+from services.lab.backends.selection import backend_for_up, local_backend, select_backend
+from services.lab.config import DesignSettings, LabSettings
 from services.lab.designs import names as design_names, plugin_for, plugins
 from services.lab.errors import LabCommandError
 
@@ -119,17 +119,9 @@ def _compose_flag(parser: argparse.ArgumentParser) -> None:
                         help="act on the docker compose deployment (found by itself after `sdlab up --compose`)")
 
 
-def _deployment(args: argparse.Namespace, settings: LabSettings, *, implicit: bool = True):
-    """The compose deployment to act on (:func:`services.lab.compose.active`); with ``--compose``,
-    saying so when none runs."""
-    from services.lab import compose
-
-    asked = getattr(args, "compose", False)
-    found = compose.active(settings, asked=asked, implicit=implicit)
-    if found is None and asked:
-        raise LabCommandError(f"no compose project {compose.default_project()!r} is running; start it with "
-                              "`docker compose up -d` or `sdlab up --compose`")
-    return found
+def _backend(args: argparse.Namespace, settings: LabSettings, *, implicit: bool = True) -> Backend:
+    """The backend to act on (:func:`services.lab.backends.selection.select_backend`)."""
+    return select_backend(settings, asked=getattr(args, "compose", False), implicit=implicit)
 
 
 def _settings(args: argparse.Namespace) -> LabSettings:
@@ -161,60 +153,31 @@ def cmd_up(args: argparse.Namespace) -> None:
     settings = _settings(args)
     if args.standin and not args.compose:
         raise LabCommandError("--standin replaces compose's official images: add --compose")
-    if args.compose:
-        from services.lab import compose_stack
-
-        if args.instances is not None or args.shards is not None:
-            raise LabCommandError("compose mode runs the file's topology: --instances and --shards are local mode only")
-        compose_stack.up(settings, args.designs, standin=args.standin, say=ui.say)
-        state, rows = supervisor.status(settings)
-        ui.print_status(rows, state.ports, False, settings.host)
-        ui.console.print("Running under docker compose; `sdlab load`, `top`, `chaos` and `experiment` find it. "
-                         "Stop it with `sdlab down`.")
-        return
-    state = supervisor.up(settings, args.designs, on_event=ui.Progress())
-    _, rows = supervisor.status(settings)
+    backend = backend_for_up(settings, compose=args.compose)
+    if args.instances is not None or args.shards is not None:
+        backend.require("sizing")
+    backend.up(args.designs, on_event=ui.Progress(), say=ui.say, standin=args.standin)
+    state, rows = backend.status()
     ui.print_status(rows, state.ports, False, settings.host)
-    ui.console.print("The lab keeps running in the background; stop it with `sdlab down`.")
+    ui.console.print(backend.running_note)
 
 
 def cmd_down(args: argparse.Namespace) -> None:
     settings = _settings(args)
     # Never found by itself: a project someone started with `docker compose up` goes down only when asked.
-    deployment = _deployment(args, settings, implicit=False)
-    if deployment is not None:
-        from services.lab import compose_stack
-
-        ui.console.print(compose_stack.down(settings, deployment, volumes=args.volumes))
-        return
-    stopped = supervisor.down(settings, on_event=ui.Progress())
-    ui.console.print("nothing was running" if not stopped else f"stopped {len(stopped)} component(s)")
+    backend = _backend(args, settings, implicit=False)
+    ui.console.print(backend.down(volumes=args.volumes, on_event=ui.Progress()))
 
 
 def cmd_status(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    _deployment(args, settings)
-    state, rows = supervisor.status(settings)
+    state, rows = _backend(args, settings).status()
     ui.print_status(rows, state.ports, args.json, settings.host)
 
 
 def cmd_logs(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    deployment = _deployment(args, settings)
-    if deployment is not None:
-        from services.lab import compose_stack
-
-        compose_stack.logs(deployment, args.component, args.lines, args.follow)
-        return
-    log = settings.state_dir / "logs" / f"{args.component}.log"
-    if not log.exists():
-        known = sorted(p.stem for p in (settings.state_dir / "logs").glob("*.log"))
-        raise LabCommandError(f"no log for {args.component!r}; components with logs: {', '.join(known) or 'none'}")
-    tail = ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + [str(log)]
-    try:
-        subprocess.run(tail, check=False)
-    except KeyboardInterrupt:
-        pass
+    _backend(args, settings).logs(args.component, args.lines, args.follow)
 
 
 def cmd_chaos(args: argparse.Namespace) -> None:
@@ -226,13 +189,9 @@ def cmd_chaos(args: argparse.Namespace) -> None:
             args.component, args.toxic, latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, rate_kbps=args.rate_kbps
         )
         ui.console.print(chaos.apply_toxic(settings.toxiproxy_url, calls))
-    elif (deployment := _deployment(args, settings)) is not None:
-        from services.lab import compose_stack
-
-        ui.console.print(compose_stack.chaos(deployment, args.action, args.component))
     else:
-        ui.console.print(chaos.local_chaos(settings, args.action, args.component, on_event=ui.Progress(),
-                                           argument=args.toxic))
+        backend = _backend(args, settings)
+        ui.console.print(backend.chaos(args.action, args.component, argument=args.toxic, on_event=ui.Progress()))
 
 
 def _read_write(text: str) -> tuple[int, int]:
@@ -262,7 +221,7 @@ def _options(pairs: list[str]) -> dict[str, str]:
 
 def cmd_load(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    _deployment(args, settings)
+    backend = _backend(args, settings)
     read, write = _read_write(args.read_write)
     for flag, value in (("--users", args.users), ("--duration", args.duration), ("--seed", args.seed)):
         if value <= 0:
@@ -276,8 +235,8 @@ def cmd_load(args: argparse.Namespace) -> None:
                          duration_s=args.duration, shape=args.shape, read_weight=read, write_weight=write,
                          zipf_s=args.zipf, seed_count=args.seed, faults=args.faults,
                          options=_options(args.option))
-    result = load.run_load(settings, spec, say=ui.say)
-    load.verify(settings, result, say=ui.say)
+    result = load.run_load(settings, spec, say=ui.say, backend=backend)
+    load.verify(settings, result, say=ui.say, backend=backend)
     summary = result.summary
     windows = {"run": summary.get("fault_windows", [])}
     chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name, windows)
@@ -294,11 +253,11 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         return
     experiment.find(args.name)  # an unknown name fails before anything is stopped
     settings = _settings(args)
-    _deployment(args, settings)
+    backend = _backend(args, settings)
     if args.seed is not None and args.seed <= 0:
         raise LabCommandError("--seed must be positive")
     out, outcome, _ = experiment.run_experiment(args.name, settings, duration_s=args.duration,
-                                                users=args.users, seed_count=args.seed, say=ui.say)
+                                                users=args.users, seed_count=args.seed, say=ui.say, backend=backend)
     ui.say(f"{'PASS' if outcome.passed else 'FAIL'}: {args.name}")
     for check in outcome.checks:
         ui.say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))
@@ -312,9 +271,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from services.lab import bench
 
     settings = _settings(args)
-    if _deployment(args, settings) is not None:
-        raise LabCommandError("the benchmark starts local stacks of its own, on the same ports: "
-                              "take the compose deployment down first (`sdlab down`)")
+    _backend(args, settings).require("local_stacks")
     out, summary = bench.run_bench(settings, args.design, duration_s=args.duration,
                                    connections=args.connections, say=ui.say)
     ui.print_bench(summary, out)
@@ -328,8 +285,7 @@ def cmd_top(args: argparse.Namespace) -> None:
     if args.json and not args.once:
         raise LabCommandError("--json prints one frame: add --once")
     settings = _settings(args)
-    _deployment(args, settings)
-    run_top(settings, once=args.once, as_json=args.json, interval_s=args.interval)
+    run_top(_backend(args, settings), once=args.once, as_json=args.json, interval_s=args.interval)
 
 
 def cmd_evidence(args: argparse.Namespace) -> None:
@@ -343,7 +299,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     settings = _settings(args)
     steps = len(design_names()) + 2  # start, one load per design, headlines
     ui.console.print(f"1/{steps} starting the stack")
-    state = supervisor.up(settings, [], on_event=ui.Progress())
+    backend = local_backend(settings)
+    backend.up([], on_event=ui.Progress())
+    state = backend.state()
     headlines = []
     for i, design in enumerate(state.designs, start=2):
         plugin = plugin_for(design)
@@ -352,14 +310,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
         ui.console.print(f"{i}/{steps} a {args.duration:.0f}-second open-loop load ({demo['generator']}, "
                          f"{demo['rate']} req/s) on {design}")
         spec = load.LoadSpec(design=design, name=f"demo-{design}", duration_s=args.duration, **demo)
-        result = load.run_load(settings, spec, say=ui.say)
-        load.verify(settings, result, say=ui.say)
+        result = load.run_load(settings, spec, say=ui.say, backend=backend)
+        load.verify(settings, result, say=ui.say, backend=backend)
         chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name)
         headlines.append((result.summary, report.load_report(result.summary, result.out_dir, chart)))
     ui.console.print(f"{steps}/{steps} headline numbers")
     for summary, path in headlines:
         ui.print_load_summary(summary, path)
-    _, rows = supervisor.status(settings)
+    _, rows = backend.status()
     ui.print_status(rows, state.ports, False, settings.host)
     ui.console.print("Next: `.venv/bin/sdlab experiment` lists the experiments; `make down` (or `.venv/bin/sdlab down`) stops the stack.")
 

@@ -11,12 +11,12 @@ the one-sentence claim. The engine knows no design: each design's plugin lists i
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from services.lab.compose import recorded
+from services.lab.backends.base import Backend
+from services.lab.backends.selection import select_backend
 from services.lab.config import LabSettings
 from services.lab.contract import Check
 from services.lab.designs import plugins
@@ -24,9 +24,10 @@ from services.lab.errors import LabCommandError
 from services.lab.experiment_report import write_report
 from services.lab.load import LoadResult, LoadSpec, results_dir, run_load, verify
 from services.lab.state import LabState
-from services.lab.supervisor import down, down_if_running, require_state, up
+from services.lab.supervisor import experiment_home
 
-__all__ = ["Check", "Experiment", "Outcome", "Variant", "VariantResult", "registry", "find", "run_experiment"]
+__all__ = ["Check", "Experiment", "Outcome", "Variant", "VariantResult", "registry", "find", "run_experiment",
+           "experiment_home"]
 
 
 @dataclass
@@ -104,10 +105,6 @@ def find(name: str) -> Experiment:
     return experiments[name]
 
 
-def experiment_home(settings: LabSettings) -> Path:
-    return settings.state_dir / "experiment"
-
-
 def _variants(exp: Experiment, results: dict[str, VariantResult]):
     yield from exp.variants
     while exp.more is not None and (nxt := exp.more(results)) is not None:
@@ -123,51 +120,37 @@ def run_experiment(
     seed_count: int | None = None,
     say: Callable[[str], None] = print,
     on_event=None,
+    backend: Backend | None = None,
 ) -> tuple[Path, Outcome, dict]:
+    """Each variant on its stack (:meth:`Backend.variant_stacks`), loaded and checked; then the verdict."""
     exp = find(name)
     sizes = {"duration_s": duration_s, "users": users, "seed_count": seed_count}
-    deployment = recorded(settings)
-    if deployment is not None:
-        return _run_on_compose(exp, settings, deployment, sizes, say=say)
+    stacks = (backend or select_backend(settings)).variant_stacks(exp.design, say, on_event)
+    stacks.check(exp.name, [v.name for v in exp.variants if v.instances or v.workers or v.shards])
     out = results_dir(f"experiment-{name}", settings.results)
-    say(f"experiment {exp.name}: {exp.question}")
+    say(f"experiment {exp.name}{stacks.label}: {exp.question}")
     say(f"results: {out}")
-    down_if_running(settings, say, "each variant starts a stack of its own")
+    stacks.begin()
     results: dict[str, VariantResult] = {}
-    running: tuple[LabSettings, LabState] | None = None
     last_seed: Path | None = None
     try:
         for variant in _variants(exp, results):
-            overrides = {f"{exp.design}_{what}": count for what, count in
-                         (("instances", variant.instances), ("workers", variant.workers)) if count}
-            if variant.shards:
-                overrides["postgres_shards"] = variant.shards
-            # Each stack on fresh data in a home of its own: a variant measures its own setting,
-            # not what an earlier run (or the user's own lab) left in the databases.
-            vsettings = settings.model_copy(update={**overrides, "home": experiment_home(settings)})
-            spec = _spec(exp, variant, sizes)
-            if running is None or not variant.same_stack:
-                if running is not None:
-                    down(running[0])
-                shutil.rmtree(vsettings.state_dir, ignore_errors=True)
-                say(f"== {variant.name}: starting the stack" + (
-                    f" ({', '.join(f'{k}={v}' for k, v in variant.app_env.items())})" if variant.app_env else ""))
-                running = (vsettings, up(vsettings, [exp.design], on_event=on_event or (lambda *_: None),
-                                         app_env=variant.app_env))
+            sized = {what: count for what, count in (("instances", variant.instances), ("workers", variant.workers),
+                                                     ("shards", variant.shards)) if count}
+            stack = stacks.enter(variant.name, app_env=variant.app_env, sizes=sized, same_stack=variant.same_stack)
+            if not variant.same_stack:
                 last_seed = None
-            else:
-                say(f"== {variant.name}: on the same stack")
-            vsettings, state = running
-            result = run_load(vsettings, spec, say=say, out=out / variant.name.replace(" ", "-"), seed_file=last_seed)
+            vsettings = stack.settings
+            result = run_load(vsettings, _spec(exp, variant, sizes), say=say, out=out / variant.name.replace(" ", "-"),
+                              seed_file=last_seed, backend=stack)
             last_seed = result.out_dir / "seed.json"
-            verify(vsettings, result, say=say)
-            extra = exp.after_load(vsettings, state, result) if exp.after_load else {}
+            verify(vsettings, result, say=say, backend=stack)
+            extra = exp.after_load(vsettings, stack.state(), result) if exp.after_load else {}
             result.summary["extra"] = extra
             (result.out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
             results[variant.name] = VariantResult(variant, result, extra)
     finally:
-        if running is not None:
-            down(running[0])
+        stacks.close()
     return out, *_conclude(exp, out, results)
 
 
@@ -189,48 +172,3 @@ def _spec(exp: Experiment, variant: Variant, sizes: dict) -> LoadSpec:
     """The variant's load, with what the command line set (duration, users, items seeded) over it."""
     spec = replace(exp.load, name=variant.name, **variant.load)
     return replace(spec, **{k: v for k, v in sizes.items() if v is not None})
-
-
-def _run_on_compose(exp: Experiment, settings: LabSettings, deployment, sizes: dict,
-                    say: Callable[[str], None]) -> tuple[Path, Outcome, dict]:
-    """Compose mode: a variant is an environment override and a recreate of the design's services.
-    Unlike local mode the databases are not fresh for each variant (the deployment's parts stay up),
-    and a variant that needs another count of instances, workers or servers needs local mode."""
-    from services.lab.compose_stack import apply_variant
-
-    if exp.design not in deployment.designs:
-        raise LabCommandError(f"{exp.design} is not in the compose deployment; `sdlab up --compose {exp.design}`")
-    sized = [v.name for v in exp.variants if v.instances or v.workers or v.shards]
-    if sized:
-        raise LabCommandError(f"{exp.name} changes how many instances or servers run ({', '.join(sized)}); "
-                              "compose mode runs the file's topology, so run it in local mode")
-    out = results_dir(f"experiment-{exp.name}", settings.results)
-    say(f"experiment {exp.name} (compose project {deployment.project}): {exp.question}")
-    say(f"results: {out}")
-    results: dict[str, VariantResult] = {}
-    last_seed: Path | None = None
-    changed = False
-    try:
-        for variant in _variants(exp, results):
-            if variant.instances or variant.workers or variant.shards:
-                raise LabCommandError(f"variant {variant.name} needs local mode (it sizes the stack)")
-            if not variant.same_stack:
-                say(f"== {variant.name}")
-                if variant.app_env or changed:
-                    apply_variant(settings, deployment, exp.design, variant.app_env, say)
-                    changed = bool(variant.app_env)
-                last_seed = None
-            else:
-                say(f"== {variant.name}: on the same services")
-            result = run_load(settings, _spec(exp, variant, sizes), say=say,
-                              out=out / variant.name.replace(" ", "-"), seed_file=last_seed)
-            last_seed = result.out_dir / "seed.json"
-            verify(settings, result, say=say)
-            extra = exp.after_load(settings, require_state(settings), result) if exp.after_load else {}
-            result.summary["extra"] = extra
-            (result.out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
-            results[variant.name] = VariantResult(variant, result, extra)
-    finally:
-        if changed:  # back to the file's settings
-            apply_variant(settings, deployment, exp.design, {}, say)
-    return out, *_conclude(exp, out, results)

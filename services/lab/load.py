@@ -20,6 +20,8 @@ from pathlib import Path
 import psutil
 
 from services.lab import metrics_scrape
+from services.lab.backends.base import Backend
+from services.lab.backends.selection import select_backend
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import DesignPlugin, LoadResult, LoadSpec, RunContext, Verification
 from services.lab.cost import CostMeter, cost_per_op
@@ -31,8 +33,6 @@ from services.lab.k6_driver import K6Driver, rate_stages
 from services.lab.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
 from services.lab.machine import invoked_command, machine_spec
 from services.lab.script_driver import ScriptDriver
-from services.lab.state import load_state
-from services.lab.supervisor import require_state
 
 GENERATORS = ("locust", "k6", "script")
 CLOSED_LOOP_NOTE = ("Locust is closed-loop: a user waits for each answer, so a slow server lowers the load it gets "
@@ -135,9 +135,12 @@ def run_load(
     apply_fault: Callable[[FaultStep], str] | None = None,
     out: Path | None = None,
     seed_file: Path | None = None,
+    backend: Backend | None = None,
 ) -> LoadResult:
-    """Seed, load, sample, summarize. ``seed_file``: the seed of the run before on the same stack, reused."""
-    state = require_state(settings)
+    """Seed, load, sample, summarize. ``seed_file``: the seed of the run before on the same stack, reused;
+    ``backend``: the one the command picked (else picked here)."""
+    backend = backend or select_backend(settings)
+    state = backend.state()
     if spec.design not in state.designs:
         raise LabCommandError(f"design {spec.design!r} is not running; start it with `sdlab up {spec.design}`")
     plugin = plugin_for(spec.design)
@@ -166,18 +169,10 @@ def run_load(
     runner = None
     if steps:
         if apply_fault is None:
-            from services.lab.chaos import local_chaos
-            from services.lab.compose import recorded
-            from services.lab.compose_stack import chaos as compose_chaos
-
-            deployment = recorded(settings)
-
             def apply_fault(step: FaultStep) -> str:
                 if step.action in design_actions:  # the design's own (its argument in place of a component)
                     return design_actions[step.action](ctx, step.component)
-                if deployment is not None:
-                    return compose_chaos(deployment, step.action, step.component)
-                return local_chaos(settings, step.action, step.component, argument=step.argument)
+                return backend.chaos(step.action, step.component, argument=step.argument)
 
         runner = FaultRunner(steps, apply_fault, on_event=say)
         runner.start(t0)
@@ -196,12 +191,8 @@ def run_load(
                 if name is not None:
                     marks[name] = meter.read()
                     driver.release(name)
-            if not state.marker.startswith("compose:"):
-                now_state = load_state(settings.state_dir)
-                sampler.refresh(now_state)
-                meter.refresh(now_state)
-            elif len(cpu_rows) % 5 == 4:  # containers a fault restarted: asking the engine costs ~0.1 s
-                now_state = require_state(settings)
+            if len(cpu_rows) % backend.refresh_every_s == backend.refresh_every_s - 1:
+                now_state = backend.find_state()  # components a fault restarted have new pids
                 sampler.refresh(now_state)
                 meter.refresh(now_state)
             cpu = sampler.sample()
@@ -228,8 +219,7 @@ def run_load(
     elapsed = time.monotonic() - t0
     # The work a run leaves behind (an outbox relayed, a consumer's last batch) is its cost too.
     time.sleep(TAIL_S)
-    if not state.marker.startswith("compose:"):
-        meter.refresh(load_state(settings.state_dir) or state)
+    meter.refresh(backend.find_state() or state)
     run_end = meter.read()
     after = metrics_scrape.scrape(state, spec.design, out / "metrics", "after")
     timeline = fill(seconds, elapsed)
@@ -250,9 +240,10 @@ def run_load(
     return LoadResult(out, summary, timeline)
 
 
-def verify(settings: LabSettings, result: LoadResult, *, say: Callable[[str], None] = print) -> Verification:
+def verify(settings: LabSettings, result: LoadResult, *, say: Callable[[str], None] = print,
+           backend: Backend | None = None) -> Verification:
     """The design's checks after a run (lost acknowledged writes, invariants), kept in the summary."""
-    state = require_state(settings)
+    state = (backend or select_backend(settings)).state()
     design = result.summary["spec"]["design"]
     ctx = RunContext(settings, state, design, result.out_dir, say)
     verification = plugin_for(design).verify(ctx, result)

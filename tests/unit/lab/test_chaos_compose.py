@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab import chaos, compose, compose_stack
+from services.lab import chaos
+from services.lab.backends import compose_project as compose, compose_stack
 from services.lab.errors import LabCommandError
 
 

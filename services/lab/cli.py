@@ -245,7 +245,7 @@ def cmd_load(args: argparse.Namespace) -> None:
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
-    from services.lab import experiment
+    from services.lab import experiment_runner as experiment
 
     if not args.name:
         for exp in experiment.registry().values():

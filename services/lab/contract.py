@@ -9,7 +9,7 @@ design's load-test package (``loadtests/<design>/plugin.py``) subclasses :class:
 - ``locustfile`` and ``k6_script``: the closed-loop (user behaviour) and open-loop (arrival rate)
   drivers. A design whose protocol k6 drives poorly (a connection held per user for the whole run)
   sets ``open_loop = "script"`` and names its own generator module in ``script_module`` (see
-  :mod:`services.lab.script_driver`); it then has no k6 script. Both read the seed file named by
+  :mod:`services.lab.generators.script_driver`); it then has no k6 script. Both read the seed file named by
   ``SDLAB_SEED_FILE``, take the same request mix from ``SDLAB_READ_WEIGHT``/``SDLAB_WRITE_WEIGHT``/
   ``SDLAB_ZIPF_S``, report requests under the same endpoint names, and append every attempted and
   acknowledged write to the file named by ``SDLAB_ACK_LOG`` (one JSON object a line).

@@ -2,7 +2,7 @@
 
 Three generators, one output: Locust (closed loop, simulated users: user behaviour), k6 (open
 loop at an arrival rate: the latencies to quote), or a design's own open-loop generator where k6
-drives its protocol poorly (:mod:`services.lab.script_driver`). Either way the run writes
+drives its protocol poorly (:mod:`services.lab.generators.script_driver`). Either way the run writes
 ``results/<timestamp>-<name>/`` with a per-second timeline (``timeline.jsonl``, with the CPU and memory of
 every component and of the load generator), a scrape of every service's ``/metrics`` before and
 after, the generator's own output, and ``summary.json`` with the same fields.
@@ -29,10 +29,10 @@ from services.lab.cpu import CpuSampler
 from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
 from services.lab.faults import FaultRunner, FaultStep, parse_schedule, windows
-from services.lab.k6_driver import K6Driver, rate_stages
-from services.lab.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
+from services.lab.generators.k6_driver import K6Driver, rate_stages
+from services.lab.generators.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
+from services.lab.generators.script_driver import ScriptDriver
 from services.lab.machine import invoked_command, machine_spec
-from services.lab.script_driver import ScriptDriver
 
 GENERATORS = ("locust", "k6", "script")
 CLOSED_LOOP_NOTE = ("Locust is closed-loop: a user waits for each answer, so a slow server lowers the load it gets "

@@ -212,7 +212,8 @@ def test_local_only_operations_refuse_a_compose_deployment(settings):
 
 
 def test_command_line_sizes_override_every_variants_load():
-    from services.lab.experiment import Experiment, Variant, _spec
+    from services.lab.experiment import Experiment, Variant
+    from services.lab.experiment_runner import _spec
     from services.lab.load import LoadSpec
 
     exp = Experiment("d.x", "t", "q", LoadSpec(design="d", duration_s=30, seed_count=2000), [], lambda r: None)

@@ -10,7 +10,7 @@ from services.lab.config import LabSettings
 from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
 from services.lab.faults import parse_schedule
-from services.lab.locust_driver import locust_stats
+from services.lab.generators.locust_driver import locust_stats
 from services.lab.stack import plan_stack
 
 

@@ -57,6 +57,9 @@ class Design:
     # Internal HTTP services the design's processes call (one copy each, not behind the balancer),
     # each (name, ``module:create_app``); their URL reaches every process as <PREFIX><NAME>_URL.
     services: tuple[tuple[str, str], ...] = ()
+    # Its site in the local load balancer (a Caddyfile fragment reading <DESIGN>_PORT and
+    # <DESIGN>_UPSTREAMS); None: deploy/caddy/<name>.caddy.
+    caddy_site: Path | None = None
     port: int = 8080  # the public port (the load balancer's), unless SDLAB_<DESIGN>_PORT says otherwise
     instances: int = 2  # app instances behind the balancer, unless SDLAB_<DESIGN>_INSTANCES says otherwise
 

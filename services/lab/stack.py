@@ -261,5 +261,6 @@ def postgres_component(settings: LabSettings, shard: int) -> Component:
     )
 
 
-def caddy_site_file(design: str) -> Path:
-    return DEPLOY_DIR / "caddy" / f"{design}.caddy"
+def caddy_site_file(design: Design) -> Path:
+    """The design's site in the load balancer: its own file, or ``deploy/caddy/<design>.caddy``."""
+    return design.caddy_site or DEPLOY_DIR / "caddy" / f"{design.name}.caddy"

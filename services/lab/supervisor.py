@@ -149,7 +149,7 @@ def up(
             if plan.balancer is not None:
                 # Started last: connections refused by instances still starting would count as
                 # passive failures and keep them out of the pool for fail_duration.
-                prepare_caddy(home, state.designs)
+                prepare_caddy(home, designs)
                 balancer = start_component(state, plan.balancer, on_event)
                 asyncio.run(wait_ready([balancer], settings.ready_timeout_s, on_event))
         except BaseException:

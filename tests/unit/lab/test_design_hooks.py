@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab import cli
+from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
 from services.lab.designs import resolve
 from services.lab.errors import LabCommandError

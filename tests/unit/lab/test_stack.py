@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab import binaries, cli
+from services.lab import binaries
+from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
 from services.lab.designs import names as design_names, resolve
 from services.lab.errors import LabCommandError

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from services.lab import cli
+from services.lab.cli import entry as cli
+from services.lab.cli.parser import build_parser
 from services.lab.bench import run_bench
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import DesignPlugin, LoadSpec
@@ -28,7 +29,7 @@ def toy(monkeypatch) -> DesignPlugin:
 
 def test_the_engine_lists_the_toy_after_the_installed_designs(toy):
     assert design_names() == ["shortener", "messaging", "shop", "toy"]  # by public port
-    parser = cli.build_parser()
+    parser = build_parser()
     assert "toy" in parser._subparsers._group_actions[0].choices  # `sdlab toy ...`
     assert cli.main(["toy", "anything"]) == 2  # a one-line "toy has no commands of its own"
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from services.lab import procs, throttle
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.errors import LabCommandError
+from services.lab.progress import EventSink, quiet
 from services.lab.stack import Component
 from services.lab.state import LabState, exclusive
-from services.lab.backends.base import EventSink, quiet
 from services.lab.supervisor import require_state, start_component, wait_ready
 
 ACTIONS = ("kill", "stop", "pause", "resume", "restart", "throttle")

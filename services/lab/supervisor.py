@@ -13,15 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from services.lab import procs, throttle
-from services.lab.backends.base import ComponentStatus, EventSink, quiet
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import Design
 from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
 from services.lab.prepare import prepare, prepare_caddy
 from services.lab.probes import external_probe, try_probe
+from services.lab.progress import EventSink, quiet
 from services.lab.stack import Component, StackPlan, plan_stack, postgres_component
-from services.lab.state import LabState, RunningComponent, exclusive, load_state
+from services.lab.state import ComponentStatus, LabState, RunningComponent, exclusive, load_state
 
 def _port_setting(component: Component) -> str:
     return {

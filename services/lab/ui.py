@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.lab.load import generator_label
-from services.lab.backends.base import ComponentStatus
+from services.lab.state import ComponentStatus
 
 class _Console(Console):
     def on_broken_pipe(self) -> None:

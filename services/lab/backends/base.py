@@ -10,31 +10,12 @@ with a one-line reason, by capability: a new capability (CPU budgets, replicas) 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ClassVar, NoReturn, Protocol
 
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
-from services.lab.state import LabState
-
-# Called as on_event(component, event, detail): "starting", "ready", "waiting", "stopped".
-EventSink = Callable[[str, str, str], None]
-Say = Callable[[str], None]
-
-
-def quiet(_: str, __: str, ___: str) -> None:
-    return None
-
-
-@dataclass
-class ComponentStatus:
-    name: str
-    kind: str
-    pid: int | None
-    address: str
-    state: str  # ready | degraded | unready | paused | down | external | external-down
-    detail: str = ""
+from services.lab.progress import EventSink, Say, quiet
+from services.lab.state import ComponentStatus, LabState
 
 
 class ResourceSampler(Protocol):

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from services.lab.backends import compose_stack
-from services.lab.backends.base import Backend, ComponentStatus, EventSink, Say, VariantStacks, quiet
+from services.lab.backends.base import Backend, VariantStacks
 from services.lab.backends.compose_project import Deployment, lab_state
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
-from services.lab.state import LabState
+from services.lab.progress import EventSink, Say, quiet
+from services.lab.state import ComponentStatus, LabState
 
 
 class ComposeBackend(Backend):

@@ -12,12 +12,11 @@ import yaml
 
 from services.lab import standin as standin_images
 from services.lab.backends import compose_project
-from services.lab.backends.base import ComponentStatus
 from services.lab.backends.compose_project import Deployment
 from services.lab.config import LabSettings
 from services.lab.designs import names as design_names, resolve
 from services.lab.errors import LabCommandError
-from services.lab.state import load_state
+from services.lab.state import ComponentStatus, load_state
 
 VERBS = {"kill": ["kill", "-s", "SIGKILL"], "stop": ["stop"], "pause": ["pause"], "resume": ["unpause"],
          "restart": ["restart"]}

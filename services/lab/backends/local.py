@@ -8,11 +8,12 @@ import subprocess
 import psutil
 
 from services.lab import procs, supervisor
-from services.lab.backends.base import Backend, ComponentStatus, EventSink, Say, VariantStacks, quiet
+from services.lab.backends.base import Backend, VariantStacks
 from services.lab.chaos import local_chaos
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
-from services.lab.state import LabState, load_state
+from services.lab.progress import EventSink, Say, quiet
+from services.lab.state import ComponentStatus, LabState, load_state
 
 
 class LocalBackend(Backend):

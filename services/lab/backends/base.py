@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar, NoReturn, Protocol
 
 from services.lab.config import LabSettings
+from services.lab.backends.toxiproxy import ToxiproxyCall
 from services.lab.errors import LabCommandError
 from services.lab.progress import EventSink, Say, quiet
 from services.lab.state import ComponentStatus, LabState
@@ -49,7 +50,8 @@ class Backend(ABC):
     name: ClassVar[str]
     # Capabilities this backend lacks, each with the one line that refuses it: "sizing" (instances,
     # workers, servers set per run), "add_postgres" (servers added to a running stack), "local_stacks"
-    # (commands that start local stacks of their own on the lab's ports, such as the benchmark).
+    # (commands that start local stacks of their own on the lab's ports, such as the benchmark),
+    # "toxics" (network faults).
     refusals: ClassVar[dict[str, str]] = {}
     # Load runs read the stack again (components a fault restarted have new pids) every this many seconds.
     refresh_every_s: ClassVar[int] = 1
@@ -104,6 +106,10 @@ class Backend(ABC):
     @abstractmethod
     def variant_stacks(self, design: str, say: Say, on_event: EventSink | None = None) -> VariantStacks:
         """The stacks of an experiment of ``design``."""
+
+    def network_fault(self, calls: list[ToxiproxyCall]) -> str:
+        """Apply Toxiproxy calls (:func:`services.lab.backends.toxiproxy.toxic_calls`) to the stack's network."""
+        self.refuse("toxics")
 
     def add_postgres(self, total: int, on_event: EventSink = quiet) -> list[str]:
         """Grow the running stack to ``total`` PostgreSQL servers; every server's URL, in shard order."""

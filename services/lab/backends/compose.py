@@ -6,6 +6,7 @@ from __future__ import annotations
 from services.lab.backends import compose_stack
 from services.lab.backends.base import Backend, VariantStacks
 from services.lab.backends.compose_project import Deployment, lab_state
+from services.lab.backends.toxiproxy import ToxiproxyCall, apply_toxic
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
 from services.lab.progress import EventSink, Say, quiet
@@ -54,6 +55,9 @@ class ComposeBackend(Backend):
 
     def chaos(self, action: str, component: str, *, argument: str | None = None, on_event: EventSink = quiet) -> str:
         return compose_stack.chaos(self._dep, action, component)
+
+    def network_fault(self, calls: list[ToxiproxyCall]) -> str:
+        return apply_toxic(self.settings.toxiproxy_url, calls)
 
     def usage(self) -> ContainerUsage:
         return ContainerUsage(self._dep)

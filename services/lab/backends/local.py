@@ -18,6 +18,8 @@ from services.lab.state import ComponentStatus, LabState, load_state
 
 class LocalBackend(Backend):
     name = "local"
+    refusals = {"toxics": "toxics need compose mode with the official images (`docker compose up` or "
+                          "`sdlab up --compose`): local processes talk to each other directly, without Toxiproxy"}
     running_note = "The lab keeps running in the background; stop it with `sdlab down`."
 
     def up(self, designs: list[str], *, on_event: EventSink = quiet, say: Say = print, standin: bool = False) -> None:

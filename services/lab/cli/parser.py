@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from services.lab import chaos
+from services.lab.backends.toxiproxy import TOXICS
 from services.lab.designs import names as design_names, plugins
 from services.lab.errors import LabCommandError
 
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="kill|stop|pause|resume|restart|throttle|toxic")
     ch.add_argument("component")
     ch.add_argument("toxic", nargs="?", metavar="ARGUMENT",
-                    help=f"with toxic: {'|'.join(chaos.TOXICS)}; with throttle: PAUSE_MS/PERIOD_MS (default 100/200)")
+                    help=f"with toxic: {'|'.join(TOXICS)}; with throttle: PAUSE_MS/PERIOD_MS (default 100/200)")
     _compose_flag(ch)
     ch.add_argument("--latency-ms", type=int, default=100)
     ch.add_argument("--jitter-ms", type=int, default=0)

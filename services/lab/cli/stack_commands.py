@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from services.lab import chaos, ui
+from services.lab import ui
 from services.lab.backends.selection import backend_for_up
+from services.lab.backends.toxiproxy import TOXICS, toxic_calls
 from services.lab.cli.common import backend_of, settings_of
 from services.lab.errors import LabCommandError
 
@@ -45,11 +46,10 @@ def cmd_chaos(args: argparse.Namespace) -> None:
     settings = settings_of(args)
     if args.action == "toxic":
         if not args.toxic:
-            raise LabCommandError(f"say which toxic: sdlab chaos toxic {args.component} <{'|'.join(chaos.TOXICS)}>")
-        calls = chaos.toxic_calls(
-            args.component, args.toxic, latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, rate_kbps=args.rate_kbps
-        )
-        ui.console.print(chaos.apply_toxic(settings.toxiproxy_url, calls))
+            raise LabCommandError(f"say which toxic: sdlab chaos toxic {args.component} <{'|'.join(TOXICS)}>")
+        calls = toxic_calls(args.component, args.toxic, latency_ms=args.latency_ms, jitter_ms=args.jitter_ms,
+                            rate_kbps=args.rate_kbps)  # an unknown toxic is refused before any backend is asked
+        ui.console.print(backend_of(args, settings).network_fault(calls))
     else:
         backend = backend_of(args, settings)
         ui.console.print(backend.chaos(args.action, args.component, argument=args.toxic, on_event=ui.Progress()))

@@ -24,24 +24,44 @@ def plugins() -> dict[str, DesignPlugin]:
     return _discover(tuple(DesignDiscovery().design_modules))
 
 
+def names() -> list[str]:
+    """Every design's name, in alphabetical order, without loading an installed plugin (an entry point is
+    named after its design): the command line asks this on every command."""
+    extra = tuple(DesignDiscovery().design_modules)
+    return sorted({entry.name for entry in entry_points(group=GROUP)} | {_load(t).name for t in _unregistered(extra)})
+
+
+def _unregistered(modules: tuple[str, ...]) -> list[str]:
+    """``module:attribute`` of each plugin named in SDLAB_DESIGN_MODULES."""
+    return [m if ":" in m else f"{m}:PLUGIN" for m in modules]
+
+
+def _targets(extra_modules: tuple[str, ...]) -> list[tuple[str | None, str]]:
+    """(the name it is registered under, or None; ``module:attribute``) of every plugin."""
+    found: list[tuple[str | None, str]] = [(entry.name, entry.value) for entry in entry_points(group=GROUP)]
+    return found + [(None, target) for target in _unregistered(extra_modules)]
+
+
+@cache
+def _load(target: str) -> DesignPlugin:
+    module, _, attribute = target.partition(":")
+    plugin = getattr(import_module(module), attribute)
+    if not isinstance(plugin, DesignPlugin):
+        raise LabCommandError(f"{target} is not a DesignPlugin (see services/lab/contract.py)")
+    return plugin
+
+
 @cache
 def _discover(extra_modules: tuple[str, ...]) -> dict[str, DesignPlugin]:
-    targets = [entry.value for entry in entry_points(group=GROUP)]
-    targets += [m if ":" in m else f"{m}:PLUGIN" for m in extra_modules]
     found: dict[str, DesignPlugin] = {}
-    for target in dict.fromkeys(targets):
-        module, _, attribute = target.partition(":")
-        plugin = getattr(import_module(module), attribute)
-        if not isinstance(plugin, DesignPlugin):
-            raise LabCommandError(f"{target} is not a DesignPlugin (see services/lab/contract.py)")
-        if plugin.name in found and found[plugin.name] is not plugin:
+    for registered, target in _targets(extra_modules):
+        plugin = _load(target)
+        if registered is not None and registered != plugin.name:
+            raise LabCommandError(f"the entry point {registered!r} ({target}) is a plugin of {plugin.name!r}")
+        if found.get(plugin.name, plugin) is not plugin:
             raise LabCommandError(f"two plugins call themselves {plugin.name!r}: {target} and another")
         found[plugin.name] = plugin
     return dict(sorted(found.items(), key=lambda item: (item[1].design.port, item[0])))
-
-
-def names() -> list[str]:
-    return list(plugins())
 
 
 def plugin_for(name: str) -> DesignPlugin:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
+import sys
 
 from services.lab.config import REPO_ROOT
 from services.lab.contract import DesignPlugin
@@ -43,4 +45,12 @@ def test_every_design_has_a_plugin_with_the_interface():
 
 
 def test_the_three_designs_are_installed_entry_points():
-    assert design_names() == ["shortener", "messaging", "shop"]  # by public port
+    assert list(plugins()) == ["shortener", "messaging", "shop"]  # by public port
+    assert design_names() == ["messaging", "shop", "shortener"]
+
+
+def test_naming_the_designs_loads_none_of_them():
+    """Every command parses its line with the designs' names: that must not import their load tests."""
+    probe = "import sys; from services.lab.designs import names; names(); print(sorted(m for m in sys.modules if m.startswith('loadtests')))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -28,7 +28,8 @@ def toy(monkeypatch) -> DesignPlugin:
 
 
 def test_the_engine_lists_the_toy_after_the_installed_designs(toy):
-    assert design_names() == ["shortener", "messaging", "shop", "toy"]  # by public port
+    assert design_names() == ["messaging", "shop", "shortener", "toy"]
+    assert [d.name for d in resolve([])] == ["shortener", "messaging", "shop", "toy"]  # by public port
     parser = build_parser()
     assert "toy" in parser._subparsers._group_actions[0].choices  # `sdlab toy ...`
     assert cli.main(["toy", "anything"]) == 2  # a one-line "toy has no commands of its own"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from services.lab import report
 from services.lab.experiment import Experiment, Outcome, VariantResult
-from services.lab.load import CLOSED_LOOP_NOTE, OPEN_LOOP_NOTE, generator_label
 from services.lab.machine import invoked_command, machine_spec
+from services.lab.run_summary import CLOSED_LOOP_NOTE, OPEN_LOOP_NOTE, generator_label
 
 
 def _charts(exp: Experiment, out: Path, results: dict[str, VariantResult]) -> list[Path]:

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
-from services.lab.load import generator_label
+from services.lab.run_summary import generator_label
 from services.lab.state import ComponentStatus
 
 class _Console(Console):

@@ -1,6 +1,6 @@
 """The one seam between the lab's commands and how the stack runs (local processes, docker compose, ...).
 
-A command picks its backend once (:func:`services.lab.backends.select`) and then only talks to it:
+A command picks its backend once (:mod:`services.lab.backends.selection`) and then only talks to it:
 up, down, status, logs, chaos verbs, the running components (addresses, pids or containers, env),
 per-component resource sampling, and an experiment's stacks. What a backend cannot do it refuses
 with a one-line reason, by capability: a new capability (CPU budgets, replicas) is one more key of
@@ -12,8 +12,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar, NoReturn, Protocol
 
-from services.lab.config import LabSettings
 from services.lab.backends.toxiproxy import ToxiproxyCall
+from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
 from services.lab.progress import EventSink, Say, quiet
 from services.lab.state import ComponentStatus, LabState

@@ -1,6 +1,6 @@
 // The lab's k6 helpers, shared by every design's open-loop script (loadtests/<design>/load.k6.js).
 //
-// The engine (services/lab/k6_driver.py) passes the run through the environment:
+// The engine (services/lab/generators/k6_driver.py) passes the run through the environment:
 //   SDLAB_RATE, SDLAB_DURATION_S, SDLAB_SHAPE (steady|step|spike|ramp), SDLAB_STAGES (JSON, for shapes),
 //   SDLAB_MAX_VUS, SDLAB_SEED_FILE, SDLAB_READ_WEIGHT, SDLAB_WRITE_WEIGHT, SDLAB_ZIPF_S,
 //   SDLAB_K6_SUMMARY (where handleSummary writes its JSON), SDLAB_HOST.

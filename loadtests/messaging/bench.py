@@ -30,9 +30,9 @@ from loadtests.messaging.samples import DELIVER
 from loadtests.messaging.seed import seed
 from messaging.config import MessagingSettings
 from services.lab.config import REPO_ROOT, LabSettings
+from services.lab.contract import BenchOptions
 from services.lab.load import LoadSpec, results_dir, run_load, verify
 from services.lab.machine import invoked_command, machine_spec
-from services.lab.plugin import BenchOptions
 from services.lab.supervisor import down, down_if_running, up
 
 RATE = 1000  # messages/s for the end-to-end figure the issue names

@@ -17,7 +17,7 @@ from pathlib import Path
 from loadtests.messaging.seed import CONCURRENCY
 from services.lab import retry
 from services.lab.analysis import read_jsonl
-from services.lab.plugin import Check
+from services.lab.contract import Check
 
 PAGE = 1000
 

@@ -25,7 +25,6 @@ import gevent
 import websocket
 from locust import User, constant, events, task
 
-import loadtests.timeline  # noqa: F401  (registers the per-second timeline when SDLAB_TIMELINE is set)
 from loadtests.messaging.frames import Position, scheduled_of, text_for
 from loadtests.messaging.samples import ACK, DELIVER, RECONNECT
 from loadtests.messaging.seed import load_seed

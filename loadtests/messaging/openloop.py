@@ -6,7 +6,7 @@ at the offered rate, one clock for the whole run, whether or not earlier sends w
 both its ack and its deliveries are timed from that instant. A sender with more than
 ``MAX_PENDING`` sends unanswered is saturated: further sends to it are dropped and counted.
 
-Environment (see :mod:`services.lab.script_driver`), plus options (``--option KEY=VALUE``):
+Environment (see :mod:`services.lab.generators.script_driver`), plus options (``--option KEY=VALUE``):
 ``group_share`` (share of sends into groups, default 0.1), ``text_bytes`` (100),
 ``sender`` (``any`` member, or ``first``: one sender per conversation), ``into_group`` (a size:
 every send into the seeded group of that size, from its first member: the fan-out shape),

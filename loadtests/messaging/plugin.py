@@ -1,4 +1,4 @@
-"""Messaging's plug into the lab's engine (see :mod:`services.lab.plugin`).
+"""Messaging's plug into the lab's engine (see :mod:`services.lab.contract`).
 
 Open-loop load comes from its own generator (:mod:`loadtests.messaging.openloop`): every user
 holds a WebSocket for the whole run and each message is timed from its scheduled send to its
@@ -16,14 +16,23 @@ from loadtests.messaging.experiments import EXPERIMENTS
 from loadtests.messaging.gauges import gauges
 from loadtests.messaging.samples import ACK
 from loadtests.messaging.seed import group_sizes, refresh, seed
+from services.lab.contract import Design, DesignPlugin, RunContext, Verification, completed
 from services.lab.errors import LabCommandError
-from services.lab.plugin import RunContext, Verification, completed
 
 HERE = Path(__file__).resolve().parent
 
 
-class MessagingPlugin:
-    name = "messaging"
+class MessagingPlugin(DesignPlugin):
+    design = Design(
+        name="messaging",
+        app="messaging.main:create_app",
+        env_prefix="MESSAGING_",
+        needs=("redis", "postgres", "kafka"),
+        migrate_module="messaging.migrate",
+        workers=(("fanout", "messaging.consumers:create_app"),),
+        servers=(("gateway", "messaging.gateway"),),
+        port=8081,
+    )
     locustfile = HERE / "locustfile.py"
     k6_script = None
     open_loop = "script"

@@ -24,7 +24,9 @@ import asyncpg
 import httpx
 
 from loadtests.shop.analysis import latest_map
-from services.lab.plugin import Check
+from services.lab import retry
+from services.lab.analysis import read_jsonl
+from services.lab.contract import Check
 
 # Only what each server owns: a reshard leaves the source's copy of a moved bucket until its
 # clean-up, and an interrupted one may leave a target's partial copy.

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from loadtests.shop.checks import part_url
-from services.lab import supervisor
+from services.lab.backends.selection import select_backend
 from services.lab.config import LabSettings
+from services.lab.contract import DesignCommand
 from services.lab.errors import LabCommandError
 from services.lab.load import results_dir
 from services.lab.machine import invoked_command, machine_spec
-from services.lab.plugin import DesignCommand
 from shop import migrate
 from shop.reshard import ReshardError, ReshardReport, Resharder
 
@@ -33,7 +33,8 @@ def _arguments(parser) -> None:
 
 def run_reshard(settings: LabSettings, to: int | None, rollback: bool, say: Callable[[str], None],
                 settle_s: float = 2.0, out: Path | None = None) -> tuple[ReshardReport, dict]:
-    state = supervisor.require_state(settings)
+    backend = select_backend(settings)
+    state = backend.state()
     if "shop" not in state.designs:
         raise LabCommandError("the running lab has no shop; start it with `sdlab up shop`")
     resharder = Resharder(part_url(state, "postgres-0"), say, settle_s=settle_s)
@@ -57,7 +58,7 @@ def run_reshard(settings: LabSettings, to: int | None, rollback: bool, say: Call
             have = asyncio.run(current_count())
             if to is None or to < have:
                 raise LabCommandError(f"--to must be at least the current {have} servers (resharding only adds)")
-            urls = supervisor.add_postgres(settings, to)[:to]
+            urls = backend.add_postgres(to)[:to]
             for url in urls[have:]:
                 migrate.upgrade(url)
             say(f"{to - have} new PostgreSQL server(s) at the shop's schema" if to > have else "no server to add")

@@ -21,7 +21,6 @@ import uuid
 
 from locust import FastHttpUser, constant, constant_throughput, task
 
-import loadtests.timeline  # noqa: F401  (registers the per-second timeline when SDLAB_TIMELINE is set)
 from loadtests.shop.seed import load_seed
 
 RATE = float(os.environ.get("SDLAB_RATE", "0") or 0)

@@ -1,4 +1,4 @@
-"""The shop's plug into the lab's engine (see :mod:`services.lab.plugin`)."""
+"""The shop's plug into the lab's engine (see :mod:`services.lab.contract`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from loadtests.shop.commands import COMMANDS, FAULT_ACTIONS
 from loadtests.shop.experiments import EXPERIMENTS
 from loadtests.shop.gauges import gauges
 from loadtests.shop.seed import seed
+from services.lab.contract import Design, DesignPlugin, RunContext, Verification, completed
 from services.lab.errors import LabCommandError
-from services.lab.plugin import RunContext, Verification, completed
 
 HERE = Path(__file__).resolve().parent
 CHECKOUT = "/api/v1/checkout"
@@ -40,8 +40,17 @@ def flash_stock(spec) -> int:
     return max(1, round(share * spec.rate * spec.duration_s))
 
 
-class ShopPlugin:
-    name = "shop"
+class ShopPlugin(DesignPlugin):
+    design = Design(
+        name="shop",
+        app="shop.main:create_app",
+        env_prefix="SHOP_",
+        needs=("redis", "postgres", "kafka"),
+        migrate_module="shop.migrate",
+        workers=(("worker", "shop.consumers:create_app"), ("fulfillment", "shop.fulfillment:create_fulfillment")),
+        services=(("payments", "shop.payments.main:create_app"),),
+        port=8082,
+    )
     locustfile = HERE / "locustfile.py"
     k6_script = HERE / "load.k6.js"
     open_loop = "k6"

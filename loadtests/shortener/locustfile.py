@@ -3,8 +3,8 @@
     SDLAB_SEED_FILE=results/seed.json locust -f loadtests/shortener/locustfile.py --host http://127.0.0.1:8080
 
 Environment: SDLAB_SEED_FILE (required), SDLAB_ZIPF_S, SDLAB_READ_WEIGHT, SDLAB_WRITE_WEIGHT,
-SDLAB_RATE, SDLAB_USERS, SDLAB_ACK_LOG, SDLAB_SHAPE (plus the shape's SDLAB_SPAWN_RATE and
-SDLAB_DURATION_S).
+SDLAB_RATE, SDLAB_USERS, SDLAB_ACK_LOG. The engine's Locust driver adds its per-second timeline and
+the run's load shape (services/lab/generators/locust_timeline.py, locust_shape.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import uuid
 
 from locust import FastHttpUser, constant, constant_throughput
 
-import loadtests.timeline  # noqa: F401  (registers the per-second timeline when SDLAB_TIMELINE is set)
-from loadtests import shapes
 from loadtests.shortener.seed import load_seed, random_client_address
 
 ZIPF_S = float(os.environ.get("SDLAB_ZIPF_S", "1.1"))
@@ -27,13 +25,6 @@ READ_WEIGHT = int(os.environ.get("SDLAB_READ_WEIGHT", "10"))
 WRITE_WEIGHT = int(os.environ.get("SDLAB_WRITE_WEIGHT", "1"))
 RATE = float(os.environ.get("SDLAB_RATE", "0") or 0)
 USERS = int(os.environ.get("SDLAB_USERS", "50"))
-
-SHAPE = os.environ.get("SDLAB_SHAPE", "").strip()
-if SHAPE:
-    if SHAPE not in shapes.SHAPES:
-        raise ValueError(f"SDLAB_SHAPE={SHAPE!r} is not one of {', '.join(shapes.SHAPES)}")
-    # Locust runs every LoadTestShape subclass found in this namespace: expose the chosen one only.
-    LoadShape = type("LoadShape", (shapes.SHAPES[SHAPE],), {})
 
 _codes: list[str] = []
 _cumulative: list[float] = []

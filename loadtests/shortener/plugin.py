@@ -1,4 +1,4 @@
-"""The shortener's plug into the lab's engine (see :mod:`services.lab.plugin`)."""
+"""The shortener's plug into the lab's engine (see :mod:`services.lab.contract`)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,21 @@ from loadtests.shortener.bench import bench
 from loadtests.shortener.experiments import EXPERIMENTS
 from loadtests.shortener.gauges import gauges
 from loadtests.shortener.seed import link_store_url, seed_direct, warm
-from services.lab.plugin import Check, RunContext, Verification, completed
+from services.lab.contract import Check, Design, DesignPlugin, RunContext, Verification, completed
 
 HERE = Path(__file__).resolve().parent
 
 
-class ShortenerPlugin:
-    name = "shortener"
+class ShortenerPlugin(DesignPlugin):
+    design = Design(
+        name="shortener",
+        app="shortener.main:create_app",
+        env_prefix="SHORTENER_",
+        needs=("redis", "postgres", "kafka"),
+        migrate_module="shortener.migrate",
+        workers=(("analytics", "shortener.consumers:create_app"),),
+        port=8080,
+    )
     locustfile = HERE / "locustfile.py"
     k6_script = HERE / "load.k6.js"
     open_loop = "k6"

@@ -25,9 +25,9 @@ import psutil
 
 from services.lab import procs
 from services.lab.config import REPO_ROOT, LabSettings
+from services.lab.contract import BenchOptions
 from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
-from services.lab.plugin import BenchOptions
 from services.lab.stack import uvicorn_cmd
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -44,7 +44,10 @@ class BenchFigure:
 
 def run_bench(settings: LabSettings, design: str, *, duration_s: int = 10, connections: int = 64,
               say: Callable[[str], None] = print) -> tuple[Path, dict]:
-    return plugin_for(design).bench(settings, BenchOptions(duration_s, connections), say)
+    plugin = plugin_for(design)
+    if plugin.bench is None:
+        raise LabCommandError(f"design {design!r} has no benchmark")
+    return plugin.bench(settings, BenchOptions(duration_s, connections), say)
 
 
 def have_wrk() -> bool:

@@ -1,4 +1,4 @@
-"""A generator's side of the checkpoints (see :mod:`services.lab.script_driver`); imports nothing
+"""A generator's side of the checkpoints (see :mod:`services.lab.generators.script_driver`); imports nothing
 of the engine, so that a generator process loads only this."""
 
 from __future__ import annotations

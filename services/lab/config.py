@@ -5,18 +5,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, create_model, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from services.lab.designs import DESIGNS
+from services.lab.contract import Design
 from services.settings import split_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPO_ROOT / "deploy"
 
 
-class _LabSettings(BaseSettings):
+class DesignDiscovery(BaseSettings):
+    """Designs to load besides the installed ones (:mod:`services.lab.designs`)."""
+
     model_config = SettingsConfigDict(env_prefix="SDLAB_", extra="ignore")
+
+    design_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("design_modules", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return split_csv(value) if value is not None else []
+
+
+class DesignSettings(BaseSettings):
+    """One design's knobs, read from ``SDLAB_<DESIGN>_PORT``, ``SDLAB_<DESIGN>_INSTANCES`` and
+    ``SDLAB_<DESIGN>_WORKERS`` (copies of each background worker); unset, the design's own defaults."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    port: int | None = Field(None, ge=1, le=65535)  # its load balancer's public port
+    instances: int | None = Field(None, ge=1, le=16)
+    workers: int = Field(1, ge=1, le=8)
+
+
+class LabSettings(BaseSettings):
+    # ``<design>_port``, ``<design>_instances``, ``<design>_workers`` given here (``--instances``, an
+    # experiment's variant) are kept as extras and win over the environment (:meth:`design_settings`).
+    model_config = SettingsConfigDict(env_prefix="SDLAB_", extra="allow")
 
     home: Path = Path(".lab")
     host: str = "127.0.0.1"
@@ -54,26 +80,19 @@ class _LabSettings(BaseSettings):
     def state_dir(self) -> Path:
         return self.home.resolve()
 
-    def design_port(self, design: str) -> int:
-        return int(getattr(self, f"{design}_port"))
+    def design_settings(self, design: Design) -> DesignSettings:
+        """The design's knobs: given to this object first, then the environment, then its declaration."""
+        prefix = f"{design.name}_"
+        given = {k.removeprefix(prefix): v for k, v in (self.model_extra or {}).items() if k.startswith(prefix)}
+        found = DesignSettings(_env_prefix=f"SDLAB_{design.name.upper()}_", **given)
+        return found.model_copy(update={"port": found.port or design.port,
+                                        "instances": found.instances or design.instances})
 
-    def design_instances(self, design: str) -> int:
-        return int(getattr(self, f"{design}_instances"))
+    def design_port(self, design: Design) -> int:
+        return int(self.design_settings(design).port)
 
-    def design_workers(self, design: str) -> int:
-        return int(getattr(self, f"{design}_workers"))
+    def design_instances(self, design: Design) -> int:
+        return int(self.design_settings(design).instances)
 
-
-def _design_fields() -> dict:
-    """``<design>_port`` (its load balancer's public port), ``<design>_instances`` and
-    ``<design>_workers`` (copies of each background worker) for every design of the registry, read
-    from ``SDLAB_<DESIGN>_PORT``, ``SDLAB_<DESIGN>_INSTANCES`` and ``SDLAB_<DESIGN>_WORKERS``."""
-    fields: dict = {}
-    for design in DESIGNS.values():
-        fields[f"{design.name}_port"] = (int, Field(design.port, ge=1, le=65535))
-        fields[f"{design.name}_instances"] = (int, Field(design.instances, ge=1, le=16))
-        fields[f"{design.name}_workers"] = (int, Field(1, ge=1, le=8))
-    return fields
-
-
-LabSettings = create_model("LabSettings", __base__=_LabSettings, __doc__=_LabSettings.__doc__, **_design_fields())
+    def design_workers(self, design: Design) -> int:
+        return self.design_settings(design).workers

@@ -1,93 +1,79 @@
-"""The designs the lab can run, and what each needs from the stack."""
+"""The designs the lab can run: discovered, never listed here.
+
+A design plugs in by naming its plugin (a :class:`~services.lab.contract.DesignPlugin` instance) as an
+entry point of the group ``sdlab.designs`` (pyproject.toml), or, when it is not installed (a design
+that lives in the tests), by its module in ``SDLAB_DESIGN_MODULES`` (``module`` or ``module:attribute``,
+comma-separated; the attribute defaults to ``PLUGIN``). Designs are listed by public port.
+"""
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import cache
+from importlib import import_module
+from importlib.metadata import entry_points
 
-if TYPE_CHECKING:
-    from services.lab.plugin import DesignPlugin
+from services.lab.config import DesignDiscovery
+from services.lab.contract import Design, DesignPlugin
+from services.lab.errors import LabCommandError
 
-
-@dataclass(frozen=True)
-class Design:
-    name: str
-    app: str  # an importable ``module:create_app`` factory for uvicorn --factory
-    env_prefix: str
-    needs: tuple[str, ...]  # parts of the stack: "redis", "postgres", "kafka"
-    migrate_module: str | None = None  # run with ``python -m`` before the instances start
-    # Background processes (not behind the balancer), each (name, ``module:create_app``).
-    workers: tuple[tuple[str, str], ...] = ()
-    # Balanced servers besides the app, each (role, module) run as ``python -m module --host H --port P``
-    # with as many copies as the app has instances, behind the balancer as <DESIGN>_<ROLE>_UPSTREAMS.
-    # A module is used where an ASGI app would cost too much (WebSocket gateways).
-    servers: tuple[tuple[str, str], ...] = ()
-    # Internal HTTP services the design's processes call (one copy each, not behind the balancer),
-    # each (name, ``module:create_app``); their URL reaches every process as <PREFIX><NAME>_URL.
-    services: tuple[tuple[str, str], ...] = ()
-    # The load-test package's plugin (``module:attribute``), see :mod:`services.lab.plugin`.
-    plugin: str | None = None
-    port: int = 8080  # the public port (the load balancer's), unless SDLAB_<DESIGN>_PORT says otherwise
-    instances: int = 2  # app instances behind the balancer, unless SDLAB_<DESIGN>_INSTANCES says otherwise
+GROUP = "sdlab.designs"
 
 
-DESIGNS: dict[str, Design] = {
-    "shortener": Design(
-        name="shortener",
-        app="shortener.main:create_app",
-        env_prefix="SHORTENER_",
-        needs=("redis", "postgres", "kafka"),
-        migrate_module="shortener.migrate",
-        workers=(("analytics", "shortener.consumers:create_app"),),
-        plugin="loadtests.shortener.plugin:PLUGIN",
-        port=8080,
-    ),
-    "messaging": Design(
-        name="messaging",
-        app="messaging.main:create_app",
-        env_prefix="MESSAGING_",
-        needs=("redis", "postgres", "kafka"),
-        migrate_module="messaging.migrate",
-        workers=(("fanout", "messaging.consumers:create_app"),),
-        servers=(("gateway", "messaging.gateway"),),
-        plugin="loadtests.messaging.plugin:PLUGIN",
-        port=8081,
-    ),
-    "shop": Design(
-        name="shop",
-        app="shop.main:create_app",
-        env_prefix="SHOP_",
-        needs=("redis", "postgres", "kafka"),
-        migrate_module="shop.migrate",
-        workers=(("worker", "shop.consumers:create_app"), ("fulfillment", "shop.fulfillment:create_fulfillment")),
-        services=(("payments", "shop.payments.main:create_app"),),
-        plugin="loadtests.shop.plugin:PLUGIN",
-        port=8082,
-    ),
-}
+def plugins() -> dict[str, DesignPlugin]:
+    """Every design's plugin by name, in the order of their public ports."""
+    return _discover(tuple(DesignDiscovery().design_modules))
 
 
-def plugin_for(name: str) -> "DesignPlugin":
-    """The design's load-test plugin; a design without one is a one-line error upstream."""
-    from services.lab.errors import LabCommandError
+def names() -> list[str]:
+    """Every design's name, in alphabetical order, without loading an installed plugin (an entry point is
+    named after its design): the command line asks this on every command."""
+    extra = tuple(DesignDiscovery().design_modules)
+    return sorted({entry.name for entry in entry_points(group=GROUP)} | {_load(t).name for t in _unregistered(extra)})
 
-    design = resolve([name])[0]
-    if design.plugin is None:
-        raise LabCommandError(f"design {name!r} has no load tests yet")
-    module, _, attr = design.plugin.partition(":")
-    return getattr(importlib.import_module(module), attr)
+
+def _unregistered(modules: tuple[str, ...]) -> list[str]:
+    """``module:attribute`` of each plugin named in SDLAB_DESIGN_MODULES."""
+    return [m if ":" in m else f"{m}:PLUGIN" for m in modules]
+
+
+def _targets(extra_modules: tuple[str, ...]) -> list[tuple[str | None, str]]:
+    """(the name it is registered under, or None; ``module:attribute``) of every plugin."""
+    found: list[tuple[str | None, str]] = [(entry.name, entry.value) for entry in entry_points(group=GROUP)]
+    return found + [(None, target) for target in _unregistered(extra_modules)]
+
+
+@cache
+def _load(target: str) -> DesignPlugin:
+    module, _, attribute = target.partition(":")
+    plugin = getattr(import_module(module), attribute)
+    if not isinstance(plugin, DesignPlugin):
+        raise LabCommandError(f"{target} is not a DesignPlugin (see services/lab/contract.py)")
+    return plugin
+
+
+@cache
+def _discover(extra_modules: tuple[str, ...]) -> dict[str, DesignPlugin]:
+    found: dict[str, DesignPlugin] = {}
+    for registered, target in _targets(extra_modules):
+        plugin = _load(target)
+        if registered is not None and registered != plugin.name:
+            raise LabCommandError(f"the entry point {registered!r} ({target}) is a plugin of {plugin.name!r}")
+        if found.get(plugin.name, plugin) is not plugin:
+            raise LabCommandError(f"two plugins call themselves {plugin.name!r}: {target} and another")
+        found[plugin.name] = plugin
+    return dict(sorted(found.items(), key=lambda item: (item[1].design.port, item[0])))
+
+
+def plugin_for(name: str) -> DesignPlugin:
+    """The design's plugin; an unknown name is a one-line error upstream."""
+    found = plugins()
+    if name not in found:
+        raise LabCommandError(f"unknown design {name!r}; choose from: {', '.join(found)}")
+    return found[name]
 
 
 def resolve(names: list[str]) -> list[Design]:
     """The designs named, or all of them; an unknown name is a one-line error upstream."""
-    from services.lab.errors import LabCommandError
-
     if not names:
-        return list(DESIGNS.values())
-    unknown = [n for n in names if n not in DESIGNS]
-    if unknown:
-        raise LabCommandError(
-            f"unknown design {unknown[0]!r}; choose from: {', '.join(DESIGNS)}"
-        )
-    return [DESIGNS[n] for n in dict.fromkeys(names)]
+        return [plugin.design for plugin in plugins().values()]
+    return [plugin_for(name).design for name in dict.fromkeys(names)]

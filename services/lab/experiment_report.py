@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from services.lab import report
-from services.lab.load import CLOSED_LOOP_NOTE, OPEN_LOOP_NOTE, generator_label
+from services.lab.experiment import Experiment, Outcome, VariantResult
 from services.lab.machine import invoked_command, machine_spec
-
-if TYPE_CHECKING:
-    from services.lab.experiment import Experiment, Outcome, VariantResult
+from services.lab.run_summary import CLOSED_LOOP_NOTE, OPEN_LOOP_NOTE, generator_label
 
 
-def _charts(exp: "Experiment", out: Path, results: dict[str, "VariantResult"]) -> list[Path]:
+def _charts(exp: Experiment, out: Path, results: dict[str, VariantResult]) -> list[Path]:
     charts = list(exp.charts(out, results)) if exp.charts else []
     faulted = any(r.summary.get("fault_windows") for r in results.values())
     if faulted:
@@ -39,7 +36,7 @@ def _cost(summary: dict, key: str) -> str:
     return "-" if value is None else f"{value:,.2f} ({cost['op']})"
 
 
-def _loop_label(results: dict[str, "VariantResult"]) -> str:
+def _loop_label(results: dict[str, VariantResult]) -> str:
     loops = {r.summary.get("loop", "closed") for r in results.values()}
     return "open loop" if loops == {"open"} else "closed loop" if loops == {"closed"} else "mixed generators"
 
@@ -54,7 +51,7 @@ def _load_line(first: dict) -> str:
     return f"- Load per variant: {generator_label(first)}, {first['offered']}, {first['duration_s']} s, {details}"
 
 
-def write_report(exp: "Experiment", out: Path, results: dict[str, "VariantResult"], outcome: "Outcome") -> dict:
+def write_report(exp: Experiment, out: Path, results: dict[str, VariantResult], outcome: Outcome) -> dict:
     charts = _charts(exp, out, results)
     first = next(iter(results.values())).summary
     summary = {

@@ -2,7 +2,7 @@
 
 Three generators, one output: Locust (closed loop, simulated users: user behaviour), k6 (open
 loop at an arrival rate: the latencies to quote), or a design's own open-loop generator where k6
-drives its protocol poorly (:mod:`services.lab.script_driver`). Either way the run writes
+drives its protocol poorly (:mod:`services.lab.generators.script_driver`). Either way the run writes
 ``results/<timestamp>-<name>/`` with a per-second timeline (``timeline.jsonl``, with the CPU and memory of
 every component and of the load generator), a scrape of every service's ``/metrics`` before and
 after, the generator's own output, and ``summary.json`` with the same fields.
@@ -14,74 +14,27 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import psutil
 
 from services.lab import metrics_scrape
+from services.lab.backends.base import Backend
+from services.lab.backends.selection import select_backend
 from services.lab.config import REPO_ROOT, LabSettings
+from services.lab.contract import DesignPlugin, LoadResult, LoadSpec, RunContext, Verification
 from services.lab.cost import CostMeter, cost_per_op
 from services.lab.cpu import CpuSampler
 from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
-from services.lab.faults import FaultRunner, FaultStep, parse_schedule, windows
-from services.lab.k6_driver import K6Driver, rate_stages
-from services.lab.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
-from services.lab.machine import invoked_command, machine_spec
-from services.lab.plugin import RunContext, Verification
-from services.lab.script_driver import ScriptDriver
-from services.lab.state import load_state
-from services.lab.supervisor import require_state
+from services.lab.faults import FaultRunner, FaultStep, parse_schedule
+from services.lab.generators.k6_driver import K6Driver, rate_stages
+from services.lab.generators.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
+from services.lab.generators.script_driver import ScriptDriver
+from services.lab.run_summary import fill, progress_line, summarize
 
 GENERATORS = ("locust", "k6", "script")
-CLOSED_LOOP_NOTE = ("Locust is closed-loop: a user waits for each answer, so a slow server lowers the load it gets "
-                    "(coordinated omission), and at low rates Locust's own scheduling dominates its latencies. "
-                    "Quote latencies from open-loop (k6) runs.")
-OPEN_LOOP_NOTE = ("The load ran open-loop: requests started on schedule whether or not earlier ones had finished; "
-                  "those the generator could not start are counted as dropped.")
-GENERATOR_LABELS = {"k6": "k6, open loop", "locust": "Locust, closed loop",
-                    "script": "the design's own generator, open loop"}
-
-
-def generator_label(summary: dict) -> str:
-    return GENERATOR_LABELS.get(summary.get("generator", ""), str(summary.get("generator")))
-
-
-@dataclass
-class LoadSpec:
-    design: str
-    name: str = "load"
-    # "locust": closed loop, ``users`` simulated users; "k6" or "script" (the design's own
-    # generator): open loop at ``rate``.
-    generator: str = "locust"
-    users: int = 50
-    rate: float | None = None  # requests/s to offer; Locust: paced users (None: as fast as answers come)
-    duration_s: float = 30.0
-    shape: str | None = None
-    read_weight: int = 10
-    write_weight: int = 1
-    zipf_s: float = 1.1  # popularity skew of the seeded items
-    seed_count: int = 2000  # items the design's seeder creates before the run
-    faults: str = ""
-    warm: bool = False  # read every seeded item once before the load (so every one is warm)
-    # Open loop: the most requests in flight; past it k6 drops iterations (counted) instead of
-    # queueing them, which bounds a run offered more than the service can take. None: ~rate.
-    max_vus: int | None = None
-    # Design-specific knobs (group sizes, who stops reading, ...), passed to the seeder and to
-    # the generators as SDLAB_OPT_<KEY>; the engine does not read them.
-    options: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def open_loop(self) -> bool:
-        return self.generator != "locust"
-
-
-@dataclass
-class LoadResult:
-    out_dir: Path
-    summary: dict
-    timeline: list[dict] = field(default_factory=list)
 
 
 def results_dir(name: str, root: Path) -> Path:
@@ -90,7 +43,7 @@ def results_dir(name: str, root: Path) -> Path:
     return out
 
 
-def _seed(plugin, ctx: RunContext, spec: LoadSpec, previous: Path | None) -> Path:
+def _seed(plugin: DesignPlugin, ctx: RunContext, spec: LoadSpec, previous: Path | None) -> Path:
     started = time.monotonic()
     record = plugin.seed(ctx, spec, json.loads(previous.read_text()) if previous else None)
     if previous is None:
@@ -112,14 +65,16 @@ def check_spec(spec: LoadSpec) -> None:
         raise LabCommandError(f"unknown closed-loop shape {spec.shape!r}; choose from: {', '.join(LOCUST_SHAPES)}")
 
 
-def _driver(plugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], bind: str):
+def _driver(plugin: DesignPlugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], bind: str):
     if spec.generator == "k6":
+        if plugin.k6_script is None:
+            raise LabCommandError(f"design {spec.design!r} has no k6 script; run it closed-loop (Locust)")
         if spec.max_vus:
             env = {**env, "SDLAB_MAX_VUS": str(spec.max_vus)}
         return K6Driver(plugin.k6_script, host, out, env, rate=spec.rate or 0, duration_s=spec.duration_s,
                         shape=spec.shape, bind=bind)
     if spec.generator == "script":
-        if not getattr(plugin, "script_module", None):
+        if plugin.script_module is None:
             raise LabCommandError(f"design {spec.design!r} has no open-loop generator of its own; use k6")
         return ScriptDriver(plugin.script_module, host, out, env, rate=spec.rate or 0, duration_s=spec.duration_s,
                             shape=spec.shape)
@@ -127,27 +82,6 @@ def _driver(plugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], b
         return LocustDriver(plugin.locustfile, host, out, env, users=spec.users, rate=spec.rate,
                             duration_s=spec.duration_s, shape=spec.shape)
     raise AssertionError(spec.generator)  # check_spec refused it
-
-
-def progress_line(t: float, seconds: list[dict], cpu: dict[str, float]) -> str:
-    last = seconds[-1] if seconds else {}
-    reqs, fails = last.get("requests", 0), last.get("failures", 0)
-    fail_pct = 100.0 * fails / reqs if reqs else 0.0
-    p50, p99 = last.get("p50_ms"), last.get("p99_ms")
-    lat = f"p50 {p50:6.1f}ms p99 {p99:7.1f}ms" if p50 is not None else "p50      - p99       -"
-    dropped = f"  dropped {last['dropped']:4d}" if last.get("dropped") else ""
-    return (f"[{t:5.0f}s] users {last.get('users') or 0:4d}  rps {reqs:6d}  {lat}  fail {fail_pct:5.1f}%{dropped}  "
-            f"generator cpu {cpu.get('load-generator', 0):3.0f}%")
-
-
-def fill(seconds: list[dict], duration_s: float) -> list[dict]:
-    """One row per second from the start, zero where nothing completed (a hang shows as a gap)."""
-    by_t = {s["t"]: s for s in seconds}
-    rows = []
-    for i in range(int(duration_s)):  # the last, partial second would read as a drop
-        row = by_t.get(i, {"requests": 0, "failures": 0, "p50_ms": None, "p99_ms": None, "users": None, "by_name": {}})
-        rows.append({**row, "t": i})
-    return rows
 
 
 TAIL_S = 1.0  # after the generator ends, the stack's trailing work still counts
@@ -171,14 +105,17 @@ def run_load(
     apply_fault: Callable[[FaultStep], str] | None = None,
     out: Path | None = None,
     seed_file: Path | None = None,
+    backend: Backend | None = None,
 ) -> LoadResult:
-    """Seed, load, sample, summarize. ``seed_file``: the seed of the run before on the same stack, reused."""
-    state = require_state(settings)
+    """Seed, load, sample, summarize. ``seed_file``: the seed of the run before on the same stack, reused;
+    ``backend``: the one the command picked (else picked here)."""
+    backend = backend or select_backend(settings)
+    state = backend.state()
     if spec.design not in state.designs:
         raise LabCommandError(f"design {spec.design!r} is not running; start it with `sdlab up {spec.design}`")
     plugin = plugin_for(spec.design)
     check_spec(spec)
-    design_actions = getattr(plugin, "fault_actions", {})
+    design_actions = plugin.fault_actions
     steps = parse_schedule(spec.faults, spec.duration_s, design_actions) if spec.faults else []
     out = out or results_dir(spec.name, settings.results)
     out.mkdir(parents=True, exist_ok=True)
@@ -202,18 +139,10 @@ def run_load(
     runner = None
     if steps:
         if apply_fault is None:
-            from services.lab.chaos import local_chaos
-            from services.lab.compose import recorded
-            from services.lab.compose_stack import chaos as compose_chaos
-
-            deployment = recorded(settings)
-
             def apply_fault(step: FaultStep) -> str:
                 if step.action in design_actions:  # the design's own (its argument in place of a component)
                     return design_actions[step.action](ctx, step.component)
-                if deployment is not None:
-                    return compose_chaos(deployment, step.action, step.component)
-                return local_chaos(settings, step.action, step.component, argument=step.argument)
+                return backend.chaos(step.action, step.component, argument=step.argument)
 
         runner = FaultRunner(steps, apply_fault, on_event=say)
         runner.start(t0)
@@ -232,12 +161,8 @@ def run_load(
                 if name is not None:
                     marks[name] = meter.read()
                     driver.release(name)
-            if not state.marker.startswith("compose:"):
-                now_state = load_state(settings.state_dir)
-                sampler.refresh(now_state)
-                meter.refresh(now_state)
-            elif len(cpu_rows) % 5 == 4:  # containers a fault restarted: asking the engine costs ~0.1 s
-                now_state = require_state(settings)
+            if len(cpu_rows) % backend.refresh_every_s == backend.refresh_every_s - 1:
+                now_state = backend.find_state()  # components a fault restarted have new pids
                 sampler.refresh(now_state)
                 meter.refresh(now_state)
             cpu = sampler.sample()
@@ -264,8 +189,7 @@ def run_load(
     elapsed = time.monotonic() - t0
     # The work a run leaves behind (an outbox relayed, a consumer's last batch) is its cost too.
     time.sleep(TAIL_S)
-    if not state.marker.startswith("compose:"):
-        meter.refresh(load_state(settings.state_dir) or state)
+    meter.refresh(backend.find_state() or state)
     run_end = meter.read()
     after = metrics_scrape.scrape(state, spec.design, out / "metrics", "after")
     timeline = fill(seconds, elapsed)
@@ -286,9 +210,10 @@ def run_load(
     return LoadResult(out, summary, timeline)
 
 
-def verify(settings: LabSettings, result: LoadResult, *, say: Callable[[str], None] = print) -> Verification:
+def verify(settings: LabSettings, result: LoadResult, *, say: Callable[[str], None] = print,
+           backend: Backend | None = None) -> Verification:
     """The design's checks after a run (lost acknowledged writes, invariants), kept in the summary."""
-    state = require_state(settings)
+    state = (backend or select_backend(settings)).state()
     design = result.summary["spec"]["design"]
     ctx = RunContext(settings, state, design, result.out_dir, say)
     verification = plugin_for(design).verify(ctx, result)
@@ -298,45 +223,3 @@ def verify(settings: LabSettings, result: LoadResult, *, say: Callable[[str], No
     for check in verification.checks:
         say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))
     return verification
-
-
-def summarize(spec: LoadSpec, driver, timeline: list[dict], seconds: list[dict], elapsed: float,
-              before, after, runner) -> dict:
-    totals = driver.totals(seconds)
-    total = totals["total"]
-    gen_cpu = [r["cpu"].get("load-generator", 0) for r in timeline if r.get("cpu")]
-    # k6 reports its own rate over the scenario; Locust's run time is the wall time of the process.
-    achieved = total.get("rps") if spec.open_loop else (total["requests"] / elapsed if elapsed else 0)
-    summary = {
-        "name": spec.name,
-        "spec": asdict(spec),
-        "machine": machine_spec(),
-        "command": invoked_command(),
-        "generator": driver.kind,
-        "loop": "open" if spec.open_loop else "closed",
-        "latency_note": OPEN_LOOP_NOTE if spec.open_loop else CLOSED_LOOP_NOTE,
-        "duration_s": round(elapsed, 1),
-        "offered": driver.offered,
-        "offered_rps": spec.rate,
-        "achieved_rps": round(achieved or 0, 1),
-        "generator_cpu_avg": round(sum(gen_cpu) / len(gen_cpu), 1) if gen_cpu else None,
-        "generator_cpu_max": max(gen_cpu) if gen_cpu else None,
-        "requests": total.get("requests", 0),
-        "failures": total.get("failures", 0),
-        "p50_ms": total.get("p50_ms"),
-        "p95_ms": total.get("p95_ms"),
-        "p99_ms": total.get("p99_ms"),
-        "endpoints": totals["endpoints"],
-        "server": metrics_scrape.delta(before, after),
-        "instances_scraped": sorted(after),
-    }
-    if spec.open_loop:
-        summary["dropped_iterations"] = totals.get("dropped_iterations", 0)
-        summary["vus_max"] = totals.get("vus_max")
-        if totals.get("timeline_error"):
-            summary["timeline_error"] = totals["timeline_error"]
-    if runner is not None:
-        summary["faults"] = [{"at_s": round(t, 1), "action": s.action, "component": s.component} for t, s in runner.log]
-        summary["fault_windows"] = [asdict(w) for w in windows(runner.log)]
-        summary["fault_errors"] = runner.errors
-    return summary

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from services.lab import binaries
+from services.lab.contract import Design
 from services.lab.errors import LabCommandError
 from services.lab.procs import as_user
 from services.lab.stack import Component, caddy_site_file
@@ -70,13 +71,13 @@ def prepare_postgres(component: Component) -> None:
         raise LabCommandError(f"initdb failed for {component.name}: {tail[0]}")
 
 
-def prepare_caddy(home: Path, designs: list[str]) -> None:
+def prepare_caddy(home: Path, designs: list[Design]) -> None:
     sites = home / "caddy" / "sites"
     sites.mkdir(parents=True, exist_ok=True)
     for old in sites.glob("*.caddy"):
         old.unlink()
     for design in designs:
-        (sites / f"{design}.caddy").symlink_to(caddy_site_file(design))
+        (sites / f"{design.name}.caddy").symlink_to(caddy_site_file(design))
 
 
 def prepare(component: Component, home: Path) -> None:

@@ -9,9 +9,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from services.lab import load  # noqa: E402
 from services.lab.analysis import fmt  # noqa: E402
 from services.lab.cost import cost_lines  # noqa: E402
+from services.lab.run_summary import generator_label  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
@@ -119,7 +119,7 @@ def machine_lines(summary: dict) -> list[str]:
 def load_report(summary: dict, out: Path, chart: Path) -> Path:
     spec = summary["spec"]
     open_loop = summary.get("loop") == "open"
-    generator = load.generator_label(summary)
+    generator = generator_label(summary)
     dropped = f" | {summary.get('dropped_iterations', 0)}" if open_loop else ""
     lines = [
         f"# Load run: {summary['name']}",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from services.lab import binaries
 from services.lab.config import DEPLOY_DIR, LabSettings
+from services.lab.contract import Design
 from services.lab.cost import PG_SETTINGS
-from services.lab.designs import Design
 
 # Health paths every app instance serves (the kit's app factory adds them).
 LIVENESS_PATH = "/healthz"
@@ -174,7 +174,7 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
     next_port = settings.app_port
     for design in designs:
         prefix = design.env_prefix
-        public_port = settings.design_port(design.name)
+        public_port = settings.design_port(design)
         env = {
             f"{prefix}PUBLIC_URL": f"http://{host}:{public_port}",
             f"{prefix}LOG_FORMAT": "json",
@@ -188,7 +188,7 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
         if "kafka" in design.needs:
             env[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] = kafka
         design_env[design.name] = env
-        instances = range(1, settings.design_instances(design.name) + 1)
+        instances = range(1, settings.design_instances(design) + 1)
         upper = design.name.upper()
         # (name, command builder, the Caddy variable listing it, or None for a worker or a service)
         processes = []
@@ -200,7 +200,7 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
             processes += [(f"{design.name}-{role}-{i}", partial(module_cmd, module), f"{upper}_{role.upper()}_UPSTREAMS")
                           for i in instances]
         processes += [(f"{design.name}-{worker}-{i}", partial(uvicorn_cmd, app), None) for worker, app in design.workers
-                      for i in range(1, settings.design_workers(design.name) + 1)]
+                      for i in range(1, settings.design_workers(design) + 1)]
         upstreams: dict[str, list[str]] = {}
         for name, command, upstream_var in processes:
             port = next_port
@@ -224,7 +224,7 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
 
     balancer = None
     if designs:
-        first_port = settings.design_port(designs[0].name)
+        first_port = settings.design_port(designs[0])
         balancer = Component(
             name="caddy",
             kind="caddy",
@@ -263,5 +263,6 @@ def postgres_component(settings: LabSettings, shard: int) -> Component:
     )
 
 
-def caddy_site_file(design: str) -> Path:
-    return DEPLOY_DIR / "caddy" / f"{design}.caddy"
+def caddy_site_file(design: Design) -> Path:
+    """The design's site in the load balancer: its own file, or ``deploy/caddy/<design>.caddy``."""
+    return design.caddy_site or DEPLOY_DIR / "caddy" / f"{design.name}.caddy"

@@ -38,6 +38,18 @@ class RunningComponent:
 
 
 @dataclass
+class ComponentStatus:
+    """A component as ``status`` found it."""
+
+    name: str
+    kind: str
+    pid: int | None
+    address: str
+    state: str  # ready | degraded | unready | paused | down | external | external-down
+    detail: str = ""
+
+
+@dataclass
 class LabState:
     home: Path
     marker: str

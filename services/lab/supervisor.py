@@ -1,4 +1,4 @@
-"""Start, watch and stop the stack: ``up``, ``down``, ``status``, and the process side of chaos."""
+"""The local backend's supervisor: start, watch and stop the stack's processes (``up``, ``down``, ``status``)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,18 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from pathlib import Path
 
-from services.lab import compose, procs, throttle
+from services.lab import procs, throttle
 from services.lab.config import REPO_ROOT, LabSettings
-from services.lab.designs import Design, resolve
+from services.lab.contract import Design
+from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
 from services.lab.prepare import prepare, prepare_caddy
 from services.lab.probes import external_probe, try_probe
+from services.lab.progress import EventSink, quiet
 from services.lab.stack import Component, StackPlan, plan_stack, postgres_component
-from services.lab.state import LabState, RunningComponent, exclusive, load_state
-
-# Called as on_event(component, event, detail): "starting", "ready", "waiting", "stopped".
-EventSink = Callable[[str, str, str], None]
-
-
-def quiet(_: str, __: str, ___: str) -> None:
-    return None
-
+from services.lab.state import ComponentStatus, LabState, RunningComponent, exclusive, load_state
 
 def _port_setting(component: Component) -> str:
     return {
@@ -126,9 +120,6 @@ def up(
     """Start the stack and return once every component is ready (like ``docker compose up -d``)."""
     designs = resolve(design_names)
     home = settings.state_dir
-    if compose.recorded(settings) is not None:
-        raise LabCommandError(f"a compose deployment is recorded in {home} (it holds the ports); "
-                              "take it down with `sdlab down` first")
     with exclusive(home):
         existing = load_state(home)
         plan = plan_stack(settings, designs, app_env)
@@ -141,7 +132,7 @@ def up(
                 "run `sdlab down` first"
             )
         procs.kill_marked(str(home))  # leftovers of a crashed run that never wrote its state
-        ports = {d.name: settings.design_port(d.name) for d in designs}
+        ports = {d.name: settings.design_port(d) for d in designs}
         _check_ports_free(plan, ports, settings.host)
         state = LabState(home=home, marker=str(home), designs=[d.name for d in designs], ports=ports)
         state.external = [vars(e) for e in plan.external]
@@ -158,7 +149,7 @@ def up(
             if plan.balancer is not None:
                 # Started last: connections refused by instances still starting would count as
                 # passive failures and keep them out of the pool for fail_duration.
-                prepare_caddy(home, state.designs)
+                prepare_caddy(home, designs)
                 balancer = start_component(state, plan.balancer, on_event)
                 asyncio.run(wait_ready([balancer], settings.ready_timeout_s, on_event))
         except BaseException:
@@ -172,9 +163,6 @@ def add_postgres(settings: LabSettings, total: int, on_event: EventSink = quiet)
     server, then a readiness wait); returns every server's URL, in shard order. Servers are only
     ever added: moving a design's data onto them is the design's business (a command of its own)."""
     home = settings.state_dir
-    if compose.recorded(settings) is not None:
-        raise LabCommandError("adding PostgreSQL servers needs local mode: a compose deployment runs the "
-                              "servers its file lists")
     with exclusive(home):
         state = require_state(settings)
         present = sorted((c for c in state.components.values() if c.kind == "postgres"),
@@ -231,14 +219,9 @@ def down(settings: LabSettings, on_event: EventSink = quiet) -> list[str]:
         return _stop_all(state, on_event)
 
 
-@dataclass
-class ComponentStatus:
-    name: str
-    kind: str
-    pid: int | None
-    address: str
-    state: str  # ready | degraded | unready | paused | down | external | external-down
-    detail: str = ""
+def experiment_home(settings: LabSettings) -> Path:
+    """Where experiments run their stacks (on fresh data, beside the user's own lab)."""
+    return settings.state_dir / "experiment"
 
 
 def watched_state(settings: LabSettings) -> LabState:
@@ -246,17 +229,14 @@ def watched_state(settings: LabSettings) -> LabState:
     from it (experiments run their stacks in ``<home>/experiment``, on fresh data)."""
     state = load_state(settings.state_dir)
     if state is None:
-        state = load_state(settings.state_dir / "experiment")
+        state = load_state(experiment_home(settings))
     if state is None:
         return require_state(settings)
     return state
 
 
 def require_state(settings: LabSettings) -> LabState:
-    """The running lab: the compose deployment this home acts on (:func:`compose.active`), or local processes."""
-    deployment = compose.active(settings)
-    if deployment is not None:
-        return compose.lab_state(settings, deployment)[0]
+    """The lab's local processes, which must run."""
     state = load_state(settings.state_dir)
     if state is None:
         raise LabCommandError(f"the lab is not running (no state in {settings.state_dir}); start it with `sdlab up` "
@@ -283,11 +263,6 @@ async def _status_of_external(part: dict[str, str]) -> ComponentStatus:
 
 
 def status(settings: LabSettings) -> tuple[LabState, list[ComponentStatus]]:
-    deployment = compose.active(settings)
-    if deployment is not None:
-        from services.lab.compose_stack import status as compose_status
-
-        return compose_status(settings, deployment)
     state = watched_state(settings)
 
     async def gather() -> list[ComponentStatus]:

@@ -1,7 +1,7 @@
 """``sdlab top``: a live view of the running stack, refreshed every second.
 
-Per component: its state, CPU% and memory (RSS of its whole process tree; in compose mode, its
-container's figures from ``docker stats``). Per service
+Per component: its state, CPU% and memory, as its backend samples them (a local process's whole
+tree; a container's figures from ``docker stats``). Per service
 process: request rate, p50/p99 and error share from its own ``/metrics`` histograms. Then each
 design's own gauges, from its plugin. This is how a user watches the bottleneck move
 while ``sdlab load`` runs in another terminal.
@@ -15,14 +15,12 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import httpx
-import psutil
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from services.lab import procs, supervisor
-from services.lab.config import LabSettings
-from services.lab.designs import plugin_for, resolve
+from services.lab.backends.base import Backend, ResourceSampler
+from services.lab.designs import plugin_for
 from services.lab.metrics_window import MetricsWindow
 from services.lab.state import LabState
 from services.lab.ui import STATE_STYLE, console
@@ -56,42 +54,6 @@ class Frame:
     gauges: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
-class Usage:
-    """CPU% (since the previous call) and RSS of each component's process tree."""
-
-    def __init__(self) -> None:
-        self._known: dict[int, psutil.Process] = {}
-
-    def sample(self, state: LabState) -> dict[str, tuple[float, float]]:
-        out = {}
-        for name, c in state.components.items():
-            root = c.ref.process()
-            if root is None:
-                continue
-            cpu = rss = 0.0
-            for proc in procs.process_tree(root):
-                known = self._known.setdefault(proc.pid, proc)
-                try:
-                    cpu += known.cpu_percent(None)
-                    rss += known.memory_info().rss
-                except psutil.Error:
-                    continue  # it ended between the listing and the reading
-            out[name] = (round(cpu, 1), round(rss / 2**20, 1))
-        return out
-
-
-class ContainerUsage:
-    """Compose mode: CPU% and memory of each service's container, as the engine reports them."""
-
-    def __init__(self, deployment) -> None:
-        self._deployment = deployment
-
-    def sample(self, state: LabState) -> dict[str, tuple[float, float]]:
-        from services.lab.compose_stack import container_usage
-
-        return container_usage(self._deployment)
-
-
 async def _scrape(state: LabState) -> dict[str, str]:
     apps = [c for c in state.components.values() if c.kind == "app"]
     async with httpx.AsyncClient(timeout=1.0) as client:
@@ -106,8 +68,6 @@ async def _scrape(state: LabState) -> dict[str, str]:
 def _gauges(state: LabState, window: MetricsWindow) -> dict[str, list[tuple[str, str]]]:
     found = {}
     for design in state.designs:
-        if resolve([design])[0].plugin is None:
-            continue  # a design without a load-test package has no gauges to show yet
         names = {c.name for c in state.components.values() if c.design == design}
         own = MetricsWindow({k: v for k, v in window.before.items() if k in names},
                             {k: v for k, v in window.after.items() if k in names}, window.seconds)
@@ -115,11 +75,11 @@ def _gauges(state: LabState, window: MetricsWindow) -> dict[str, list[tuple[str,
     return found
 
 
-def frame(settings: LabSettings, usage: Usage | ContainerUsage, before: dict[str, str],
+def frame(backend: Backend, usage: ResourceSampler, before: dict[str, str],
           started: float) -> tuple[Frame, dict[str, str], float]:
     """A frame over the window since ``before`` was scraped at ``started``; returns it, the new scrape
     and when it was taken (the start of the next window)."""
-    state, statuses = supervisor.status(settings)
+    state, statuses = backend.status()
     after = asyncio.run(_scrape(state))
     scraped = time.monotonic()
     seconds = scraped - started
@@ -169,18 +129,15 @@ def render(f: Frame) -> Group:
     return Group(*tables)
 
 
-def run_top(settings: LabSettings, *, once: bool = False, as_json: bool = False, interval_s: float = 1.0) -> None:
-    from services.lab.compose import recorded
-
-    state = supervisor.watched_state(settings)  # first: it records a compose project it finds running
-    deployment = recorded(settings)
-    usage = Usage() if deployment is None else ContainerUsage(deployment)
+def run_top(backend: Backend, *, once: bool = False, as_json: bool = False, interval_s: float = 1.0) -> None:
+    state = backend.watched_state()
+    usage = backend.usage()
     usage.sample(state)  # CPU% counts from here
     before = asyncio.run(_scrape(state))
     started = time.monotonic()
     if once:
         time.sleep(interval_s)
-        f, _, _ = frame(settings, usage, before, started)
+        f, _, _ = frame(backend, usage, before, started)
         if as_json:
             console.file.write(json.dumps(asdict(f), indent=2) + "\n")
         else:
@@ -190,7 +147,7 @@ def run_top(settings: LabSettings, *, once: bool = False, as_json: bool = False,
         try:
             while True:
                 time.sleep(interval_s)
-                f, before, started = frame(settings, usage, before, started)
+                f, before, started = frame(backend, usage, before, started)
                 live.update(render(f))
         except KeyboardInterrupt:
             return

@@ -10,8 +10,8 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
-from services.lab.load import generator_label
-from services.lab.supervisor import ComponentStatus
+from services.lab.run_summary import generator_label
+from services.lab.state import ComponentStatus
 
 class _Console(Console):
     def on_broken_pipe(self) -> None:

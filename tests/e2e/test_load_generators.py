@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.support.lab import Lab
 
 
@@ -78,3 +80,16 @@ def test_open_loop_shapes_ramp_the_arrival_rate(lab: Lab, tmp_path):
     assert 0.8 * 120 <= summary["achieved_rps"] <= 1.1 * 120, summary["achieved_rps"]
     timeline = [json.loads(line) for line in (_run_folder(results) / "timeline.jsonl").read_text().splitlines()]
     assert timeline[-1]["requests"] > 2 * timeline[0]["requests"] > 0
+
+
+@pytest.mark.parametrize("design", ["shortener", "messaging", "shop"])
+def test_closed_loop_shapes_drive_every_design(lab: Lab, tmp_path, design):
+    """The engine's shape runs beside any design's locustfile: users follow the steps and the run ends on time."""
+    results = tmp_path / "results"
+    lab.run("load", design, "--users", "5", "--duration", "10", "--shape", "step", "--seed", "20",
+            env={"SDLAB_RESULTS": str(results)}, timeout=240)
+    run = _run_folder(results)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["generator"] == "locust" and summary["requests"] > 0 and summary["duration_s"] < 30, summary
+    users = [row["users"] for row in map(json.loads, (run / "timeline.jsonl").read_text().splitlines()) if row["users"]]
+    assert min(users) < max(users) == 5, users  # a step shape: a fifth of the users first, all of them last

@@ -44,7 +44,7 @@ def _start_dockerd() -> str | None:
 
 
 def _compose_cli() -> bool:
-    from services.lab.compose import cli
+    from services.lab.backends.compose_project import cli
     from services.lab.errors import LabCommandError
 
     try:

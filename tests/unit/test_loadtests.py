@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.curves import SHAPE_NAMES, users_at
 from services.lab.bench import parse_wrk, wrk_script, zipf_cdf
 from services.lab.errors import LabCommandError
 from services.lab.faults import FaultStep, parse_schedule, windows
+from services.lab.generators.curves import SHAPE_NAMES, users_at
 
 
 def test_shapes_over_a_run():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab import chaos, compose, compose_stack
+from services.lab.backends import compose_project as compose, compose_stack, toxiproxy
 from services.lab.errors import LabCommandError
 
 
@@ -24,22 +24,38 @@ def test_compose_verbs_map_to_docker_compose(monkeypatch):
 
 
 def test_toxics_are_toxiproxy_api_calls():
-    (latency,) = chaos.toxic_calls("redis", "latency", latency_ms=250, jitter_ms=20)
+    (latency,) = toxiproxy.toxic_calls("redis", "latency", latency_ms=250, jitter_ms=20)
     assert latency.path == "/proxies/redis/toxics"
     assert latency.body["type"] == "latency" and latency.body["attributes"] == {"latency": 250, "jitter": 20}
-    (bandwidth,) = chaos.toxic_calls("kafka", "bandwidth", rate_kbps=8)
+    (bandwidth,) = toxiproxy.toxic_calls("kafka", "bandwidth", rate_kbps=8)
     assert bandwidth.body["type"] == "bandwidth" and bandwidth.body["attributes"] == {"rate": 8}
-    (reset,) = chaos.toxic_calls("postgres-0", "reset")
+    (reset,) = toxiproxy.toxic_calls("postgres-0", "reset")
     assert reset.body["type"] == "reset_peer"
-    (down,) = chaos.toxic_calls("postgres-1", "down")
+    (down,) = toxiproxy.toxic_calls("postgres-1", "down")
     assert (down.path, down.body) == ("/proxies/postgres-1", {"enabled": False})
-    (clear,) = chaos.toxic_calls("redis", "clear")
+    (clear,) = toxiproxy.toxic_calls("redis", "clear")
     assert clear.path == "/reset"
     with pytest.raises(LabCommandError, match="unknown toxic"):
-        chaos.toxic_calls("redis", "meteor")
+        toxiproxy.toxic_calls("redis", "meteor")
 
 
 def test_toxic_without_toxiproxy_says_compose_is_needed():
-    calls = chaos.toxic_calls("redis", "down")
+    calls = toxiproxy.toxic_calls("redis", "down")
     with pytest.raises(LabCommandError, match="toxics need compose mode"):
-        chaos.apply_toxic("http://127.0.0.1:9", calls)
+        toxiproxy.apply_toxic("http://127.0.0.1:9", calls)
+
+
+def test_network_faults_go_to_the_compose_backend_and_are_refused_locally(monkeypatch, tmp_path):
+    from services.lab.backends import compose as compose_backend
+    from services.lab.backends.compose import ComposeBackend
+    from services.lab.backends.local import LocalBackend
+    from services.lab.config import LabSettings
+
+    settings = LabSettings(home=tmp_path, toxiproxy_url="http://toxiproxy.test:8474")
+    calls = toxiproxy.toxic_calls("redis", "down")
+    with pytest.raises(LabCommandError, match="toxics need compose mode"):
+        LocalBackend(settings).network_fault(calls)
+    sent = []
+    monkeypatch.setattr(compose_backend, "apply_toxic", lambda url, c: sent.append((url, c)) or "applied")
+    assert ComposeBackend(settings, compose.Deployment("lab", ["f.yml"])).network_fault(calls) == "applied"
+    assert sent == [("http://toxiproxy.test:8474", calls)]

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from services.lab import cli
+from services.lab.cli import entry as cli
 from services.lab.config import REPO_ROOT
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import yaml
 
 from services.lab.config import DEPLOY_DIR, REPO_ROOT, LabSettings
-from services.lab.designs import DESIGNS, resolve
+from services.lab.designs import names as design_names, resolve
 from services.lab.stack import LIVENESS_PATH, READINESS_PATH, plan_stack
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-COMPOSE_ONLY = {"toxiproxy", "prometheus", "grafana"} | {f"{d}-migrate" for d in DESIGNS}
+COMPOSE_ONLY = {"toxiproxy", "prometheus", "grafana"} | {f"{d}-migrate" for d in design_names()}
 
 
 def _compose_instances(design: str) -> int:
@@ -22,7 +22,7 @@ def _compose_instances(design: str) -> int:
 
 
 def _local_plan():
-    counts = {f"{d}_instances": _compose_instances(d) for d in DESIGNS}
+    counts = {f"{d}_instances": _compose_instances(d) for d in design_names()}
     return plan_stack(LabSettings(home="/tmp/sdlab-compose-check", **counts), resolve([]))
 
 
@@ -42,7 +42,7 @@ def test_health_paths_match():
         test = " ".join(SERVICES[component.name]["healthcheck"]["test"])
         assert READINESS_PATH in test, component.name
     assert LIVENESS_PATH in " ".join(SERVICES["caddy"]["healthcheck"]["test"])
-    for design in DESIGNS:
+    for design in design_names():
         site = (DEPLOY_DIR / "caddy" / f"{design}.caddy").read_text()
         assert f"health_uri {READINESS_PATH}" in site
 

@@ -9,7 +9,8 @@ import os
 import pytest
 import yaml
 
-from services.lab import compose, compose_stack
+from services.lab.backends import compose_project as compose, compose_stack
+from services.lab.backends.selection import backend_for_up, select_backend
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
 
@@ -180,38 +181,39 @@ def test_settings_naming_peers_by_service_read_back_at_their_addresses(monkeypat
 
 
 def test_a_project_started_by_plain_docker_compose_is_found_and_recorded(engine, monkeypatch, settings):
-    from services.lab import supervisor
-
     monkeypatch.setattr(compose.shutil, "which", lambda name: f"/usr/bin/{name}")
-    state = supervisor.require_state(settings)
+    backend = select_backend(settings)
+    state = backend.state()
+    assert backend.name == "compose"
     assert state.marker == f"compose:{compose.default_project()}" and state.designs == ["shop"]
     assert compose.recorded(settings).designs == ["shop"]
-    _, rows = supervisor.status(settings)
+    _, rows = select_backend(settings).status()
     assert {r.name for r in rows} >= {"redis", "shop-1"}
 
 
 def test_without_a_running_project_the_lab_says_how_to_start_one(monkeypatch, settings):
-    from services.lab import supervisor
-
     monkeypatch.setattr(compose, "containers", lambda dep: [])
     monkeypatch.setattr(compose.shutil, "which", lambda name: f"/usr/bin/{name}")
     with pytest.raises(LabCommandError, match="sdlab up --compose"):
-        supervisor.require_state(settings)
+        select_backend(settings).state()
     assert compose.recorded(settings) is None
 
 
 def test_local_only_operations_refuse_a_compose_deployment(settings):
-    from services.lab import supervisor
-
     compose.save(settings, compose.Deployment("lab", ["f.yml"], ["shop"]))
+    backend = select_backend(settings)
     with pytest.raises(LabCommandError, match="needs local mode"):
-        supervisor.add_postgres(settings, 3)
+        backend.add_postgres(3)
+    for capability in ("sizing", "local_stacks"):
+        with pytest.raises(LabCommandError, match="compose"):
+            backend.require(capability)
     with pytest.raises(LabCommandError, match="compose deployment is recorded"):
-        supervisor.up(settings, ["shop"])
+        backend_for_up(settings, compose=False)
 
 
 def test_command_line_sizes_override_every_variants_load():
-    from services.lab.experiment import Experiment, Variant, _spec
+    from services.lab.experiment import Experiment, Variant
+    from services.lab.experiment_runner import _spec
     from services.lab.load import LoadSpec
 
     exp = Experiment("d.x", "t", "q", LoadSpec(design="d", duration_s=30, seed_count=2000), [], lambda r: None)

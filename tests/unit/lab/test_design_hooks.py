@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab import cli
+from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
+from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
 from services.lab.faults import parse_schedule
-from services.lab.locust_driver import locust_stats
-from services.lab.designs import resolve
+from services.lab.generators.locust_driver import locust_stats
 from services.lab.stack import plan_stack
 
 
@@ -23,7 +23,7 @@ def test_a_design_action_is_accepted_only_where_the_design_offers_it():
 
 def test_a_design_command_parses_its_own_options(monkeypatch):
     from loadtests.shop import commands, plugin
-    from services.lab.plugin import DesignCommand
+    from services.lab.contract import DesignCommand
 
     ran = {}
     fake = DesignCommand("reshard", "help", commands._arguments, lambda settings, o, say: ran.update(vars(o)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.lab.errors import LabCommandError
-from services.lab.k6_driver import rate_stages, start_rate, summary_totals
-from services.lab.k6_stream import DashboardStream
+from services.lab.generators.k6_driver import rate_stages, start_rate, summary_totals
+from services.lab.generators.k6_stream import DashboardStream
 
 TREND = ["avg", "max", "med", "min", "p(90)", "p(95)", "p(99)"]
 

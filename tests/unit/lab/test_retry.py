@@ -9,7 +9,8 @@ import json
 import httpx
 import pytest
 
-from services.lab import cli, retry
+from services.lab import retry
+from services.lab.cli import entry as cli
 from services.lab.retry import RetryingTransport, RetryPolicy, StackCallFailed
 
 FAST = RetryPolicy(deadline_s=5.0, first_wait_s=0.001, max_wait_s=0.01)

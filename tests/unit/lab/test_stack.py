@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab import binaries, cli
+from services.lab import binaries
+from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
-from services.lab.designs import DESIGNS, resolve
+from services.lab.designs import names as design_names, resolve
 from services.lab.errors import LabCommandError
 from services.lab.stack import plan_stack
 
@@ -70,7 +71,7 @@ def test_existing_servers_replace_parts(monkeypatch):
 def test_unknown_design_is_a_clear_error():
     with pytest.raises(LabCommandError, match="unknown design 'chat'; choose from: shortener, messaging, shop"):
         resolve(["chat"])
-    assert set(DESIGNS) == {"shortener", "messaging", "shop"}
+    assert set(design_names()) == {"shortener", "messaging", "shop"}
 
 
 def test_missing_binary_says_how_to_install(monkeypatch, capsys):

@@ -14,7 +14,6 @@ start because every VU was busy are counted as ``dropped_iterations``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -22,7 +21,8 @@ import sys
 from pathlib import Path
 
 from services.lab.errors import LabCommandError
-from services.lab.k6_stream import DashboardStream
+from services.lab.generators.base import LoadDriver
+from services.lab.generators.k6_stream import DashboardStream
 
 SHAPES = ("steady", "step", "spike", "ramp")
 STEPS = 5
@@ -95,37 +95,30 @@ def summary_totals(data: dict) -> dict:
     }
 
 
-class K6Driver:
-    """Runs k6 for one load run; the engine polls ``take()`` every second and reads ``totals()`` at the end."""
+class K6Driver(LoadDriver):
+    """Runs k6 for one load run; its seconds come from the web dashboard's event stream."""
 
     kind = "k6"
-
-    def pending_checkpoint(self) -> str | None:
-        """None: this generator has no phases to mark (see :class:`services.lab.script_driver.ScriptDriver`)."""
-        return None
-
-    def release(self, name: str) -> None:
-        raise AssertionError(f"no checkpoint {name!r} was pending")
+    log_name = "k6.log"
 
     def __init__(self, script: Path, host: str, out: Path, env: dict[str, str], *, rate: float, duration_s: float,
                  shape: str | None, bind: str) -> None:
-        self.script, self.out = script, out
+        self.script = script
         self.rate, self.duration_s, self.shape = rate, duration_s, shape or "steady"
         self.port = _free_port(bind)
         self.bind = bind
         self.summary_path = out / "k6-summary.json"
         stages = rate_stages(self.shape, rate, duration_s)
-        self.env = {
+        super().__init__(out, {
             **env, "SDLAB_HOST": host, "SDLAB_RATE": str(rate), "SDLAB_DURATION_S": str(duration_s),
             "SDLAB_K6_SUMMARY": str(self.summary_path), "SDLAB_GRACEFUL_STOP_S": str(GRACEFUL_STOP_S),
             "K6_WEB_DASHBOARD": "true", "K6_WEB_DASHBOARD_HOST": bind, "K6_WEB_DASHBOARD_PORT": str(self.port),
             "K6_WEB_DASHBOARD_PERIOD": "1s", "K6_WEB_DASHBOARD_OPEN": "false",
             "K6_WEB_DASHBOARD_EXPORT": str(out / "k6-report.html"), "K6_NO_USAGE_REPORT": "true",
-        }
+        })
         if stages is not None:
             self.env["SDLAB_STAGES"] = json.dumps(stages)
             self.env["SDLAB_START_RATE"] = str(start_rate(self.shape, rate))
-        self.proc: subprocess.Popen | None = None
         self.stream: DashboardStream | None = None
 
     @property
@@ -133,26 +126,25 @@ class K6Driver:
         shape = "" if self.shape == "steady" else f", {self.shape}"
         return f"{self.rate:.0f} req/s open loop{shape}"
 
+    def command(self) -> list[str]:
+        return [k6_binary(), "run", "--quiet", "--no-color", "--log-format=raw",
+                "--console-output", self.env["SDLAB_ACK_LOG"], str(self.script)]
+
     def start(self, t0_wall: float, cwd: Path) -> subprocess.Popen:
-        cmd = [k6_binary(), "run", "--quiet", "--no-color", "--log-format=raw",
-               "--console-output", self.env["SDLAB_ACK_LOG"], str(self.script)]
-        self.log = open(self.out / "k6.log", "w")
-        self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **self.env})
+        proc = super().start(t0_wall, cwd)
         self.stream = DashboardStream(f"http://{self.bind}:{self.port}/events", t0_wall)
         self.stream.start()
-        return self.proc
+        return proc
 
     def take(self) -> list[dict]:
         return self.stream.take() if self.stream else []
 
     def finish(self) -> list[dict]:
-        assert self.proc is not None and self.stream is not None
-        self.proc.wait(timeout=60)
-        self.log.close()
+        code = self._ended(timeout_s=60)
+        assert self.stream is not None
         self.stream.join(5)
-        if self.proc.returncode != 0 or not self.summary_path.exists():
-            raise LabCommandError(f"k6 exited with {self.proc.returncode}; see {self.out / 'k6.log'}")
+        if code != 0 or not self.summary_path.exists():
+            raise LabCommandError(f"k6 exited with {code}; see {self.out / self.log_name}")
         return self.take()
 
     def totals(self, _rows: list[dict]) -> dict:

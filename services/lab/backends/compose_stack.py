@@ -10,12 +10,13 @@ from pathlib import Path
 
 import yaml
 
-from services.lab import compose
-from services.lab.compose import Deployment
+from services.lab import standin as standin_images
+from services.lab.backends import compose_project
+from services.lab.backends.compose_project import Deployment
 from services.lab.config import LabSettings
-from services.lab.designs import DESIGNS, resolve
+from services.lab.designs import names as design_names, resolve
 from services.lab.errors import LabCommandError
-from services.lab.state import load_state
+from services.lab.state import ComponentStatus, load_state
 
 VERBS = {"kill": ["kill", "-s", "SIGKILL"], "stop": ["stop"], "pause": ["pause"], "resume": ["unpause"],
          "restart": ["restart"]}
@@ -23,8 +24,8 @@ VERBS = {"kill": ["kill", "-s", "SIGKILL"], "stop": ["stop"], "pause": ["pause"]
 
 def services(dep: Deployment, designs: list[str]) -> list[str]:
     """The services to run for ``designs``: every shared part plus each chosen design's own."""
-    listed = compose.run(dep, "config", "--services").split()
-    others = [d for d in DESIGNS if d not in designs]
+    listed = compose_project.run(dep, "config", "--services").split()
+    others = [d for d in design_names() if d not in designs]
     return [s for s in listed if not any(s.startswith(f"{d}-") for d in others)]
 
 
@@ -33,33 +34,31 @@ def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callabl
     if load_state(settings.state_dir) is not None:
         raise LabCommandError(f"a local lab runs from {settings.state_dir} (and holds the ports); "
                               "run `sdlab down` first")
-    files = [str(compose.COMPOSE_FILE)]
+    files = [str(compose_project.COMPOSE_FILE)]
     if standin:
-        from services.lab import standin as standin_images
-
         standin_images.ensure_base_image(say)
         files.append(str(standin_images.STANDIN_FILE))
-    previous = compose.recorded(settings)
-    project = previous.project if previous else compose.default_project()
+    previous = compose_project.recorded(settings)
+    project = previous.project if previous else compose_project.default_project()
     dep = Deployment(project, files, names, standin)
-    if set(names) != set(DESIGNS):
+    if set(names) != set(design_names()):
         dep.files.append(str(_balancer_for(settings, dep, names)))
     chosen = services(dep, names)
     say(f"docker compose up -d --build --wait ({len(chosen)} services of {', '.join(names)}; project {project})")
-    compose.save(settings, dep)  # first: a failed or interrupted up is still taken down by `sdlab down`
-    compose.run(dep, "up", "-d", "--build", "--wait", "--remove-orphans", *chosen,
-                timeout_s=compose.UP_TIMEOUT_S, stream=True)
+    compose_project.save(settings, dep)  # first: a failed or interrupted up is still taken down by `sdlab down`
+    compose_project.run(dep, "up", "-d", "--build", "--wait", "--remove-orphans", *chosen,
+                timeout_s=compose_project.UP_TIMEOUT_S, stream=True)
     return dep
 
 
 def _balancer_for(settings: LabSettings, dep: Deployment, designs: list[str]) -> Path:
     """An override for a run of some designs only: the balancer waits for those designs' instances
     and checks its health on the first one's port (the file's own waits for every design)."""
-    caddy = json.loads(compose.run(dep, "config", "--format", "json"))["services"]["caddy"]
-    others = [d for d in DESIGNS if d not in designs]
+    caddy = json.loads(compose_project.run(dep, "config", "--format", "json"))["services"]["caddy"]
+    others = [d for d in design_names() if d not in designs]
     depends = {k: v for k, v in (caddy.get("depends_on") or {}).items()
                if not any(k.startswith(f"{d}-") for d in others)}
-    ports = [str(caddy["environment"][f"{d.upper()}_PORT"]) for d in DESIGNS]
+    ports = [str(caddy["environment"][f"{d.upper()}_PORT"]) for d in design_names()]
     test = [re.sub(rf":({'|'.join(ports)})/", f":{caddy['environment'][f'{designs[0].upper()}_PORT']}/", a)
             for a in caddy["healthcheck"]["test"]]
     depends_yaml = "".join(f"      {k}:\n        condition: {v.get('condition', 'service_started')}\n"
@@ -73,8 +72,8 @@ def _balancer_for(settings: LabSettings, dep: Deployment, designs: list[str]) ->
 
 
 def down(settings: LabSettings, dep: Deployment, *, volumes: bool) -> str:
-    compose.run(dep, "down", "--remove-orphans", *(["--volumes"] if volumes else []), timeout_s=300)
-    compose.record_path(settings).unlink(missing_ok=True)
+    compose_project.run(dep, "down", "--remove-orphans", *(["--volumes"] if volumes else []), timeout_s=300)
+    compose_project.record_path(settings).unlink(missing_ok=True)
     variant_path(settings).unlink(missing_ok=True)
     (settings.state_dir / "compose.designs.yml").unlink(missing_ok=True)
     return f"took down compose project {dep.project}" + (" and its volumes" if volumes else "")
@@ -93,9 +92,7 @@ def status_of(row: dict) -> tuple[str, str]:
 
 
 def status(settings: LabSettings, dep: Deployment):
-    from services.lab.supervisor import ComponentStatus
-
-    state, rows = compose.lab_state(settings, dep)
+    state, rows = compose_project.lab_state(settings, dep)
     out = []
     for row in rows:
         c = state.components[row["Service"]]
@@ -107,7 +104,7 @@ def status(settings: LabSettings, dep: Deployment):
 
 
 def logs(dep: Deployment, service: str, lines: int, follow: bool) -> None:
-    cmd = compose.command(dep, "logs", "--no-color", "--tail", str(lines), *(["-f"] if follow else []), service)
+    cmd = compose_project.command(dep, "logs", "--no-color", "--tail", str(lines), *(["-f"] if follow else []), service)
     try:
         subprocess.run(cmd, check=False)
     except KeyboardInterrupt:
@@ -118,17 +115,17 @@ def chaos(dep: Deployment, action: str, service: str) -> str:
     if action not in VERBS:
         raise LabCommandError(f"{action} is local mode only; in compose mode choose from {', '.join(VERBS)} "
                               "(or a Toxiproxy toxic, e.g. `sdlab chaos toxic postgres-0 latency`)")
-    known = compose.run(dep, "config", "--services").split()
+    known = compose_project.run(dep, "config", "--services").split()
     if service not in known:
         raise LabCommandError(f"unknown service {service!r}; choose from: {', '.join(known)}")
-    compose.run(dep, *VERBS[action], service, timeout_s=120)
+    compose_project.run(dep, *VERBS[action], service, timeout_s=120)
     return f"{action}: {service} (docker compose {' '.join(VERBS[action])} {service})"
 
 
 def container_usage(dep: Deployment) -> dict[str, tuple[float, float]]:
     """CPU% (100 = one core) and memory MiB of each running service's container, from ``docker stats``
     (the engine samples twice, ~1-2 s apart, for the CPU figure)."""
-    service_of = {r["Name"]: r["Service"] for r in compose.containers(dep) if r.get("State") == "running"}
+    service_of = {r["Name"]: r["Service"] for r in compose_project.containers(dep) if r.get("State") == "running"}
     if not service_of:
         return {}
     done = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{json .}}", *service_of],
@@ -172,7 +169,7 @@ def apply_variant(settings: LabSettings, dep: Deployment, design: str, app_env: 
     """A variant in compose mode: its environment as an override file, then the design's services
     recreated with it (the shared parts, and their data, stay)."""
     prefix = f"{design.upper()}_"
-    ours = [s for s in compose.run(dep, "config", "--services").split() if s.startswith(f"{design}-")]
+    ours = [s for s in compose_project.run(dep, "config", "--services").split() if s.startswith(f"{design}-")]
     env = {k: v for k, v in app_env.items() if k.startswith(prefix)}
     path = variant_path(settings)
     files = list(dep.files)
@@ -183,5 +180,5 @@ def apply_variant(settings: LabSettings, dep: Deployment, design: str, app_env: 
         path.unlink(missing_ok=True)
     say(f"recreating {len(ours)} {design} service(s)" + (f" with {', '.join(f'{k}={v}' for k, v in env.items())}"
                                                          if env else " with the file's settings"))
-    compose.run(Deployment(dep.project, files, dep.designs, dep.standin, dep.started_at),
-                "up", "-d", "--wait", "--no-deps", "--force-recreate", *ours, timeout_s=compose.UP_TIMEOUT_S)
+    compose_project.run(Deployment(dep.project, files, dep.designs, dep.standin, dep.started_at),
+                "up", "-d", "--wait", "--no-deps", "--force-recreate", *ours, timeout_s=compose_project.UP_TIMEOUT_S)

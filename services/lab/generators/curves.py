@@ -1,4 +1,10 @@
-"""The load shapes' curves: how many users at each moment. Pure, no Locust import."""
+"""The closed-loop load shapes' curves: how many users at each moment. Pure, no Locust import.
+
+- steady: all the users, from the first second to the end.
+- step: five equal steps, users/5 up to users, each a fifth of the duration.
+- spike: a quarter of the users, all of them from 40% to 60% of the duration, then a quarter again.
+- soak: steady load meant for long runs (hours), to watch memory, connections and leaks over time.
+"""
 
 from __future__ import annotations
 

@@ -23,51 +23,43 @@ not earlier ones were answered, and count the ones it could not start as dropped
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 from services.lab.errors import LabCommandError
-from services.lab.k6_driver import rate_stages, start_rate
-from services.lab.locust_driver import read_new
+from services.lab.generators.base import TIMELINE_FILE, LoadDriver
+from services.lab.generators.k6_driver import rate_stages, start_rate
 
 GRACE_S = 60  # after the duration: the generator drains what is in flight, then writes its totals
 
 
-class ScriptDriver:
+class ScriptDriver(LoadDriver):
     kind = "script"
+    log_name = "generator.log"
 
     def __init__(self, module: str, host: str, out: Path, env: dict[str, str], *, rate: float, duration_s: float,
                  shape: str | None) -> None:
-        self.module, self.out = module, out
+        self.module = module
         self.rate, self.duration_s, self.shape = rate, duration_s, shape or "steady"
         self.totals_path = out / "generator-totals.json"
-        self.env = {**env, "SDLAB_HOST": host, "SDLAB_RATE": str(rate), "SDLAB_DURATION_S": str(duration_s),
-                    "SDLAB_SHAPE": self.shape, "SDLAB_TIMELINE": str(out / "timeline-raw.jsonl"),
-                    "SDLAB_TOTALS": str(self.totals_path), "SDLAB_CHECKPOINTS": str(out / "checkpoints")}
+        super().__init__(out, {**env, "SDLAB_HOST": host, "SDLAB_RATE": str(rate), "SDLAB_DURATION_S": str(duration_s),
+                               "SDLAB_SHAPE": self.shape, "SDLAB_TIMELINE": str(out / TIMELINE_FILE),
+                               "SDLAB_TOTALS": str(self.totals_path), "SDLAB_CHECKPOINTS": str(out / "checkpoints")})
         (out / "checkpoints").mkdir(exist_ok=True)
         stages = rate_stages(self.shape, rate, duration_s)
         if stages is not None:
             self.env["SDLAB_STAGES"] = json.dumps(stages)
             self.env["SDLAB_START_RATE"] = str(start_rate(self.shape, rate))
-        self.proc: subprocess.Popen | None = None
-        self._offset = 0
 
     @property
     def offered(self) -> str:
         shape = "" if self.shape == "steady" else f", {self.shape}"
         return f"{self.rate:.0f} req/s open loop{shape}"
 
-    def start(self, t0_wall: float, cwd: Path) -> subprocess.Popen:
-        self.log = open(self.out / "generator.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", self.module], cwd=cwd, stdout=self.log,
-                                     stderr=subprocess.STDOUT,
-                                     env={**os.environ, **self.env, "SDLAB_T0": repr(t0_wall)})
-        return self.proc
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.module]
 
     def pending_checkpoint(self) -> str | None:
-        """A checkpoint the generator is waiting at, if any."""
         for ready in sorted((self.out / "checkpoints").glob("*.ready")):
             if not ready.with_suffix(".go").exists():
                 return ready.stem
@@ -76,21 +68,11 @@ class ScriptDriver:
     def release(self, name: str) -> None:
         (self.out / "checkpoints" / f"{name}.go").touch()
 
-    def take(self) -> list[dict]:
-        rows, self._offset = read_new(self.out / "timeline-raw.jsonl", self._offset)
-        return rows
-
     def finish(self) -> list[dict]:
-        assert self.proc is not None
-        try:
-            self.proc.wait(timeout=self.duration_s + GRACE_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        if self.proc.returncode != 0 or not self.totals_path.exists():
-            raise LabCommandError(f"the load generator {self.module} exited with {self.proc.returncode}; "
-                                  f"see {self.out / 'generator.log'}")
+        code = self._ended(timeout_s=self.duration_s + GRACE_S)
+        if code != 0 or not self.totals_path.exists():
+            raise LabCommandError(f"the load generator {self.module} exited with {code}; "
+                                  f"see {self.out / self.log_name}")
         return self.take()
 
     def totals(self, _rows: list[dict]) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from services.lab.config import REPO_ROOT, LabSettings
-from services.lab.designs import DESIGNS
+from services.lab.designs import names as design_names
 from services.lab.errors import LabCommandError
 from services.lab.state import LabState, RunningComponent, load_state
 
@@ -153,7 +153,7 @@ def kind_of(service: str) -> tuple[str, str | None]:
     base = re.sub(r"-\d+$", "", service)
     if base in ("redis", "postgres", "kafka", "caddy"):
         return base, None
-    for design in DESIGNS:
+    for design in design_names():
         if service.startswith(f"{design}-"):
             return ("job" if service.endswith("-migrate") else "app"), design
     return service, None  # toxiproxy, prometheus, grafana: shown, not probed
@@ -190,7 +190,7 @@ def lab_state(settings: LabSettings, dep: Deployment) -> tuple[LabState, list[di
         pid, created = _pid(info)
         if kind == "caddy":
             for published in row.get("Publishers") or []:
-                for d in DESIGNS:
+                for d in design_names():
                     if env.get(f"{d.upper()}_PORT") == str(published.get("TargetPort")) and published.get("PublishedPort"):
                         state.ports[d] = int(published["PublishedPort"])
         state.components[row["Service"]] = RunningComponent(

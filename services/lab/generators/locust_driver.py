@@ -8,25 +8,12 @@ measures. Every report that shows them says so; latency claims come from open-lo
 from __future__ import annotations
 
 import csv
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from loadtests.curves import SHAPE_NAMES as SHAPES
 from services.lab.errors import LabCommandError
-
-
-def read_new(path: Path, offset: int) -> tuple[list[dict], int]:
-    """Complete JSON lines appended to ``path`` since ``offset``."""
-    if not path.exists():
-        return [], offset
-    with open(path) as fh:
-        fh.seek(offset)
-        data = fh.read()
-    complete = data[: data.rfind("\n") + 1]
-    return [json.loads(line) for line in complete.splitlines() if line.strip()], offset + len(complete)
+from services.lab.generators.base import TIMELINE_FILE, LoadDriver
+from services.lab.generators.curves import SHAPE_NAMES as SHAPES
 
 
 def _ms(value: str | None) -> float:
@@ -63,59 +50,49 @@ def counts(rows: list[dict]) -> dict[str, dict[str, int]]:
     return out
 
 
-class LocustDriver:
+HERE = Path(__file__).resolve().parent
+# Loaded beside every design's locustfile: the per-second timeline, and the run's shape when it has one.
+TIMELINE_ADDON = HERE / "locust_timeline.py"
+SHAPE_ADDON = HERE / "locust_shape.py"
+
+
+class LocustDriver(LoadDriver):
     kind = "locust"
-
-    def pending_checkpoint(self) -> str | None:
-        """None: this generator has no phases to mark (see :class:`services.lab.script_driver.ScriptDriver`)."""
-        return None
-
-    def release(self, name: str) -> None:
-        raise AssertionError(f"no checkpoint {name!r} was pending")
+    log_name = "locust.log"
 
     def __init__(self, locustfile: Path, host: str, out: Path, env: dict[str, str], *, users: int,
                  rate: float | None, duration_s: float, shape: str | None) -> None:
         if shape is not None and shape not in SHAPES:
             raise LabCommandError(f"unknown closed-loop shape {shape!r}; choose from: {', '.join(SHAPES)}")
-        self.locustfile, self.host, self.out = locustfile, host, out
+        super().__init__(out, {**env, "SDLAB_TIMELINE": str(out / TIMELINE_FILE), "SDLAB_USERS": str(users),
+                               "SDLAB_SPAWN_RATE": str(users), "SDLAB_DURATION_S": str(duration_s)})
+        self.locustfile, self.host = locustfile, host
         self.users, self.rate, self.duration_s, self.shape = users, rate, duration_s, shape
-        self.env = {**env, "SDLAB_TIMELINE": str(out / "timeline-raw.jsonl"), "SDLAB_USERS": str(users),
-                    "SDLAB_SPAWN_RATE": str(users), "SDLAB_DURATION_S": str(duration_s)}
         if rate:
             self.env["SDLAB_RATE"] = str(rate)
         if shape:
             self.env["SDLAB_SHAPE"] = shape
-        self.proc: subprocess.Popen | None = None
-        self._offset = 0
 
     @property
     def offered(self) -> str:
         return f"{self.rate:.0f} req/s closed loop, {self.users} users" if self.rate else f"closed loop, {self.users} users"
 
+    def locustfiles(self) -> list[Path]:
+        """The design's behaviour, the engine's timeline, and the shape that then drives users and time."""
+        return [self.locustfile, TIMELINE_ADDON] + ([SHAPE_ADDON] if self.shape else [])
+
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "locust", "-f", str(self.locustfile), "--headless", "--host", self.host,
-               "--csv", str(self.out / "locust"), "--html", str(self.out / "report.html"), "--only-summary",
-               "--loglevel", "WARNING", "--stop-timeout", "5"]
-        if self.shape is None:
+        cmd = [sys.executable, "-m", "locust", "-f", ",".join(map(str, self.locustfiles())), "--headless",
+               "--host", self.host, "--csv", str(self.out / "locust"), "--html", str(self.out / "report.html"),
+               "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5"]
+        if self.shape is None:  # a shape sets users and ends the run itself (Locust ignores -u/-r/-t then)
             cmd += ["-u", str(self.users), "-r", str(self.users), "-t", f"{int(self.duration_s)}s"]
         return cmd
 
-    def start(self, t0_wall: float, cwd: Path) -> subprocess.Popen:
-        self.log = open(self.out / "locust.log", "w")
-        self.proc = subprocess.Popen(self.command(), cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **self.env, "SDLAB_T0": repr(t0_wall)})
-        return self.proc
-
-    def take(self) -> list[dict]:
-        rows, self._offset = read_new(self.out / "timeline-raw.jsonl", self._offset)
-        return rows
-
     def finish(self) -> list[dict]:
-        assert self.proc is not None
-        self.proc.wait(timeout=60)
-        self.log.close()
-        if self.proc.returncode not in (0, 1):  # Locust exits 1 when any request failed: that is data, not a crash
-            raise LabCommandError(f"Locust exited with {self.proc.returncode}; see {self.out / 'locust.log'}")
+        code = self._ended(timeout_s=60)
+        if code not in (0, 1):  # Locust exits 1 when any request failed: that is data, not a crash
+            raise LabCommandError(f"Locust exited with {code}; see {self.out / self.log_name}")
         return self.take()
 
     def totals(self, rows: list[dict]) -> dict:

@@ -1,0 +1,146 @@
+"""The commands that measure: load, experiment, bench, demo, evidence, and a design's own commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from services.lab import load, report, ui
+from services.lab.backends.selection import local_backend
+from services.lab.cli.common import backend_of, settings_of
+from services.lab.cli.parser import CommandParser
+from services.lab.designs import names as design_names, plugin_for
+from services.lab.errors import LabCommandError
+
+
+def _read_write(text: str) -> tuple[int, int]:
+    try:
+        read, write = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise LabCommandError(f"--read-write takes READ:WRITE weights like 10:1, not {text!r}") from None
+    if read < 0 or write < 0 or read + write == 0:
+        raise LabCommandError("--read-write weights must be >= 0 and not both 0")
+    return read, write
+
+
+def open_loop_generator(design: str) -> str:
+    """k6, unless the design ships an open-loop generator of its own (see services.lab.contract)."""
+    return plugin_for(design).open_loop
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LabCommandError(f"--option wants KEY=VALUE, got {pair!r}")
+        found[key.strip()] = value.strip()
+    return found
+
+
+def cmd_load(args: argparse.Namespace) -> None:
+    settings = settings_of(args)
+    backend = backend_of(args, settings)
+    read, write = _read_write(args.read_write)
+    for flag, value in (("--users", args.users), ("--duration", args.duration), ("--seed", args.seed)):
+        if value <= 0:
+            raise LabCommandError(f"{flag} must be positive")
+    if args.rate is not None and args.rate <= 0:
+        raise LabCommandError("--rate must be positive")
+    if args.open and args.rate is None:
+        raise LabCommandError("--open needs an arrival rate: add --rate REQUESTS_PER_S")
+    spec = load.LoadSpec(design=args.design, name=args.name or f"{args.design}-load",
+                         generator=open_loop_generator(args.design) if args.open else "locust", users=args.users, rate=args.rate,
+                         duration_s=args.duration, shape=args.shape, read_weight=read, write_weight=write,
+                         zipf_s=args.zipf, seed_count=args.seed, faults=args.faults,
+                         options=_options(args.option))
+    result = load.run_load(settings, spec, say=ui.say, backend=backend)
+    load.verify(settings, result, say=ui.say, backend=backend)
+    summary = result.summary
+    windows = {"run": summary.get("fault_windows", [])}
+    chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name, windows)
+    path = report.load_report(summary, result.out_dir, chart)
+    ui.print_load_summary(summary, path)
+
+
+def cmd_experiment(args: argparse.Namespace) -> None:
+    from services.lab import experiment_runner as experiment
+
+    if not args.name:
+        for exp in experiment.registry().values():
+            ui.console.print(f"{exp.name:<28} {exp.title}")
+        return
+    experiment.find(args.name)  # an unknown name fails before anything is stopped
+    settings = settings_of(args)
+    backend = backend_of(args, settings)
+    if args.seed is not None and args.seed <= 0:
+        raise LabCommandError("--seed must be positive")
+    out, outcome, _ = experiment.run_experiment(args.name, settings, duration_s=args.duration,
+                                                users=args.users, seed_count=args.seed, say=ui.say, backend=backend)
+    ui.say(f"{'PASS' if outcome.passed else 'FAIL'}: {args.name}")
+    for check in outcome.checks:
+        ui.say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))
+    ui.say(f"claim: {outcome.claim}")
+    ui.say(f"report: {out / 'report.md'}")
+    if not outcome.passed:
+        raise SystemExit(1)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from services.lab import bench
+
+    settings = settings_of(args)
+    backend_of(args, settings).require("local_stacks")
+    out, summary = bench.run_bench(settings, args.design, duration_s=args.duration,
+                                   connections=args.connections, say=ui.say)
+    ui.print_bench(summary, out)
+
+
+def cmd_evidence(args: argparse.Namespace) -> None:
+    from services.lab.evidence import copy_evidence
+
+    target = copy_evidence(args.run)
+    ui.console.print(f"copied to {target}", markup=False)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    settings = settings_of(args)
+    steps = len(design_names()) + 2  # start, one load per design, headlines
+    ui.console.print(f"1/{steps} starting the stack")
+    backend = local_backend(settings)
+    backend.up([], on_event=ui.Progress())
+    state = backend.state()
+    headlines = []
+    for i, design in enumerate(state.designs, start=2):
+        plugin = plugin_for(design)
+        # A design may size its demo (``demo``: LoadSpec fields); 300 req/s otherwise.
+        demo = {"rate": 300, **plugin.demo, "generator": open_loop_generator(design)}
+        ui.console.print(f"{i}/{steps} a {args.duration:.0f}-second open-loop load ({demo['generator']}, "
+                         f"{demo['rate']} req/s) on {design}")
+        spec = load.LoadSpec(design=design, name=f"demo-{design}", duration_s=args.duration, **demo)
+        result = load.run_load(settings, spec, say=ui.say, backend=backend)
+        load.verify(settings, result, say=ui.say, backend=backend)
+        chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name)
+        headlines.append((result.summary, report.load_report(result.summary, result.out_dir, chart)))
+    ui.console.print(f"{steps}/{steps} headline numbers")
+    for summary, path in headlines:
+        ui.print_load_summary(summary, path)
+    _, rows = backend.status()
+    ui.print_status(rows, state.ports, False, settings.host)
+    ui.console.print("Next: `.venv/bin/sdlab experiment` lists the experiments; `make down` (or `.venv/bin/sdlab down`) stops the stack.")
+
+
+def cmd_design(args: argparse.Namespace) -> None:
+    """``sdlab <design> <command> ...``: a command the design's plugin offers."""
+    run_design_command(args.command, args.design_args)
+
+
+def run_design_command(design: str, argv: list[str]) -> None:
+    commands = {c.name: c for c in plugin_for(design).commands}
+    parser = CommandParser(prog=f"sdlab {design}", description=f"{design}'s own commands")
+    sub = parser.add_subparsers(dest="design_command", required=True, parser_class=CommandParser)
+    for command in commands.values():
+        command.arguments(sub.add_parser(command.name, help=command.help))
+    if not commands:
+        raise LabCommandError(f"{design} has no commands of its own")
+    options = parser.parse_args(argv)
+    commands[options.design_command].run(settings_of(options), options, ui.say)

@@ -1,0 +1,1 @@
+"""A fourth design that lives only in the tests: the "add a design" walkthrough of docs/architecture.md."""

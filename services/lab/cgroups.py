@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import pwd
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +61,15 @@ class Group:
     version: int
     dirs: tuple[Path, ...]
 
-    def join_command(self, argv: list[str]) -> list[str]:
+    def join_command(self, argv: list[str], user: str | None = None) -> list[str]:
         """``argv`` wrapped so the process joins the group before it execs: its children, forked
-        from the first instruction on, are inside too (adding a pid after spawn races with them)."""
+        from the first instruction on, are inside too (adding a pid after spawn races with them).
+        With ``user`` the wrapper joins as root and only then drops to that user (with its own
+        group only), since a user may not move itself into root's group."""
         joins = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.dirs)
-        return ["sh", "-c", f'{joins} && exec "$@"', "sh", *argv]
+        drop = (f"setpriv --reuid={shlex.quote(user)} --regid={pwd.getpwnam(user).pw_gid} --clear-groups -- "
+                if user else "")
+        return ["sh", "-c", f'{joins} && exec {drop}"$@"', "sh", *argv]
 
     def add(self, pid: int) -> None:
         for d in self.dirs:

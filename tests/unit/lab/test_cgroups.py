@@ -58,6 +58,8 @@ def test_join_command_joins_every_hierarchy_before_exec(tmp_path):
     for d in group.dirs:
         assert f"echo $$ > {d / 'cgroup.procs'}" in argv[2]
     assert argv[2].endswith('exec "$@"')
+    as_nobody = group.join_command(["postgres"], user="nobody")
+    assert "exec setpriv --reuid=nobody --regid=" in as_nobody[2] and as_nobody[2].endswith('--clear-groups -- "$@"')
 
 
 def test_clean_removes_only_this_homes_groups(tmp_path):

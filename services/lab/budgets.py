@@ -1,12 +1,12 @@
 """CPU budgets per component, like a small machine each: ``NAME=CORES[,NAME=CORES...]``.
 
 A NAME is a component (``postgres-1``), its kind (the name without its trailing ``-N``:
-``postgres``, ``shop-payments``) or a prefix of names (``shop`` for everything the shop runs).
-The most specific entry wins for each component: its own name, then its kind, then the longest
-prefix. Each component matched gets the whole budget (``shortener=0.25`` holds every shortener
-instance near a quarter of a core), since a budget models one machine per process.
+``postgres``, ``<design>-worker``) or a prefix of names (``<design>`` for everything a design
+runs). The most specific entry wins for each component: its own name, then its kind, then the
+longest prefix. Each component matched gets the whole budget (``<design>=0.25`` holds every
+instance of the design near a quarter of a core), since a budget models one machine per process.
 
-Pure: no I/O, so the CLI, the backends and the experiments resolve budgets the same way.
+Pure (no I/O; it imports only the CLI's error type), so the CLI, the backends and the experiments resolve budgets the same way.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from services.lab.errors import LabCommandError
+
 # What the unbudgeted rest of the stack (the balancer, the brokers, the load generator) must keep.
 RESERVE_CORES = 0.1
 _NUMBERED = re.compile(r"^(?P<kind>.+)-\d+$")
 
 
-class BudgetError(ValueError):
+class BudgetError(LabCommandError):
     """A budget the lab cannot apply; the message is one line naming the fix."""
 
 
@@ -29,7 +31,7 @@ def kind_of(component: str) -> str:
 
 
 def parse(text: str | None) -> dict[str, float]:
-    """``"postgres=0.5, shop=0.25"`` -> ``{"postgres": 0.5, "shop": 0.25}``; empty gives none."""
+    """``"postgres=0.5, redis=0.25"`` -> ``{"postgres": 0.5, "redis": 0.25}``; empty gives none."""
     budgets: dict[str, float] = {}
     for item in (text or "").split(","):
         item = item.strip()
@@ -68,6 +70,13 @@ def _specificity(name: str, component: str) -> int:
     return 0
 
 
+def for_component(budgets: Mapping[str, float], component: str) -> float | None:
+    """The budget of one component (one added later, e.g. a shard), or None if none names it."""
+    ranked = [(_specificity(n, component), len(n), cores) for n, cores in budgets.items()]
+    best = max((r for r in ranked if r[0]), default=None)
+    return None if best is None else best[2]
+
+
 def resolve(budgets: Mapping[str, float], components: Iterable[str], machine_cores: float) -> dict[str, float]:
     """The cores each component gets, or :class:`BudgetError` with a one-line reason."""
     components = sorted(set(components))
@@ -78,12 +87,7 @@ def resolve(budgets: Mapping[str, float], components: Iterable[str], machine_cor
                               f"choose from {', '.join(choices)}")
         if cores > machine_cores:
             raise BudgetError(f"budget {name}={cores:g}: this machine has only {machine_cores:g} cores")
-    resolved: dict[str, float] = {}
-    for component in components:
-        ranked = [(_specificity(n, component), len(n), cores) for n, cores in budgets.items()]
-        best = max((r for r in ranked if r[0]), default=None)
-        if best is not None:
-            resolved[component] = best[2]
+    resolved = {c: cores for c in components if (cores := for_component(budgets, c)) is not None}
     rest = [c for c in components if c not in resolved]
     total = sum(resolved.values())
     if rest and total > machine_cores - RESERVE_CORES:

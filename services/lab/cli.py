@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from services.lab import chaos, load, report, supervisor, ui
+from services.lab import budgets, chaos, load, report, supervisor, ui
 from services.lab.config import LabSettings
 from services.lab.designs import DESIGNS, plugin_for, resolve
 from services.lab.errors import LabCommandError
@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("designs", nargs="*", metavar="DESIGN", help=f"designs to run (default all: {', '.join(DESIGNS)})")
     up.add_argument("--instances", type=int, help="app instances per design (default 2)")
     up.add_argument("--shards", type=int, help="PostgreSQL servers (default 2)")
+    up.add_argument("--budget", action="append", metavar="NAME=CORES[,NAME=CORES...]",
+                    help="CPU budgets, like a small machine per component: NAME is a component (postgres-1), "
+                         "its kind (postgres) or a prefix (a design's name); every component it names gets CORES "
+                         "(adds to SDLAB_BUDGETS)")
     up.add_argument("--compose", action="store_true",
                     help="run under docker compose (`docker compose up -d --build --wait`) instead of local processes")
     up.add_argument("--standin", action="store_true",
@@ -163,13 +167,16 @@ def cmd_up(args: argparse.Namespace) -> None:
 
         if args.instances is not None or args.shards is not None:
             raise LabCommandError("compose mode runs the file's topology: --instances and --shards are local mode only")
+        if args.budget:
+            raise LabCommandError("--budget is local mode only for now (compose would take `cpus:` per service)")
         compose_stack.up(settings, args.designs, standin=args.standin, say=ui.say)
         state, rows = supervisor.status(settings)
         ui.print_status(rows, state.ports, False, settings.host)
         ui.console.print("Running under docker compose; `sdlab load`, `top`, `chaos` and `experiment` find it. "
                          "Stop it with `sdlab down`.")
         return
-    state = supervisor.up(settings, args.designs, on_event=ui.Progress())
+    budget = budgets.merge(*(budgets.parse(b) for b in args.budget or []))
+    state = supervisor.up(settings, args.designs, on_event=ui.Progress(), budget=budget)
     _, rows = supervisor.status(settings)
     ui.print_status(rows, state.ports, False, settings.host)
     ui.console.print("The lab keeps running in the background; stop it with `sdlab down`.")

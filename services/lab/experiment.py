@@ -36,6 +36,9 @@ class Variant:
     instances: int | None = None
     workers: int | None = None  # copies of each of the design's background workers
     shards: int | None = None  # PostgreSQL servers (default: the lab's setting)
+    # CPU budgets (NAME -> cores, over the lab's SDLAB_BUDGETS): a small machine per component,
+    # so that the scaled part, not the shared machine, is what runs out.
+    budgets: dict[str, float] = field(default_factory=dict)
     load: dict = field(default_factory=dict)  # LoadSpec fields to override
     # Run on the stack the variant before left running (no restart; its data and seed kept).
     same_stack: bool = False
@@ -151,10 +154,11 @@ def run_experiment(
                 if running is not None:
                     down(running[0])
                 shutil.rmtree(vsettings.state_dir, ignore_errors=True)
-                say(f"== {variant.name}: starting the stack" + (
-                    f" ({', '.join(f'{k}={v}' for k, v in variant.app_env.items())})" if variant.app_env else ""))
+                said = [f"{k}={v}" for k, v in variant.app_env.items()]
+                said += [f"budget {k}={v:g}" for k, v in variant.budgets.items()]
+                say(f"== {variant.name}: starting the stack" + (f" ({', '.join(said)})" if said else ""))
                 running = (vsettings, up(vsettings, [exp.design], on_event=on_event or (lambda *_: None),
-                                         app_env=variant.app_env))
+                                         app_env=variant.app_env, budget=variant.budgets))
                 last_seed = None
             else:
                 say(f"== {variant.name}: on the same stack")
@@ -213,8 +217,8 @@ def _run_on_compose(exp: Experiment, settings: LabSettings, deployment, sizes: d
     changed = False
     try:
         for variant in _variants(exp, results):
-            if variant.instances or variant.workers or variant.shards:
-                raise LabCommandError(f"variant {variant.name} needs local mode (it sizes the stack)")
+            if variant.instances or variant.workers or variant.shards or variant.budgets:
+                raise LabCommandError(f"variant {variant.name} needs local mode (it sizes the stack or budgets its CPU)")
             if not variant.same_stack:
                 say(f"== {variant.name}")
                 if variant.app_env or changed:

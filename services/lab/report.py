@@ -9,10 +9,18 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from services.lab import load  # noqa: E402
+from services.lab import budgets, load  # noqa: E402
 from services.lab.cost import cost_lines  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def budget_lines(summary: dict) -> list[str]:
+    """The budgets in force and what limited the run (the line is there with or without budgets)."""
+    lines = [f"- CPU budgets: {budgets.describe(summary['budgets'])}"] if summary.get("budgets") else []
+    if summary.get("bottleneck"):
+        lines.append(f"- {summary['bottleneck']}")
+    return lines + ([""] if lines else [])
 
 
 def _shade(ax, fault_windows: list[dict], end: float, label: bool) -> None:
@@ -152,6 +160,7 @@ def load_report(summary: dict, out: Path, chart: Path) -> Path:
           for name, e in summary["endpoints"].items()],
         "",
         *cost_lines(summary.get("cost_per_op")),
+        *budget_lines(summary),
         *[f"- [{'x' if c['passed'] else ' '}] {c['description']}" + (f" ({c['detail']})" if c["detail"] else "")
           for c in summary.get("checks", [])],
         "",

@@ -52,6 +52,7 @@ class Outcome:
     checks: list[Check]
     claim: str
     facts: dict = field(default_factory=dict)  # extra figures for summary.json and the report
+    record: dict = field(default_factory=dict)  # structured results, top-level keys of summary.json
 
     @property
     def passed(self) -> bool:

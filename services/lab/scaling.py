@@ -16,7 +16,7 @@ from pathlib import Path
 
 from services.lab import bottleneck, report
 from services.lab.budgets import kind_of
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
+from services.lab.experiment import AfterLoad, Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
 
 
@@ -56,8 +56,10 @@ def _point(scaling: Scaling, n: int, r: VariantResult) -> dict:
 
 
 def scaling_experiment(*, name: str, title: str, question: str, load: LoadSpec, scaling: Scaling,
-                       what: str) -> Experiment:
-    """``what`` names the copies in variant names ("instances", "shards")."""
+                       what: str, after_load: AfterLoad | None = None,
+                       columns: list[tuple[str, Callable[[VariantResult], str]]] | None = None) -> Experiment:
+    """``what`` names the copies in variant names ("instances", "shards"); ``after_load`` and
+    ``columns`` are the design's own figures (its throughput may be read from what they add)."""
 
     def budgets_for(cores: float) -> dict[str, float]:
         return {**scaling.budgets, scaling.component: cores}
@@ -105,5 +107,5 @@ def scaling_experiment(*, name: str, title: str, question: str, load: LoadSpec, 
         return [report.scaling_chart(points, scaling, out / "scaling.png", name, what)] if points else []
 
     return Experiment(name=name, title=title, question=question, load=replace(load, faults=""), variants=variants,
-                      evaluate=evaluate, charts=charts,
-                      columns=[("bottleneck", lambda r: r.summary.get("bottleneck", "-"))])
+                      evaluate=evaluate, charts=charts, after_load=after_load,
+                      columns=[*(columns or []), ("bottleneck", lambda r: r.summary.get("bottleneck", "-"))])

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--duration", type=float, help="seconds of load per variant (default: the experiment's)")
     ex.add_argument("--users", type=int, help="simulated users (default: the experiment's)")
     ex.add_argument("--seed", type=int, help="items seeded before each variant (default: the experiment's)")
+    ex.add_argument("--variants", help="run only these of its variants, comma-separated (e.g. a short "
+                                       "scaling run: '1 instance,2 instances')")
     _compose_flag(ex)
 
     bn = sub.add_parser("bench", help="a design's hot path against the machine's ceiling, in one sitting")
@@ -301,8 +303,10 @@ def cmd_experiment(args: argparse.Namespace) -> None:
     _deployment(args, settings)
     if args.seed is not None and args.seed <= 0:
         raise LabCommandError("--seed must be positive")
-    out, outcome, _ = experiment.run_experiment(args.name, settings, duration_s=args.duration,
-                                                users=args.users, seed_count=args.seed, say=ui.say)
+    only = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    experiment.chosen(experiment.find(args.name), only)  # a wrong name fails before anything is stopped
+    out, outcome, _ = experiment.run_experiment(args.name, settings, duration_s=args.duration, users=args.users,
+                                                seed_count=args.seed, say=ui.say, variants=only)
     ui.say(f"{'PASS' if outcome.passed else 'FAIL'}: {args.name}")
     for check in outcome.checks:
         ui.say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))

@@ -113,10 +113,21 @@ def experiment_home(settings: LabSettings) -> Path:
     return settings.state_dir / "experiment"
 
 
-def _variants(exp: Experiment, results: dict[str, VariantResult]):
-    yield from exp.variants
+def _variants(exp: Experiment, results: dict[str, VariantResult], only: list[str] | None = None):
+    yield from (v for v in exp.variants if not only or v.name in only)
     while exp.more is not None and (nxt := exp.more(results)) is not None:
         yield nxt
+
+
+def chosen(exp: Experiment, only: list[str] | None) -> list[str] | None:
+    """``--variants``: names of the experiment's listed variants, checked before anything starts."""
+    if not only:
+        return None
+    unknown = [n for n in only if n not in {v.name for v in exp.variants}]
+    if unknown:
+        raise LabCommandError(f"{exp.name} has no variant {unknown[0]!r}; its variants: "
+                              + ", ".join(repr(v.name) for v in exp.variants))
+    return only
 
 
 def run_experiment(
@@ -128,12 +139,14 @@ def run_experiment(
     seed_count: int | None = None,
     say: Callable[[str], None] = print,
     on_event=None,
+    variants: list[str] | None = None,
 ) -> tuple[Path, Outcome, dict]:
     exp = find(name)
+    only = chosen(exp, variants)
     sizes = {"duration_s": duration_s, "users": users, "seed_count": seed_count}
     deployment = recorded(settings)
     if deployment is not None:
-        return _run_on_compose(exp, settings, deployment, sizes, say=say)
+        return _run_on_compose(exp, settings, deployment, sizes, say=say, only=only)
     out = results_dir(f"experiment-{name}", settings.results)
     say(f"experiment {exp.name}: {exp.question}")
     say(f"results: {out}")
@@ -142,7 +155,7 @@ def run_experiment(
     running: tuple[LabSettings, LabState] | None = None
     last_seed: Path | None = None
     try:
-        for variant in _variants(exp, results):
+        for variant in _variants(exp, results, only):
             overrides = {f"{exp.design}_{what}": count for what, count in
                          (("instances", variant.instances), ("workers", variant.workers)) if count}
             if variant.shards:
@@ -198,7 +211,7 @@ def _spec(exp: Experiment, variant: Variant, sizes: dict) -> LoadSpec:
 
 
 def _run_on_compose(exp: Experiment, settings: LabSettings, deployment, sizes: dict,
-                    say: Callable[[str], None]) -> tuple[Path, Outcome, dict]:
+                    say: Callable[[str], None], only: list[str] | None = None) -> tuple[Path, Outcome, dict]:
     """Compose mode: a variant is an environment override and a recreate of the design's services.
     Unlike local mode the databases are not fresh for each variant (the deployment's parts stay up),
     and a variant that needs another count of instances, workers or servers needs local mode."""
@@ -217,7 +230,7 @@ def _run_on_compose(exp: Experiment, settings: LabSettings, deployment, sizes: d
     last_seed: Path | None = None
     changed = False
     try:
-        for variant in _variants(exp, results):
+        for variant in _variants(exp, results, only):
             if variant.instances or variant.workers or variant.shards or variant.budgets:
                 raise LabCommandError(f"variant {variant.name} needs local mode (it sizes the stack or budgets its CPU)")
             if not variant.same_stack:

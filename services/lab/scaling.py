@@ -36,7 +36,8 @@ class Scaling:
 
 
 def variant_name(n: int, what: str) -> str:
-    return f"{n} {what}"
+    """``1 shard``, ``2 shards``: ``what`` is the plural."""
+    return f"{n} {what[:-1] if n == 1 and what.endswith('s') else what}"
 
 
 def _point(scaling: Scaling, n: int, r: VariantResult) -> dict:

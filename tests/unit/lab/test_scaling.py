@@ -24,7 +24,7 @@ def experiment(lifted=None):
 def test_variants_carry_the_budgets_and_the_topology():
     exp = experiment(lifted=0.5)
     assert [(v.name, v.instances, v.budgets) for v in exp.variants] == [
-        ("1 instances", 1, {"postgres": 0.5, "app": 0.1}), ("2 instances", 2, {"postgres": 0.5, "app": 0.1}),
+        ("1 instance", 1, {"postgres": 0.5, "app": 0.1}), ("2 instances", 2, {"postgres": 0.5, "app": 0.1}),
         ("4 instances", 4, {"postgres": 0.5, "app": 0.1}), ("4 instances, budget lifted", 4, {"postgres": 0.5, "app": 0.5})]
 
 

@@ -169,9 +169,8 @@ def cmd_up(args: argparse.Namespace) -> None:
 
         if args.instances is not None or args.shards is not None:
             raise LabCommandError("compose mode runs the file's topology: --instances and --shards are local mode only")
-        if args.budget:
-            raise LabCommandError("--budget is local mode only for now (compose would take `cpus:` per service)")
-        compose_stack.up(settings, args.designs, standin=args.standin, say=ui.say)
+        compose_stack.up(settings, args.designs, standin=args.standin, say=ui.say,
+                         budget=budgets.merge(*(budgets.parse(b) for b in args.budget or [])))
         state, rows = supervisor.status(settings)
         ui.print_status(rows, state.ports, False, settings.host)
         ui.console.print("Running under docker compose; `sdlab load`, `top`, `chaos` and `experiment` find it. "

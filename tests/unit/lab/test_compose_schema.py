@@ -51,3 +51,13 @@ def test_the_schema_rejects_a_broken_copy(break_it):
     broken = copy.deepcopy(COMPOSE)
     break_it(broken)
     assert _errors(broken), f"{break_it.__name__} was accepted"
+
+
+def test_the_budget_override_is_valid_compose_and_sets_cpus():
+    from services.lab.budgets import resolve
+    from services.lab.compose_stack import budget_override
+
+    resolved = resolve({"postgres": 0.05, "caddy": 0.5}, COMPOSE["services"], 2)
+    override = yaml.safe_load(budget_override(resolved))
+    assert override == {"services": {"caddy": {"cpus": 0.5}, "postgres-0": {"cpus": 0.05}, "postgres-1": {"cpus": 0.05}}}
+    assert _errors(override) == []

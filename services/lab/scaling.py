@@ -31,6 +31,9 @@ class Scaling:
     counts: tuple[int, ...] = (1, 2, 4)
     budgets: dict[str, float] = field(default_factory=dict)
     lifted: float | None = None  # the scaled part's budget in the last, "where next" variant
+    # Components of the scaled kind that are not scaled (a coordinator beside the shards); give
+    # them their own entry in ``budgets``.
+    fixed: tuple[str, ...] = ()
     unit: str = "req/s"
     throughput: Callable[[dict], float] = lambda summary: summary["achieved_rps"]
 
@@ -44,7 +47,7 @@ def _point(scaling: Scaling, n: int, r: VariantResult) -> dict:
     budgets = r.summary.get("budgets") or {}
     timeline = r.load.timeline
     usages = bottleneck.usage_over(timeline, budgets)
-    scaled = [u for u in usages if kind_of(u.component) == scaling.component]
+    scaled = [u for u in usages if kind_of(u.component) == scaling.component and u.component not in scaling.fixed]
     machine = bottleneck.machine_share(timeline)
     head = max(usages, key=lambda u: (u.at_budget, u.throttled_share), default=None)
     return {"n": n, "throughput": round(scaling.throughput(r.summary), 1),

@@ -23,7 +23,7 @@ def budgeted(tmp_path_factory):
         pytest.skip(str(exc))
     lab = Lab.create(tmp_path_factory.mktemp("budgeted"), port_start=27000,
                      SDLAB_RESULTS=str(tmp_path_factory.mktemp("budget-results")))
-    lab.run("up", "shortener", "--budget", "shortener=0.25", "--budget", "redis=1.5", timeout=180)
+    lab.run("up", "shortener", "--budget", "shortener=0.25", "--budget", "redis=0.5", timeout=180)
     try:
         yield lab, groups
     finally:
@@ -34,7 +34,7 @@ def test_status_shows_each_budget(budgeted):
     lab, _ = budgeted
     rows = {c["name"]: c for c in lab.status()["components"]}
     assert {n: rows[n]["budget_cores"] for n in (*INSTANCES, "shortener-analytics-1", "redis")} == {
-        "shortener-1": 0.25, "shortener-2": 0.25, "shortener-analytics-1": 0.25, "redis": 1.5}
+        "shortener-1": 0.25, "shortener-2": 0.25, "shortener-analytics-1": 0.25, "redis": 0.5}
     assert rows["caddy"]["budget_cores"] is None and rows["postgres-0"]["budget_cores"] is None
     table = lab.run("status").stdout
     assert "CPU budget" in table and "0.25 core" in table

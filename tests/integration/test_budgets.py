@@ -1,5 +1,6 @@
-"""CPU budgets on a real stack: each instance held to its quarter of a core under load, the budget
-in status, in top, in the run's timeline and summary, and the groups gone after `down`."""
+"""CPU budgets on a real stack: each instance held to its budget (a fifth of a core) under more load
+than that carries, the budget in status, in top, in the run's timeline and summary, and the
+groups gone after `down`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def budgeted(tmp_path_factory):
         pytest.skip(str(exc))
     lab = Lab.create(tmp_path_factory.mktemp("budgeted"), port_start=27000,
                      SDLAB_RESULTS=str(tmp_path_factory.mktemp("budget-results")))
-    lab.run("up", "shortener", "--budget", "shortener=0.25", "--budget", "redis=0.5", timeout=180)
+    lab.run("up", "shortener", "--budget", "shortener=0.2", "--budget", "redis=0.5", timeout=180)
     try:
         yield lab, groups
     finally:
@@ -34,17 +35,18 @@ def test_status_shows_each_budget(budgeted):
     lab, _ = budgeted
     rows = {c["name"]: c for c in lab.status()["components"]}
     assert {n: rows[n]["budget_cores"] for n in (*INSTANCES, "shortener-analytics-1", "redis")} == {
-        "shortener-1": 0.25, "shortener-2": 0.25, "shortener-analytics-1": 0.25, "redis": 0.5}
+        "shortener-1": 0.2, "shortener-2": 0.2, "shortener-analytics-1": 0.2, "redis": 0.5}
     assert rows["caddy"]["budget_cores"] is None and rows["postgres-0"]["budget_cores"] is None
     table = lab.run("status").stdout
-    assert "CPU budget" in table and "0.25 core" in table
+    assert "CPU budget" in table and "0.2 core" in table
 
 
-def test_each_instance_is_held_to_its_quarter_core_under_load(budgeted):
+def test_each_instance_is_held_to_its_budget_under_load(budgeted):
     lab, groups = budgeted
     tag = home_tag(lab.home)
     before = {n: groups.group(tag, n).sample() for n in INSTANCES}
-    out = lab.run("load", "shortener", "--open", "--rate", "1500", "--duration", "8", "--read-write", "20:1",
+    # ~0.2 core-ms per request through Caddy: 3,000/s asks each instance for ~0.3 core.
+    out = lab.run("load", "shortener", "--open", "--rate", "3000", "--duration", "8", "--read-write", "20:1",
                   "--seed", "300", timeout=240).stdout
     after = {n: groups.group(tag, n).sample() for n in INSTANCES}
     summary = json.loads((Path(re.search(r"results: (\S+)", out).group(1)) / "summary.json").read_text())
@@ -53,12 +55,12 @@ def test_each_instance_is_held_to_its_quarter_core_under_load(budgeted):
         used = after[name].usage_s - before[name].usage_s
         throttled = after[name].throttled_periods - before[name].throttled_periods
         # The kernel's own accounting of the group: a quota is a ceiling whatever else runs.
-        assert used <= 0.25 * seconds + 0.2, f"{name} used {used:.2f} s of CPU in ~{seconds} s"
-        assert throttled > 0, f"{name} was offered more than a quarter core of work and never throttled"
+        assert used <= 0.2 * seconds + 0.2, f"{name} used {used:.2f} s of CPU in ~{seconds} s"
+        assert throttled > 0, f"{name} was offered more than its budget of work and never throttled"
     rows = [r["budget"] for r in summary_timeline(summary, out) if r.get("budget")]
     busiest = max(r[INSTANCES[0]]["cores"] for r in rows if INSTANCES[0] in r)
-    assert 0.1 < busiest <= 0.25 * 1.15, f"the timeline's per-second usage of {INSTANCES[0]}: {busiest}"
-    assert summary["budgets"]["shortener-1"] == 0.25
+    assert 0.15 < busiest <= 0.2 * 1.15, f"the timeline's per-second usage of {INSTANCES[0]}: {busiest}"
+    assert summary["budgets"]["shortener-1"] == 0.2
     assert re.match(r"bottleneck: (shortener-\d, at its budget|the machine)", summary["bottleneck"]), summary["bottleneck"]
 
 
@@ -71,9 +73,9 @@ def test_top_shows_cpu_against_budget(budgeted):
     lab, _ = budgeted
     frame = json.loads(lab.run("top", "--once", "--json").stdout)
     rows = {c["name"]: c for c in frame["components"]}
-    assert rows["shortener-1"]["budget_cores"] == 0.25 and rows["shortener-1"]["throttled"] is not None
+    assert rows["shortener-1"]["budget_cores"] == 0.2 and rows["shortener-1"]["throttled"] is not None
     assert rows["caddy"]["budget_cores"] is None
-    assert "CPU % of budget" in lab.run("top", "--once").stdout
+    assert "budget" in lab.run("top", "--once").stdout  # the column (Rich may wrap its header in a narrow terminal)
 
 
 def test_bad_budgets_are_refused_in_one_line(budgeted):

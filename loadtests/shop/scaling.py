@@ -71,6 +71,7 @@ SHARD_SCALING = scaling_experiment(
     scaling=Scaling(component="postgres", budget=SHARD_BUDGET, counts=SHARDS, lifted=LIFTED_BUDGET,
                     size=lambda n: {"shards": n + 1, "app_env": {"SHOP_HOME_HOLDS_BUCKETS": "false"}},
                     fixed=("postgres-0",), budgets={"postgres-0": HOME_BUDGET}, unit="checkouts/s",
+                    load=lambda n: {"max_vus": 16 * n},
                     throughput=lambda summary: summary["extra"]["checkouts_per_s"]),
     what="shards",
     after_load=_after_load,

@@ -34,6 +34,9 @@ class Scaling:
     # Components of the scaled kind that are not scaled (a coordinator beside the shards); give
     # them their own entry in ``budgets``.
     fixed: tuple[str, ...] = ()
+    # The variant's load overrides at N (e.g. requests in flight growing with N: a throttled copy
+    # with a deep queue answers its own deadlines late, which measures timeouts, not capacity).
+    load: Callable[[int], dict] = lambda n: {}
     unit: str = "req/s"
     throughput: Callable[[dict], float] = lambda summary: summary["achieved_rps"]
 
@@ -68,12 +71,12 @@ def scaling_experiment(*, name: str, title: str, question: str, load: LoadSpec, 
     def budgets_for(cores: float) -> dict[str, float]:
         return {**scaling.budgets, scaling.component: cores}
 
-    variants = [Variant(variant_name(n, what), budgets=budgets_for(scaling.budget), **scaling.size(n))
-                for n in scaling.counts]
+    variants = [Variant(variant_name(n, what), budgets=budgets_for(scaling.budget), load=scaling.load(n),
+                        **scaling.size(n)) for n in scaling.counts]
     if scaling.lifted is not None:
         top = scaling.counts[-1]
         variants.append(Variant(f"{top} {what}, budget lifted", budgets=budgets_for(scaling.lifted),
-                                **scaling.size(top)))
+                                load=scaling.load(top), **scaling.size(top)))
 
     def measured(results: dict[str, VariantResult]) -> list[tuple[int, VariantResult]]:
         by_name = {v.name: n for n, v in zip(scaling.counts, variants)}

@@ -25,6 +25,10 @@ class ShopSettings(ServiceSettings):
     # Sharding. The number of buckets is fixed for the life of the data (ids carry the bucket);
     # the shard map, stored on the first server, says which server holds each bucket.
     buckets: int = Field(256, ge=1, le=1024)
+    # The first server ("home") holds the map, the payment stand-in's charges and fulfillment's
+    # table. False deals the buckets over the other servers only, so data shards scale on their
+    # own and the home is a coordinator (read when the first map is made; needs 2+ servers).
+    home_holds_buckets: bool = True
     # Instances hear of a new shard map at once (NOTIFY on the first server) and reload it when
     # that connection comes back; this poll is the last resort (a hung, not closed, connection).
     shard_map_poll_s: float = Field(30.0, gt=0)

@@ -40,10 +40,10 @@ async def stored_map(first_url: str) -> ShardMap | None:
         await conn.close()
 
 
-async def create_map(urls: list[str], buckets: int) -> ShardMap:
+async def create_map(urls: list[str], buckets: int, home_holds_buckets: bool = True) -> ShardMap:
     """Each shard is told its buckets before the map that names them exists, so a crash in
     between leaves no map (the next run starts over), never a map some server disagrees with."""
-    chosen = initial_map(tuple(urls), buckets)
+    chosen = initial_map(tuple(urls), buckets, home_holds_buckets=home_holds_buckets)
     for shard, url in reversed(list(enumerate(urls))):  # the first server (and the map) last
         conn = await asyncpg.connect(dsn(url))
         try:
@@ -66,7 +66,7 @@ def main() -> None:
     for url in dict.fromkeys([*urls[1:], *(current.shards if current else ())]):
         upgrade(url)
     if current is None:
-        current = asyncio.run(create_map(urls, settings.buckets))
+        current = asyncio.run(create_map(urls, settings.buckets, settings.home_holds_buckets))
         print(f"shop shard map v{current.version}: {settings.buckets} buckets over {len(urls)} shards")
     print(f"shop schema is at head on {len(current.shards)} shards (map v{current.version})")
 

@@ -84,9 +84,13 @@ class ShardMap:
         return ShardMap(self.version + 1, shards, self.assignment)
 
 
-def initial_map(shards: tuple[str, ...], buckets: int) -> ShardMap:
-    """Buckets dealt round-robin over the shards."""
-    return ShardMap(1, shards, tuple(b % len(shards) for b in range(buckets)))
+def initial_map(shards: tuple[str, ...], buckets: int, *, home_holds_buckets: bool = True) -> ShardMap:
+    """Buckets dealt round-robin over the shards; without ``home_holds_buckets`` the first server
+    keeps only the map and the shared tables (it needs another server to deal buckets to)."""
+    first = 0 if home_holds_buckets else 1
+    if first >= len(shards):
+        raise ValueError("a home that holds no buckets needs at least one more server")
+    return ShardMap(1, shards, tuple(first + b % (len(shards) - first) for b in range(buckets)))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from loadtests.shop.idempotency import IDEMPOTENCY
 from loadtests.shop.outage import SHARD_OUTAGE
 from loadtests.shop.reshard import RESHARD
 from loadtests.shop.saga_failure import SAGA_FAILURE
-from loadtests.shop.scaling import SHARD_SCALING
+from loadtests.shop.shard_scaling import SHARD_SCALING
 from loadtests.shop.scatter_gather import SCATTER_GATHER
 from services.lab.capacity import capacity_experiment
 from services.lab.load import LoadSpec

@@ -59,6 +59,9 @@ class LabSettings(BaseSettings):
     cost_idle_s: float = Field(3.0, gt=0, le=60)
     # Where load runs, experiments and benchmarks write their folders.
     results: Path = REPO_ROOT / "results"
+    # CPU budgets, like a small machine per component: "NAME=CORES,..." (NAME a component, its kind
+    # or a prefix such as a design's name: postgres-1, postgres). `sdlab up --budget` adds to these.
+    budgets: str = ""
     # Compose mode only: the Toxiproxy API that network faults go through.
     toxiproxy_url: str = "http://127.0.0.1:8474"
 

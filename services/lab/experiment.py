@@ -28,6 +28,9 @@ class Variant:
     instances: int | None = None
     workers: int | None = None  # copies of each of the design's background workers
     shards: int | None = None  # PostgreSQL servers (default: the lab's setting)
+    # CPU budgets (NAME -> cores, over the lab's SDLAB_BUDGETS): a small machine per component,
+    # so that the scaled part, not the shared machine, is what runs out.
+    budgets: dict[str, float] = field(default_factory=dict)
     load: dict = field(default_factory=dict)  # LoadSpec fields to override
     # Run on the stack the variant before left running (no restart; its data and seed kept).
     same_stack: bool = False
@@ -41,6 +44,7 @@ class Outcome:
     checks: list[Check]
     claim: str
     facts: dict = field(default_factory=dict)  # extra figures for summary.json and the report
+    record: dict = field(default_factory=dict)  # structured results, top-level keys of summary.json
 
     @property
     def passed(self) -> bool:

@@ -57,7 +57,7 @@ def write_report(exp: Experiment, out: Path, results: dict[str, VariantResult], 
     summary = {
         "experiment": exp.name, "title": exp.title, "question": exp.question, "passed": outcome.passed,
         "claim": outcome.claim, "machine": machine_spec(), "command": invoked_command(),
-        "checks": [vars(c) for c in outcome.checks], "facts": outcome.facts,
+        "checks": [vars(c) for c in outcome.checks], "facts": outcome.facts, **outcome.record,
         "variants": {n: {k: v for k, v in r.summary.items() if k not in ("machine",)} for n, r in results.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -37,10 +37,21 @@ def find(name: str) -> Experiment:
     return experiments[name]
 
 
-def _variants(exp: Experiment, results: dict[str, VariantResult]):
-    yield from exp.variants
+def _variants(exp: Experiment, results: dict[str, VariantResult], only: list[str] | None = None):
+    yield from (v for v in exp.variants if not only or v.name in only)
     while exp.more is not None and (nxt := exp.more(results)) is not None:
         yield nxt
+
+
+def chosen(exp: Experiment, only: list[str] | None) -> list[str] | None:
+    """``--variants``: names of the experiment's listed variants, checked before anything starts."""
+    if not only:
+        return None
+    unknown = [n for n in only if n not in {v.name for v in exp.variants}]
+    if unknown:
+        raise LabCommandError(f"{exp.name} has no variant {unknown[0]!r}; its variants: "
+                              + ", ".join(repr(v.name) for v in exp.variants))
+    return only
 
 
 def run_experiment(
@@ -53,12 +64,15 @@ def run_experiment(
     say: Callable[[str], None] = print,
     on_event=None,
     backend: Backend | None = None,
+    variants: list[str] | None = None,
 ) -> tuple[Path, Outcome, dict]:
-    """Each variant on its stack (:meth:`Backend.variant_stacks`), loaded and checked; then the verdict."""
+    """Each variant on its stack (:meth:`Backend.variant_stacks`), loaded and checked; then the verdict.
+    ``variants``: only these of the experiment's listed variants."""
     exp = find(name)
+    only = chosen(exp, variants)
     sizes = {"duration_s": duration_s, "users": users, "seed_count": seed_count}
     stacks = (backend or select_backend(settings)).variant_stacks(exp.design, say, on_event)
-    stacks.check(exp.name, [v.name for v in exp.variants if v.instances or v.workers or v.shards])
+    stacks.check(exp.name, [v.name for v in exp.variants if v.instances or v.workers or v.shards or v.budgets])
     out = results_dir(f"experiment-{name}", settings.results)
     say(f"experiment {exp.name}{stacks.label}: {exp.question}")
     say(f"results: {out}")
@@ -66,10 +80,11 @@ def run_experiment(
     results: dict[str, VariantResult] = {}
     last_seed: Path | None = None
     try:
-        for variant in _variants(exp, results):
+        for variant in _variants(exp, results, only):
             sized = {what: count for what, count in (("instances", variant.instances), ("workers", variant.workers),
                                                      ("shards", variant.shards)) if count}
-            stack = stacks.enter(variant.name, app_env=variant.app_env, sizes=sized, same_stack=variant.same_stack)
+            stack = stacks.enter(variant.name, app_env=variant.app_env, sizes=sized, same_stack=variant.same_stack,
+                                 budgets=variant.budgets)
             if not variant.same_stack:
                 last_seed = None
             vsettings = stack.settings

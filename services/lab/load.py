@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from services.lab import metrics_scrape
+from services.lab import bottleneck, metrics_scrape
 from services.lab.backends.base import Backend
 from services.lab.backends.selection import select_backend
 from services.lab.config import REPO_ROOT, LabSettings
@@ -136,6 +136,7 @@ def run_load(
     run_start = meter.read()
     proc = driver.start(t0_wall, REPO_ROOT)
     sampler = CpuSampler(state, psutil.Process(proc.pid))
+    budget_sampler = backend.budget_sampler(state)
     runner = None
     if steps:
         if apply_fault is None:
@@ -150,6 +151,7 @@ def run_load(
     cpu_rows: list[dict] = []
     rss_rows: dict[int, dict[str, float]] = {}
     machine_rows: dict[int, float | None] = {}
+    budget_rows: dict[int, dict] = {}
     last_print = 0.0
     interactive = sys.stdout.isatty()
     marks: dict = {}  # the generator's checkpoints (its operations' start and end): the stack's readings then
@@ -169,6 +171,7 @@ def run_load(
             cpu_rows.append({"t": int(time.time() - t0_wall), **cpu})
             rss_rows[cpu_rows[-1]["t"]] = sampler.rss_mib
             machine_rows[cpu_rows[-1]["t"]] = sampler.machine_percent
+            budget_rows[cpu_rows[-1]["t"]] = budget_sampler.sample()
             seconds += driver.take()
             elapsed = time.monotonic() - t0
             line = progress_line(elapsed, seconds, cpu)
@@ -198,11 +201,16 @@ def run_load(
         row["cpu"] = {k: v for k, v in cpu_by_t.get(row["t"], {}).items() if k != "t"}
         row["rss_mib"] = rss_rows.get(row["t"], {})
         row["machine_cpu"] = machine_rows.get(row["t"])  # % of all cores, every process on the machine
+        if state.budgets:  # per budgeted component: cores used, share of its periods throttled
+            row["budget"] = budget_rows.get(row["t"], {})
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     summary = summarize(spec, driver, timeline, seconds, elapsed, before, after, runner)
     op, ops = plugin.cost_unit(spec, summary)
     window = (marks.get("start", run_start), marks.get("end", run_end))
     summary["cost_per_op"] = cost_per_op(idle, window, op, ops, meter.unavailable)
+    summary["budgets"] = dict(state.budgets)
+    summary["bottleneck"] = bottleneck.name(bottleneck.usage_over(timeline, state.budgets),
+                                            bottleneck.machine_share(timeline))
     # The wall-clock instant of t=0 (of the timeline and the fault times), to place what the
     # generator itself logged with its own timestamps (acks.jsonl) on the same axis.
     summary["started_at"] = t0_wall

@@ -9,11 +9,20 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from services.lab import budgets  # noqa: E402
 from services.lab.analysis import fmt  # noqa: E402
 from services.lab.cost import cost_lines  # noqa: E402
 from services.lab.run_summary import generator_label  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def budget_lines(summary: dict) -> list[str]:
+    """The budgets in force and what limited the run (the line is there with or without budgets)."""
+    lines = [f"- CPU budgets: {budgets.describe(summary['budgets'])}"] if summary.get("budgets") else []
+    if summary.get("bottleneck"):
+        lines.append(f"- {summary['bottleneck']}")
+    return lines + ([""] if lines else [])
 
 
 def _shade(ax, fault_windows: list[dict], end: float, label: bool) -> None:
@@ -107,6 +116,35 @@ def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str
     return save(fig, path)
 
 
+def scaling_chart(points: list[dict], scaling, path: Path, title: str, what: str) -> Path:
+    """Throughput against N with the ideal line (N x one copy); below, each copy's CPU against its budget."""
+    points = sorted(points, key=lambda p: p["n"])
+    ns = [p["n"] for p in points]
+    fig, (ax_rate, ax_cpu) = plt.subplots(2, 1, figsize=(8, 8))
+    base = points[0]["throughput"] / points[0]["n"]
+    ax_rate.plot(ns, [base * n for n in ns], ls=":", color="grey", label="ideal: N x one")
+    ax_rate.plot(ns, [0.8 * base * n for n in ns], ls="--", color="grey", lw=0.8, label="goal: 0.8 x ideal")
+    ax_rate.plot(ns, [p["throughput"] for p in points], "o-", color=COLORS[0], label="measured")
+    for p in points:
+        ax_rate.annotate(f" {p['throughput']:,.0f}", (p["n"], p["throughput"]), fontsize=9)
+    ax_rate.set_xticks(ns)
+    ax_rate.set_xlabel(f"{what} (each held to {scaling.budget:g} core)")
+    ax_rate.set_ylabel(scaling.unit)
+    labels = [f"N={p['n']} #{i + 1}" for p in points for i in range(len(p["scaled_used_cores"]))]
+    used = [c for p in points for c in p["scaled_used_cores"]]
+    ax_cpu.bar(range(len(used)), used, color=COLORS[2], label="cores used (mean over the run)")
+    ax_cpu.axhline(scaling.budget, color=COLORS[1], ls="--", lw=1.2, label=f"budget {scaling.budget:g} core")
+    ax_cpu.set_xticks(range(len(used)), labels, rotation=45, ha="right", fontsize=8)
+    ax_cpu.set_ylabel(f"cores per {scaling.component}")
+    machine = ", ".join(f"N={p['n']}: {p['machine_cpu_pct']}%" for p in points)
+    ax_cpu.set_title(f"each {scaling.component} against its budget (machine busy: {machine})", fontsize=9)
+    for ax in (ax_rate, ax_cpu):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(title)
+    return save(fig, path)
+
+
 def machine_lines(summary: dict) -> list[str]:
     m = summary["machine"]
     return [
@@ -145,6 +183,7 @@ def load_report(summary: dict, out: Path, chart: Path) -> Path:
           for name, e in summary["endpoints"].items()],
         "",
         *cost_lines(summary.get("cost_per_op")),
+        *budget_lines(summary),
         *[f"- [{'x' if c['passed'] else ' '}] {c['description']}" + (f" ({c['detail']})" if c["detail"] else "")
           for c in summary.get("checks", [])],
         "",

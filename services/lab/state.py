@@ -47,6 +47,7 @@ class ComponentStatus:
     address: str
     state: str  # ready | degraded | unready | paused | down | external | external-down
     detail: str = ""
+    budget_cores: float | None = None  # its CPU budget (sdlab up --budget); None: unlimited
 
 
 @dataclass
@@ -60,6 +61,10 @@ class LabState:
     ports: dict[str, int] = field(default_factory=dict)  # public port per design
     # Compose mode: service name -> the address the host reaches it at (not saved: read back each time).
     aliases: dict[str, str] = field(default_factory=dict)
+    # CPU budgets: as asked (names, kinds or prefixes) and as given (cores per component).
+    budget_spec: dict[str, float] = field(default_factory=dict)
+    budgets: dict[str, float] = field(default_factory=dict)
+    cgroup_tag: str | None = None
 
     def dialable(self, text: str) -> str:
         """``text`` (a URL, a list of them) with peers named as the services name them
@@ -81,6 +86,9 @@ class LabState:
             "components": {n: vars(c) for n, c in self.components.items()},
             "external": self.external,
             "ports": self.ports,
+            "budget_spec": self.budget_spec,
+            "budgets": self.budgets,
+            "cgroup_tag": self.cgroup_tag,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
@@ -110,6 +118,9 @@ def load_state(home: Path) -> LabState | None:
         components={n: RunningComponent(**c) for n, c in data["components"].items()},
         external=data.get("external", []),
         ports=data.get("ports", {}),
+        budget_spec=data.get("budget_spec", {}),
+        budgets=data.get("budgets", {}),
+        cgroup_tag=data.get("cgroup_tag"),
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from services.lab import procs, throttle
+from services.lab import budgets, local_budgets, procs, throttle
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import Design
 from services.lab.designs import resolve
@@ -54,7 +54,8 @@ def _child_env(state: LabState, component: Component | RunningComponent) -> dict
 def start_component(state: LabState, component: Component, on_event: EventSink) -> RunningComponent:
     log = state.home / "logs" / f"{component.name}.log"
     on_event(component.name, "starting", component.address)
-    ref = procs.spawn(component.cmd, log_path=log, env=_child_env(state, component), cwd=REPO_ROOT, user=component.user)
+    cmd, user = local_budgets.command(state, component.name, component.cmd, component.user)
+    ref = procs.spawn(cmd, log_path=log, env=_child_env(state, component), cwd=REPO_ROOT, user=user)
     running = RunningComponent(**component.to_dict(), pid=ref.pid, create_time=ref.create_time, log=str(log))
     state.components[component.name] = running
     state.save()  # written at once: a crash of `up` from here on still lets `down` find it
@@ -116,8 +117,10 @@ def up(
     design_names: list[str],
     on_event: EventSink = quiet,
     app_env: dict[str, str] | None = None,
+    budget: dict[str, float] | None = None,
 ) -> LabState:
-    """Start the stack and return once every component is ready (like ``docker compose up -d``)."""
+    """Start the stack and return once every component is ready (like ``docker compose up -d``).
+    ``budget`` (NAME=cores, over the SDLAB_BUDGETS setting) runs components in CPU-limited groups."""
     designs = resolve(design_names)
     home = settings.state_dir
     with exclusive(home):
@@ -136,6 +139,8 @@ def up(
         _check_ports_free(plan, ports, settings.host)
         state = LabState(home=home, marker=str(home), designs=[d.name for d in designs], ports=ports)
         state.external = [vars(e) for e in plan.external]
+        local_budgets.apply(state, budgets.merge(budgets.parse(settings.budgets), budget),
+                            [c.name for c in plan.components])
         state.save()
         try:
             for component in plan.infra:
@@ -197,6 +202,7 @@ def _stop_all(state: LabState, on_event: EventSink) -> list[str]:
         for tier in tiers:
             list(pool.map(stop_one, tier))
     procs.kill_marked(state.marker)
+    local_budgets.release(state.home)
     state.path.unlink(missing_ok=True)
     return stopped
 
@@ -215,6 +221,7 @@ def down(settings: LabSettings, on_event: EventSink = quiet) -> list[str]:
         state = load_state(home)
         if state is None:
             swept = procs.kill_marked(str(home))
+            local_budgets.release(home)
             return [f"{swept} stray process(es)"] if swept else []
         return _stop_all(state, on_event)
 
@@ -273,4 +280,7 @@ def status(settings: LabSettings) -> tuple[LabState, list[ComponentStatus]]:
             )
         )
 
-    return state, asyncio.run(gather())
+    rows = asyncio.run(gather())
+    for row in rows:
+        row.budget_cores = state.budgets.get(row.name)
+    return state, rows

@@ -19,7 +19,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from services.lab.backends.base import Backend, ResourceSampler
+from services.lab.backends.base import Backend, BudgetReader, ResourceSampler
 from services.lab.designs import plugin_for
 from services.lab.metrics_window import MetricsWindow
 from services.lab.state import LabState
@@ -33,6 +33,8 @@ class ComponentRow:
     pid: int | None
     cpu_percent: float | None  # 100 = one core
     rss_mib: float | None
+    budget_cores: float | None = None  # its CPU budget; None: unlimited
+    throttled: float | None = None  # share of its budget's periods the kernel stopped it (0-1)
 
 
 @dataclass
@@ -76,7 +78,7 @@ def _gauges(state: LabState, window: MetricsWindow) -> dict[str, list[tuple[str,
 
 
 def frame(backend: Backend, usage: ResourceSampler, before: dict[str, str],
-          started: float) -> tuple[Frame, dict[str, str], float]:
+          started: float, budgets: BudgetReader | None = None) -> tuple[Frame, dict[str, str], float]:
     """A frame over the window since ``before`` was scraped at ``started``; returns it, the new scrape
     and when it was taken (the start of the next window)."""
     state, statuses = backend.status()
@@ -85,10 +87,12 @@ def frame(backend: Backend, usage: ResourceSampler, before: dict[str, str],
     seconds = scraped - started
     window = MetricsWindow(before, after, seconds)
     used = usage.sample(state)
+    throttling = budgets.sample() if budgets is not None else {}
     out = Frame(round(seconds, 2))
     for s in statuses:
         cpu, rss = used.get(s.name, (None, None))
-        out.components.append(ComponentRow(s.name, s.state, s.pid, cpu, rss))
+        out.components.append(ComponentRow(s.name, s.state, s.pid, cpu, rss, s.budget_cores,
+                                           throttling.get(s.name, {}).get("throttled")))
     for c in state.components.values():
         if c.kind == "app":
             http = window.http([c.name]) if c.name in after and c.name in before else {}
@@ -105,13 +109,19 @@ def _num(value: float | None, fmt: str) -> str:
 def render(f: Frame) -> Group:
     parts = Table(title=f"System Design Lab: components (CPU: 100% = one core; window {f.seconds:.1f} s)",
                   title_justify="left")
-    for col, justify in (("component", "left"), ("state", "left"), ("pid", "right"), ("CPU %", "right"),
-                         ("RSS MiB", "right")):
+    budgeted = any(c.budget_cores is not None for c in f.components)
+    columns = [("component", "left"), ("state", "left"), ("pid", "right"), ("CPU %", "right"), ("RSS MiB", "right")]
+    for col, justify in columns + ([("CPU % of budget", "right"), ("throttled %", "right")] if budgeted else []):
         parts.add_column(col, justify=justify)
     for c in f.components:
         style = STATE_STYLE.get(c.state, "")
-        parts.add_row(c.name, f"[{style}]{c.state}[/]", str(c.pid or "-"), _num(c.cpu_percent, ".0f"),
-                      _num(c.rss_mib, ".0f"))
+        cells = [c.name, f"[{style}]{c.state}[/]", str(c.pid or "-"), _num(c.cpu_percent, ".0f"), _num(c.rss_mib, ".0f")]
+        if budgeted:
+            of_budget = (None if c.budget_cores is None or c.cpu_percent is None
+                         else c.cpu_percent / c.budget_cores)
+            cells += [_num(of_budget, ".0f") + ("" if c.budget_cores is None else f" of {c.budget_cores:g}"),
+                      _num(None if c.throttled is None else 100 * c.throttled, ".0f")]
+        parts.add_row(*cells)
     services = Table(title="services (from each process's /metrics)", title_justify="left")
     for col in ("service", "req/s", "p50 ms", "p99 ms", "errors %", "in flight"):
         services.add_column(col, justify="left" if col == "service" else "right")
@@ -132,12 +142,13 @@ def render(f: Frame) -> Group:
 def run_top(backend: Backend, *, once: bool = False, as_json: bool = False, interval_s: float = 1.0) -> None:
     state = backend.watched_state()
     usage = backend.usage()
+    budgets = backend.budget_sampler(state)
     usage.sample(state)  # CPU% counts from here
     before = asyncio.run(_scrape(state))
     started = time.monotonic()
     if once:
         time.sleep(interval_s)
-        f, _, _ = frame(backend, usage, before, started)
+        f, _, _ = frame(backend, usage, before, started, budgets)
         if as_json:
             console.file.write(json.dumps(asdict(f), indent=2) + "\n")
         else:
@@ -147,7 +158,7 @@ def run_top(backend: Backend, *, once: bool = False, as_json: bool = False, inte
         try:
             while True:
                 time.sleep(interval_s)
-                f, before, started = frame(backend, usage, before, started)
+                f, before, started = frame(backend, usage, before, started, budgets)
                 live.update(render(f))
         except KeyboardInterrupt:
             return

@@ -64,11 +64,15 @@ def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bo
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     table = Table(title="System Design Lab", title_justify="left")
-    for col in ("component", "pid", "address", "state", "detail"):
+    budgeted = any(r.budget_cores is not None for r in rows)
+    for col in ("component", "pid", "address", "state", "detail") + (("CPU budget",) if budgeted else ()):
         table.add_column(col)
     for r in rows:
         style = STATE_STYLE.get(r.state, "")
-        table.add_row(r.name, str(r.pid or "-"), r.address, f"[{style}]{r.state}[/]", r.detail[:60])
+        cells = [r.name, str(r.pid or "-"), r.address, f"[{style}]{r.state}[/]", r.detail[:60]]
+        if budgeted:
+            cells.append("-" if r.budget_cores is None else f"{r.budget_cores:g} core")
+        table.add_row(*cells)
     console.print(table)
     for design, port in ports.items():
         console.print(f"{design}: http://{host}:{port}  (API docs at /docs)")

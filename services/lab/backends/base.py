@@ -25,6 +25,19 @@ class ResourceSampler(Protocol):
         ...
 
 
+class BudgetReader(Protocol):
+    def sample(self) -> dict[str, dict[str, float]]:
+        """Per budgeted component since the call before: ``{"cores": used, "throttled": share of periods}``."""
+        ...
+
+
+class NoBudgets:
+    """A backend that cannot read budgets per second (compose) or a stack without any."""
+
+    def sample(self) -> dict[str, dict[str, float]]:
+        return {}
+
+
 class VariantStacks(ABC):
     """The stacks of one experiment: one per variant, or the one before for a ``same_stack`` variant."""
 
@@ -37,9 +50,10 @@ class VariantStacks(ABC):
         """Before the first variant."""
 
     @abstractmethod
-    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int], same_stack: bool) -> Backend:
-        """The variant's stack up and ready (``sizes``: the instances, workers or shards it sets), as the
-        backend to run its load on."""
+    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int], same_stack: bool,
+              budgets: dict[str, float] | None = None) -> Backend:
+        """The variant's stack up and ready (``sizes``: the instances, workers or shards it sets;
+        ``budgets``: CPU budgets by component, kind or prefix), as the backend to run its load on."""
 
     @abstractmethod
     def close(self) -> None:
@@ -68,8 +82,9 @@ class Backend(ABC):
         raise LabCommandError(self.refusals[capability])
 
     @abstractmethod
-    def up(self, designs: list[str], *, on_event: EventSink = quiet, say: Say = print, standin: bool = False) -> None:
-        """Start the designs' stack and return once it is ready."""
+    def up(self, designs: list[str], *, on_event: EventSink = quiet, say: Say = print, standin: bool = False,
+           budget: dict[str, float] | None = None) -> None:
+        """Start the designs' stack and return once it is ready; ``budget``: CPU budgets (NAME -> cores)."""
 
     @abstractmethod
     def down(self, *, volumes: bool = False, on_event: EventSink = quiet) -> str:
@@ -106,6 +121,10 @@ class Backend(ABC):
     @abstractmethod
     def variant_stacks(self, design: str, say: Say, on_event: EventSink | None = None) -> VariantStacks:
         """The stacks of an experiment of ``design``."""
+
+    def budget_sampler(self, state: LabState) -> BudgetReader:
+        """Each budgeted component's CPU against its budget, per second (timelines, ``sdlab top``)."""
+        return NoBudgets()
 
     def network_fault(self, calls: list[ToxiproxyCall]) -> str:
         """Apply Toxiproxy calls (:func:`services.lab.backends.toxiproxy.toxic_calls`) to the stack's network."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from services.lab import budgets
 from services.lab import standin as standin_images
 from services.lab.backends import compose_project
 from services.lab.backends.compose_project import Deployment
@@ -29,7 +31,24 @@ def services(dep: Deployment, designs: list[str]) -> list[str]:
     return [s for s in listed if not any(s.startswith(f"{d}-") for d in others)]
 
 
-def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callable[[str], None]) -> Deployment:
+def budget_override(resolved: dict[str, float]) -> str:
+    """Compose's form of the lab's CPU budgets: ``cpus:`` per service (a CFS quota, as in local mode)."""
+    return yaml.safe_dump({"services": {name: {"cpus": cores} for name, cores in sorted(resolved.items())}})
+
+
+def _budgets_for(settings: LabSettings, dep: Deployment, chosen: list[str], budget: dict[str, float] | None) -> None:
+    spec = budgets.merge(budgets.parse(settings.budgets), budget)
+    path = settings.state_dir / "compose.budgets.yml"
+    path.unlink(missing_ok=True)
+    if not spec:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(budget_override(budgets.resolve(spec, chosen, os.cpu_count() or 1)))
+    dep.files.append(str(path))
+
+
+def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callable[[str], None],
+       budget: dict[str, float] | None = None) -> Deployment:
     names = [d.name for d in resolve(designs)]
     if load_state(settings.state_dir) is not None:
         raise LabCommandError(f"a local lab runs from {settings.state_dir} (and holds the ports); "
@@ -44,6 +63,7 @@ def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callabl
     if set(names) != set(design_names()):
         dep.files.append(str(_balancer_for(settings, dep, names)))
     chosen = services(dep, names)
+    _budgets_for(settings, dep, chosen, budget)
     say(f"docker compose up -d --build --wait ({len(chosen)} services of {', '.join(names)}; project {project})")
     compose_project.save(settings, dep)  # first: a failed or interrupted up is still taken down by `sdlab down`
     compose_project.run(dep, "up", "-d", "--build", "--wait", "--remove-orphans", *chosen,
@@ -76,6 +96,7 @@ def down(settings: LabSettings, dep: Deployment, *, volumes: bool) -> str:
     compose_project.record_path(settings).unlink(missing_ok=True)
     variant_path(settings).unlink(missing_ok=True)
     (settings.state_dir / "compose.designs.yml").unlink(missing_ok=True)
+    (settings.state_dir / "compose.budgets.yml").unlink(missing_ok=True)
     return f"took down compose project {dep.project}" + (" and its volumes" if volumes else "")
 
 

@@ -12,6 +12,7 @@ from services.lab.backends.base import Backend, VariantStacks
 from services.lab.chaos import local_chaos
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
+from services.lab.local_budgets import BudgetSampler
 from services.lab.progress import EventSink, Say, quiet
 from services.lab.state import ComponentStatus, LabState, load_state
 
@@ -22,8 +23,9 @@ class LocalBackend(Backend):
                           "`sdlab up --compose`): local processes talk to each other directly, without Toxiproxy"}
     running_note = "The lab keeps running in the background; stop it with `sdlab down`."
 
-    def up(self, designs: list[str], *, on_event: EventSink = quiet, say: Say = print, standin: bool = False) -> None:
-        supervisor.up(self.settings, designs, on_event=on_event)
+    def up(self, designs: list[str], *, on_event: EventSink = quiet, say: Say = print, standin: bool = False,
+           budget: dict[str, float] | None = None) -> None:
+        supervisor.up(self.settings, designs, on_event=on_event, budget=budget)
 
     def down(self, *, volumes: bool = False, on_event: EventSink = quiet) -> str:
         stopped = supervisor.down(self.settings, on_event=on_event)
@@ -58,6 +60,9 @@ class LocalBackend(Backend):
 
     def usage(self) -> ProcessUsage:
         return ProcessUsage()
+
+    def budget_sampler(self, state: LabState) -> BudgetSampler:
+        return BudgetSampler(state)
 
     def variant_stacks(self, design: str, say: Say, on_event: EventSink | None = None) -> LocalVariants:
         return LocalVariants(self.settings, design, say, on_event or quiet)
@@ -100,7 +105,8 @@ class LocalVariants(VariantStacks):
     def begin(self) -> None:
         supervisor.down_if_running(self.settings, self.say, "each variant starts a stack of its own")
 
-    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int], same_stack: bool) -> LocalBackend:
+    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int], same_stack: bool,
+              budgets: dict[str, float] | None = None) -> LocalBackend:
         if self.running is not None and same_stack:
             self.say(f"== {variant}: on the same stack")
             return self.running
@@ -112,9 +118,9 @@ class LocalVariants(VariantStacks):
         vsettings = self.settings.model_copy(update={**overrides, "home": supervisor.experiment_home(self.settings)})
         self.close()
         shutil.rmtree(vsettings.state_dir, ignore_errors=True)
-        self.say(f"== {variant}: starting the stack" + (
-            f" ({', '.join(f'{k}={v}' for k, v in app_env.items())})" if app_env else ""))
-        supervisor.up(vsettings, [self.design], on_event=self.on_event, app_env=app_env)
+        said = [f"{k}={v}" for k, v in app_env.items()] + [f"budget {k}={v:g}" for k, v in (budgets or {}).items()]
+        self.say(f"== {variant}: starting the stack" + (f" ({', '.join(said)})" if said else ""))
+        supervisor.up(vsettings, [self.design], on_event=self.on_event, app_env=app_env, budget=budgets)
         self.running = LocalBackend(vsettings)
         return self.running
 

@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("designs", nargs="*", metavar="DESIGN", help=f"designs to run (default all: {', '.join(design_names())})")
     up.add_argument("--instances", type=int, help="app instances per design (default 2)")
     up.add_argument("--shards", type=int, help="PostgreSQL servers (default 2)")
+    up.add_argument("--budget", action="append", metavar="NAME=CORES[,NAME=CORES...]",
+                    help="CPU budgets, like a small machine per component: NAME is a component (postgres-1), "
+                         "its kind (postgres) or a prefix (a design's name); every component it names gets CORES "
+                         "(adds to SDLAB_BUDGETS)")
     up.add_argument("--compose", action="store_true",
                     help="run under docker compose (`docker compose up -d --build --wait`) instead of local processes")
     up.add_argument("--standin", action="store_true",
@@ -67,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--duration", type=float, help="seconds of load per variant (default: the experiment's)")
     ex.add_argument("--users", type=int, help="simulated users (default: the experiment's)")
     ex.add_argument("--seed", type=int, help="items seeded before each variant (default: the experiment's)")
+    ex.add_argument("--variants", help="run only these of its variants, comma-separated (e.g. a short "
+                                       "scaling run: '1 instance,2 instances')")
     _compose_flag(ex)
 
     bn = sub.add_parser("bench", help="a design's hot path against the machine's ceiling, in one sitting")

@@ -69,13 +69,15 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         for exp in experiment.registry().values():
             ui.console.print(f"{exp.name:<28} {exp.title}")
         return
-    experiment.find(args.name)  # an unknown name fails before anything is stopped
+    only = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    experiment.chosen(experiment.find(args.name), only)  # an unknown name fails before anything is stopped
     settings = settings_of(args)
     backend = backend_of(args, settings)
     if args.seed is not None and args.seed <= 0:
         raise LabCommandError("--seed must be positive")
     out, outcome, _ = experiment.run_experiment(args.name, settings, duration_s=args.duration,
-                                                users=args.users, seed_count=args.seed, say=ui.say, backend=backend)
+                                                users=args.users, seed_count=args.seed, say=ui.say, backend=backend,
+                                                variants=only)
     ui.say(f"{'PASS' if outcome.passed else 'FAIL'}: {args.name}")
     for check in outcome.checks:
         ui.say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))

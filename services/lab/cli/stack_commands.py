@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.lab import ui
+from services.lab import budgets, ui
 from services.lab.backends.selection import backend_for_up
 from services.lab.backends.toxiproxy import TOXICS, toxic_calls
 from services.lab.cli.common import backend_of, settings_of
@@ -18,7 +18,8 @@ def cmd_up(args: argparse.Namespace) -> None:
     backend = backend_for_up(settings, compose=args.compose)
     if args.instances is not None or args.shards is not None:
         backend.require("sizing")
-    backend.up(args.designs, on_event=ui.Progress(), say=ui.say, standin=args.standin)
+    budget = budgets.merge(*(budgets.parse(b) for b in args.budget or []))
+    backend.up(args.designs, on_event=ui.Progress(), say=ui.say, standin=args.standin, budget=budget)
     state, rows = backend.status()
     ui.print_status(rows, state.ports, False, settings.host)
     ui.console.print(backend.running_note)

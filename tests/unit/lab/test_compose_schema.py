@@ -14,6 +14,8 @@ import jsonschema_rs
 import pytest
 import yaml
 
+from services.lab.backends.compose_stack import budget_override
+from services.lab.budgets import resolve
 from services.lab.config import REPO_ROOT
 
 SCHEMA = json.loads((Path(__file__).parent / "compose_spec.json").read_text())
@@ -51,3 +53,10 @@ def test_the_schema_rejects_a_broken_copy(break_it):
     broken = copy.deepcopy(COMPOSE)
     break_it(broken)
     assert _errors(broken), f"{break_it.__name__} was accepted"
+
+
+def test_the_budget_override_is_valid_compose_and_sets_cpus():
+    resolved = resolve({"postgres": 0.05, "caddy": 0.5}, COMPOSE["services"], 2)
+    override = yaml.safe_load(budget_override(resolved))
+    assert override == {"services": {"caddy": {"cpus": 0.5}, "postgres-0": {"cpus": 0.05}, "postgres-1": {"cpus": 0.05}}}
+    assert _errors(override) == []

@@ -9,7 +9,7 @@ import pytest
 from loadtests.shop import analysis as a
 from loadtests.shop.idempotency import retry_figures
 from loadtests.shop.outage import outage_figures
-from loadtests.shop.scaling import _explained, scaling_figures
+from loadtests.shop.shard_scaling import scaling_figures
 from loadtests.shop.scatter_gather import listing_figures
 from shop.sharding import bucket_of_key, compose_id, initial_map
 
@@ -188,13 +188,6 @@ def test_saturation_names_the_machine_and_the_processes_at_a_full_core():
     s = a.saturated({"shop-1": 95.0, "shop-2": 60.0, "postgres-0": 30.0}, cores=2)
     assert s["machine"] and s["busiest"] == ("shop-1", 95.0) and s["at_one_core"] == ["shop-1"]
     assert not a.saturated({"shop-1": 40.0}, cores=2)["machine"]
-
-
-def test_scaling_is_explained_by_linear_growth_or_by_cores_running_out():
-    one = {"checkouts_per_s": 100.0, "shards": 1, "cores": 2, "machine_cpu": 60.0}
-    assert _explained(one, {**one, "shards": 2, "checkouts_per_s": 150.0})[0]  # 1.5x >= 0.7 x 2
-    assert not _explained(one, {**one, "shards": 4, "checkouts_per_s": 150.0})[0]  # 1.5x < 2.8x, cores idle
-    assert _explained(one, {**one, "shards": 4, "checkouts_per_s": 90.0, "machine_cpu": 97.0})[0]
 
 
 def test_scaling_figures_from_a_run():

@@ -110,6 +110,13 @@ def test_the_initial_map_deals_buckets_round_robin():
     assert set(one.assignment) == {0}
 
 
+def test_a_home_that_holds_no_buckets_deals_them_over_the_other_servers():
+    m = initial_map(_urls(3), 256, home_holds_buckets=False)
+    assert m.assignment[:5] == (1, 2, 1, 2, 1) and m.buckets_of(0) == [] and _sizes(m)[1:] == [128, 128]
+    with pytest.raises(ValueError, match="at least one more server"):
+        initial_map(_urls(1), 256, home_holds_buckets=False)
+
+
 def test_the_map_routes_users_and_ids_through_their_bucket():
     m = initial_map(_urls(4), 256)
     assert m.shard_of_user("foo") == 32 % 4 == 0

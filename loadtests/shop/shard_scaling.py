@@ -1,0 +1,81 @@
+"""``shop.shard-scaling``: checkouts/s with 1, 2 and 4 PostgreSQL shards, each a small machine.
+
+Sharding buys database capacity: N servers, each with its own cores, carry close to N times what
+one does, as long as the database is what runs out. On one 2-core machine every part shares the
+same cores, so each PostgreSQL server is held to a small CPU budget (a cgroup quota): the shards,
+not the shared machine, run out first, and the run shows whether adding them adds checkouts. A
+last variant lifts the budget to show where the wall moves next.
+
+The first server is the shop's home: the shard map, the payment stand-in's charges and
+fulfillment's table live there whatever the shard count, so it does work no shard count divides
+(a checkout's charge is one statement there). Left among the shards it is the part that does not
+scale (at 4 shards it would do ~1.5x the others' work and cap the efficiency near 0.75). Here it
+holds no buckets (``SHOP_HOME_HOLDS_BUCKETS=false``) and has a budget of its own, so N counts data
+shards, as a sharded shop with a separate coordinator database would run. The engine's scaling experiment
+judges it (:mod:`services.lab.scaling`); this module adds the shop's own figures: checkouts/s
+from the acknowledgements, what each checkout cost each part, and every answer's status.
+"""
+
+from __future__ import annotations
+
+from loadtests.shop import analysis as a
+from loadtests.shop.checks import part_url
+from services.lab.analysis import read_jsonl
+from services.lab.load import LoadSpec
+from services.lab.scaling import Scaling, scaling_experiment
+
+SHARDS = (1, 2, 4)
+WARMUP_S, TAIL_S = 3.0, 1.0
+# Each PostgreSQL server's share of a core: ~1.3 core-ms of PostgreSQL per checkout makes one
+# such shard carry ~40 checkouts/s, so four of them (~160/s) and the Python tier serving them
+# (~5 core-ms each, ~0.8 core) still leave the machine room: the shards stay the bottleneck.
+SHARD_BUDGET = 0.05
+LIFTED_BUDGET = 0.5
+HOME_BUDGET = 0.3
+
+
+def scaling_figures(records: list[dict], summary: dict, timeline: list[dict], assignment, cores: int) -> dict:
+    start, end = WARMUP_S, summary["duration_s"] - TAIL_S
+    group = a.checkouts(records, summary["started_at"], assignment)
+    per_s = a.created_per_second(group, start, end)
+    cpu = a.mean_cpu(timeline, start, end)
+    by_group = a.cpu_by_group(cpu)
+    costs = a.cost_per_checkout(by_group, per_s)
+    shards = max(assignment) + 1
+    answers = a.every_answer_status(group)
+    return {
+        "shards": shards, "cores": cores, "window": [start, end], "checkouts_per_s": per_s,
+        "cpu": {k: round(v, 1) for k, v in sorted(cpu.items())},
+        "cpu_by_group": {k: round(v, 1) for k, v in sorted(by_group.items())},
+        "core_ms_per_checkout": {k: round(v, 2) for k, v in sorted(costs.items())},
+        "projection": a.projection(costs, shards, cores=cores),
+        "saturation": a.saturated(cpu, cores),
+        "machine_cpu": a.mean_machine_cpu(timeline, start, end),
+        "answer_statuses": {str(k): v for k, v in sorted(answers.items())},
+        "client_5xx": {str(k): v for k, v in answers.items() if k >= 500 and k != 503},
+        "server_5xx": a.server_errors(summary.get("server", {})),
+    }
+
+
+def _after_load(settings, state, result) -> dict:
+    assignment = a.read_shard_map(part_url(state, "postgres-0"))
+    cores = int(result.summary.get("machine", {}).get("cores") or 2)
+    return scaling_figures(read_jsonl(result.out_dir / "acks.jsonl"), result.summary, result.timeline, assignment, cores)
+
+
+SHARD_SCALING = scaling_experiment(
+    name="shop.shard-scaling",
+    title="checkouts/s with 1, 2 and 4 PostgreSQL shards, each held to a small CPU budget",
+    question="Does adding shards add checkout capacity when the database is what runs out?",
+    load=LoadSpec(design="shop", generator="k6", rate=300, duration_s=20, seed_count=100, read_weight=0,
+                  write_weight=1, max_vus=64),
+    scaling=Scaling(component="postgres", budget=SHARD_BUDGET, counts=SHARDS, lifted=LIFTED_BUDGET,
+                    size=lambda n: {"shards": n + 1, "app_env": {"SHOP_HOME_HOLDS_BUCKETS": "false"}},
+                    fixed=("postgres-0",), budgets={"postgres-0": HOME_BUDGET}, unit="checkouts/s",
+                    load=lambda n: {"max_vus": 16 * n},
+                    throughput=lambda summary: summary["extra"]["checkouts_per_s"]),
+    what="shards",
+    after_load=_after_load,
+    columns=[("checkouts/s", lambda r: f"{r.extra.get('checkouts_per_s', 0):,.1f}"),
+             ("PostgreSQL core-ms / checkout", lambda r: f"{r.extra.get('core_ms_per_checkout', {}).get('postgres', 0):.1f}")],
+)

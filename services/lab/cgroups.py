@@ -1,0 +1,191 @@
+"""A CPU quota per component through Linux cgroups: the lab's stand-in for a small machine each.
+
+cgroup v2 (``cpu.max``) where the unified hierarchy has the cpu controller, else cgroup v1
+(``cpu.cfs_quota_us`` in the ``cpu`` hierarchy, usage from its ``cpuacct`` twin). Groups live under
+``sdlab/<tag>/<component>``, the tag naming one lab home, so that ``down`` and a crashed stack's
+cleanup remove exactly that home's groups. Where no group can be made (not root, no delegation, no
+cpu controller) :meth:`CpuGroups.detect` raises :class:`CgroupsUnavailable` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import pwd
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+PERIOD_US = 100_000
+FS_ROOT = Path("/sys/fs/cgroup")
+_TOP = "sdlab"
+
+
+class CgroupsUnavailable(RuntimeError):
+    """CPU budgets cannot work here; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Cumulative counters of one group; two samples give usage and throttling over an interval."""
+
+    usage_s: float
+    periods: int
+    throttled_periods: int
+    throttled_s: float
+
+
+def home_tag(home: Path) -> str:
+    """A short name for one lab home (two homes on one machine keep apart)."""
+    return hashlib.sha1(str(Path(home).resolve()).encode()).hexdigest()[:10]
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def _stat(path: Path) -> dict[str, int]:
+    out = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Group:
+    """One component's group: the directories a process joins (one in v2, cpu + cpuacct in v1)."""
+
+    version: int
+    dirs: tuple[Path, ...]
+
+    def join_command(self, argv: list[str], user: str | None = None) -> list[str]:
+        """``argv`` wrapped so the process joins the group before it execs: its children, forked
+        from the first instruction on, are inside too (adding a pid after spawn races with them).
+        With ``user`` the wrapper joins as root and only then drops to that user (with its own
+        group only), since a user may not move itself into root's group."""
+        joins = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.dirs)
+        drop = (f"setpriv --reuid={shlex.quote(user)} --regid={pwd.getpwnam(user).pw_gid} --clear-groups -- "
+                if user else "")
+        return ["sh", "-c", f'{joins} && exec {drop}"$@"', "sh", *argv]
+
+    def add(self, pid: int) -> None:
+        for d in self.dirs:
+            _write(d / "cgroup.procs", str(pid))
+
+    def cores(self) -> float | None:
+        """The quota in force, in cores (None: unlimited)."""
+        if self.version == 2:
+            quota, period = (self.dirs[0] / "cpu.max").read_text().split()
+            return None if quota == "max" else int(quota) / int(period)
+        quota = int((self.dirs[0] / "cpu.cfs_quota_us").read_text())
+        return None if quota < 0 else quota / int((self.dirs[0] / "cpu.cfs_period_us").read_text())
+
+    def sample(self) -> CpuSample:
+        stat = _stat(self.dirs[0] / "cpu.stat")
+        if self.version == 2:
+            return CpuSample(stat.get("usage_usec", 0) / 1e6, stat.get("nr_periods", 0),
+                             stat.get("nr_throttled", 0), stat.get("throttled_usec", 0) / 1e6)
+        usage_ns = int((self.dirs[-1] / "cpuacct.usage").read_text())
+        return CpuSample(usage_ns / 1e9, stat.get("nr_periods", 0), stat.get("nr_throttled", 0),
+                         stat.get("throttled_time", 0) / 1e9)
+
+
+class CpuGroups:
+    """Creates, finds and removes the lab's groups in whichever hierarchy this machine has."""
+
+    def __init__(self, version: int, cpu_root: Path, acct_root: Path | None = None) -> None:
+        self.version = version
+        self.cpu_root = cpu_root
+        self.acct_root = acct_root if acct_root is not None and acct_root.resolve() != cpu_root.resolve() else None
+
+    @classmethod
+    def detect(cls, fs_root: Path = FS_ROOT) -> CpuGroups:
+        for unified in (fs_root, fs_root / "unified"):
+            controllers = unified / "cgroup.controllers"
+            if controllers.is_file() and "cpu" in controllers.read_text().split():
+                return cls._checked(cls(2, unified))
+        cpu = fs_root / "cpu"
+        if (cpu / "cpu.cfs_quota_us").is_file():
+            acct = fs_root / "cpuacct"
+            return cls._checked(cls(1, cpu, acct if (acct / "cpuacct.usage").is_file() else cpu))
+        raise CgroupsUnavailable("CPU budgets need the cgroup cpu controller, and this machine mounts neither "
+                                 f"cgroup v2 cpu.max nor v1 cpu.cfs_quota_us under {fs_root}")
+
+    @staticmethod
+    def _checked(groups: CpuGroups) -> CpuGroups:
+        for root in groups._roots():
+            if not os.access(root, os.W_OK):
+                raise CgroupsUnavailable(f"CPU budgets need cgroups the lab can create, and {root} is not "
+                                         "writable by this user (run as root or delegate a cgroup to it)")
+        return groups
+
+    def _roots(self) -> list[Path]:
+        return [self.cpu_root] + ([self.acct_root] if self.acct_root else [])
+
+    def _dirs(self, *parts: str) -> tuple[Path, ...]:
+        return tuple(root.joinpath(_TOP, *parts) for root in self._roots())
+
+    def create(self, tag: str, component: str, cores: float) -> Group:
+        """The component's group with a quota of ``cores`` (made anew if it is left from a crash)."""
+        if self.version == 2:
+            self._enable_cpu(self.cpu_root)
+            for level in (self.cpu_root / _TOP, self.cpu_root / _TOP / tag):
+                level.mkdir(exist_ok=True)
+                self._enable_cpu(level)
+        group = self.group(tag, component)
+        for d in group.dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        quota = max(1000, round(cores * PERIOD_US))
+        if self.version == 2:
+            _write(group.dirs[0] / "cpu.max", f"{quota} {PERIOD_US}")
+        else:
+            _write(group.dirs[0] / "cpu.cfs_period_us", str(PERIOD_US))
+            _write(group.dirs[0] / "cpu.cfs_quota_us", str(quota))
+        return group
+
+    @staticmethod
+    def _enable_cpu(level: Path) -> None:
+        control = level / "cgroup.subtree_control"
+        enabled = control.read_text().split() if control.exists() else []
+        if "cpu" not in enabled:
+            _write(control, "+cpu")
+
+    def group(self, tag: str, component: str) -> Group:
+        return Group(self.version, self._dirs(tag, component))
+
+    def components(self, tag: str) -> list[str]:
+        base = self.cpu_root / _TOP / tag
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def clean(self, tag: str) -> list[str]:
+        """Remove the home's groups; a process still inside (a crash's leftover) goes back to the
+        root group first, since a group with members cannot be removed."""
+        removed = self.components(tag)
+        for base in self._dirs(tag):
+            if not base.is_dir():
+                continue
+            for leaf in [p for p in base.iterdir() if p.is_dir()] + [base]:
+                self._remove(leaf, base.parent.parent)
+        return removed
+
+    @staticmethod
+    def _remove(leaf: Path, root: Path) -> None:
+        procs = leaf / "cgroup.procs"
+        for pid in (procs.read_text().split() if procs.exists() else []):
+            try:
+                _write(root / "cgroup.procs", pid)
+            except OSError as exc:
+                if exc.errno != errno.ESRCH:  # gone meanwhile: nothing to move
+                    raise
+        try:
+            leaf.rmdir()
+        except OSError as exc:
+            # In a real cgroupfs the control files vanish with rmdir; in a plain folder (tests) they stay.
+            if exc.errno != errno.ENOTEMPTY:
+                raise
+            for f in leaf.iterdir():
+                f.unlink()
+            leaf.rmdir()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from services.lab import retry
+
 
 def read_acks(path: Path) -> tuple[int, dict[str, str]]:
     attempted, acknowledged = 0, {}
@@ -60,14 +62,22 @@ async def _read_back(host: str, acknowledged: dict[str, str], concurrency: int =
     return lost, unreadable
 
 
+class ClicksUnreadable(Exception):
+    """A link's count could not be read (an answer other than 200 after the retries)."""
+
+
 async def clicks_of(host: str, codes: list[str], concurrency: int = 32) -> int:
+    """The clicks counted for ``codes``. A count that cannot be read raises instead of counting as
+    0: a busy or throttled instance answering 503 is not a lost click."""
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=host, timeout=5) as client:
+    async with retry.client(base_url=host, timeout=5) as client:
 
         async def one(code: str) -> int:
             async with sem:
                 resp = await client.get(f"/api/v1/links/{code}")
-                return resp.json()["clicks"] if resp.status_code == 200 else 0
+                if resp.status_code != 200:
+                    raise ClicksUnreadable(f"GET /api/v1/links/{code} answered {resp.status_code}")
+                return resp.json()["clicks"]
 
         return sum(await asyncio.gather(*(one(c) for c in codes)))
 
@@ -81,14 +91,19 @@ def count_clicks(host: str, seed_file: Path, redirects_ok: int, settle_s: float 
     seeded = json.loads(seed_file.read_text())
     codes = [link["code"] for link in seeded["links"]]
     baseline = seeded.get("clicks_before", 0)
-    deadline, last, counted = time.monotonic() + settle_s, -1, 0
+    deadline, last, counted, unreadable = time.monotonic() + settle_s, -1, 0, ""
     while time.monotonic() < deadline:
-        counted = asyncio.run(clicks_of(host, codes)) - baseline
-        if counted == last and counted >= redirects_ok:
-            break
-        last = counted
+        try:
+            counted, unreadable = asyncio.run(clicks_of(host, codes)) - baseline, ""
+        except (ClicksUnreadable, retry.STACK_ERRORS) as exc:
+            unreadable = str(exc)  # read again: the last complete reading stands meanwhile
+        else:
+            if counted == last and counted >= redirects_ok:
+                break
+            last = counted
         time.sleep(2.0)
-    return {"redirects_ok": redirects_ok, "clicks_counted": counted, "clicks_missing": redirects_ok - counted}
+    return {"redirects_ok": redirects_ok, "clicks_counted": counted, "clicks_missing": redirects_ok - counted,
+            **({"unreadable": unreadable} if unreadable else {})}
 
 
 def verify(host: str, out_dir: Path, redirects_ok: int | None = None) -> dict:

@@ -77,7 +77,8 @@ def _click_checks(clicks: dict | None, summary: dict) -> list[Check]:
     as many unless a fault killed an instance, whose unflushed clicks are lost by design."""
     if not clicks or clicks["redirects_ok"] == 0:
         return []  # a run without redirects has nothing to count
-    detail = f"{clicks['clicks_counted']} counted of {clicks['redirects_ok']} served"
+    detail = f"{clicks['clicks_counted']} counted of {clicks['redirects_ok']} served" + (
+        f"; the last reading was incomplete: {clicks['unreadable']}" if clicks.get("unreadable") else "")
     found = [Check("no click counted twice", clicks["clicks_counted"] <= clicks["redirects_ok"], detail)]
     killed_instance = any(f["action"] == "kill" and f["component"].startswith("shortener-")
                           for f in summary.get("faults", []))

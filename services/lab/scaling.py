@@ -96,7 +96,7 @@ def scaling_experiment(*, name: str, title: str, question: str, load: LoadSpec, 
                         f"{judged['outcome']}: {detail}" + (f" ({'; '.join(judged['why'])})" if judged["why"] else ""))]
         lifted = [r for k, r in results.items() if k.endswith("budget lifted")]
         claim = (f"With each {scaling.component} held to {scaling.budget:g} core: "
-                 + ", ".join(f"{p['n']} {what} {p['throughput']:,.0f} {scaling.unit}" for p in points)
+                 + ", ".join(f"{variant_name(p['n'], what)} {p['throughput']:,.0f} {scaling.unit}" for p in points)
                  + f" (efficiency {', '.join(f'{e:.2f} at N={n}' for n, e in efficiency.items())}); "
                  + {"pass": "the scaled part was the bottleneck at every N, so adding it added throughput.",
                     "fail": "the scaled part was the bottleneck, yet throughput did not grow in proportion.",

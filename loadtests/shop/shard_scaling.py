@@ -32,6 +32,10 @@ WARMUP_S, TAIL_S = 3.0, 1.0
 SHARD_BUDGET = 0.05
 LIFTED_BUDGET = 0.5
 HOME_BUDGET = 0.3
+# The home holds no buckets. A shard on a twentieth of a core answers slower than the shop's 1 s
+# outage deadline allows under a queue of checkouts: that deadline detects a dead server, and a
+# small one is not dead, so it is raised here (the measured latency is in every variant's report).
+APP_ENV = {"SHOP_HOME_HOLDS_BUCKETS": "false", "SHOP_DATABASE_TIMEOUT_S": "5"}
 
 
 def scaling_figures(records: list[dict], summary: dict, timeline: list[dict], assignment, cores: int) -> dict:
@@ -70,7 +74,7 @@ SHARD_SCALING = scaling_experiment(
     load=LoadSpec(design="shop", generator="k6", rate=300, duration_s=20, seed_count=100, read_weight=0,
                   write_weight=1, max_vus=64),
     scaling=Scaling(component="postgres", budget=SHARD_BUDGET, counts=SHARDS, lifted=LIFTED_BUDGET,
-                    size=lambda n: {"shards": n + 1, "app_env": {"SHOP_HOME_HOLDS_BUCKETS": "false"}},
+                    size=lambda n: {"shards": n + 1, "app_env": APP_ENV},
                     fixed=("postgres-0",), budgets={"postgres-0": HOME_BUDGET}, unit="checkouts/s",
                     load=lambda n: {"max_vus": 16 * n},
                     throughput=lambda summary: summary["extra"]["checkouts_per_s"]),

@@ -31,7 +31,7 @@ def test_v1_groups_get_a_quota_and_read_usage_from_cpuacct(tmp_path):
     assert groups.version == 1
     group = groups.create("home1", "postgres-0", 0.08)
     cpu, acct = group.dirs
-    assert (cpu / "cpu.cfs_quota_us").read_text() == "8000" and (cpu / "cpu.cfs_period_us").read_text() == "100000"
+    assert (cpu / "cpu.cfs_quota_us").read_text() == "1600" and (cpu / "cpu.cfs_period_us").read_text() == "20000"
     assert group.cores() == pytest.approx(0.08)
     (cpu / "cpu.stat").write_text("nr_periods 50\nnr_throttled 40\nthrottled_time 2500000000\n")
     (acct / "cpuacct.usage").write_text("400000000")
@@ -46,7 +46,7 @@ def test_v2_groups_enable_the_cpu_controller_on_the_way_down_and_write_cpu_max(t
     assert group.dirs == (tmp_path / "unified" / "sdlab" / "home1" / "shop-1",)
     assert (tmp_path / "unified" / "cgroup.subtree_control").read_text() == "+cpu"
     assert (tmp_path / "unified" / "sdlab" / "home1" / "cgroup.subtree_control").read_text() == "+cpu"
-    assert (group.dirs[0] / "cpu.max").read_text() == "25000 100000" and group.cores() == 0.25
+    assert (group.dirs[0] / "cpu.max").read_text() == "5000 20000" and group.cores() == 0.25
     (group.dirs[0] / "cpu.stat").write_text("usage_usec 1500000\nnr_periods 10\nnr_throttled 3\nthrottled_usec 200000\n")
     assert group.sample().usage_s == 1.5 and group.sample().throttled_s == 0.2
 
@@ -84,3 +84,10 @@ def test_no_cpu_controller_or_no_write_access_is_one_line(tmp_path, monkeypatch)
 
 def test_home_tag_is_stable_and_tells_homes_apart(tmp_path):
     assert home_tag(tmp_path / "a") == home_tag(tmp_path / "a") != home_tag(tmp_path / "b")
+
+
+def test_a_tiny_budget_gets_a_longer_period_so_its_quota_stays_above_the_kernels_floor(tmp_path):
+    group = CpuGroups.detect(v1_tree(tmp_path)).create("h", "postgres-1", 0.02)
+    cpu = group.dirs[0]
+    assert (cpu / "cpu.cfs_quota_us").read_text() == "1000" and (cpu / "cpu.cfs_period_us").read_text() == "50000"
+    assert group.cores() == 0.02

@@ -30,7 +30,7 @@ WARMUP_S, TAIL_S = 3.0, 1.0
 # such shard carry ~40 checkouts/s, so four of them (~160/s) and the Python tier serving them
 # (~5 core-ms each, ~0.8 core) still leave the machine room: the shards stay the bottleneck.
 SHARD_BUDGET = 0.05
-LIFTED_BUDGET = 0.5
+LIFTED_BUDGET = 0.3  # four of them and the home: 1.5 cores, leaving the rest room
 HOME_BUDGET = 0.3
 # The home holds no buckets. A shard on a twentieth of a core answers slower than the shop's 1 s
 # outage deadline allows under a queue of checkouts: that deadline detects a dead server, and a

@@ -44,16 +44,7 @@ class CpuSampler:
         self.rss_mib: dict[str, float] = {}
         self.machine_percent = psutil.cpu_percent(None)
         for name, proc in self.procs.items():
-            total, rss = 0.0, 0
-            for p in procs.process_tree(proc):
-                known = self._cache.setdefault(p.pid, p)
-                try:
-                    total += known.cpu_percent(None)
-                    rss += known.memory_info().rss
-                except psutil.Error:
-                    pass
-            out[name] = round(total, 1)
-            self.rss_mib[name] = round(rss / 2**20, 1)
+            out[name], self.rss_mib[name] = procs.tree_usage(proc, self._cache)
         return out
 
 

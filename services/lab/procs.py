@@ -113,6 +113,20 @@ def process_tree(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
+def tree_usage(root: psutil.Process, known: dict[int, psutil.Process]) -> tuple[float, float]:
+    """CPU% (100 = one core, since this tree's last reading) and RSS MiB of ``root``'s whole tree.
+    ``known`` keeps each process's psutil handle between readings: its CPU% counts from the last."""
+    cpu = rss = 0.0
+    for proc in process_tree(root):
+        handle = known.setdefault(proc.pid, proc)
+        try:
+            cpu += handle.cpu_percent(None)
+            rss += handle.memory_info().rss
+        except psutil.Error:
+            continue  # it ended between the listing and the reading
+    return round(cpu, 1), round(rss / 2**20, 1)
+
+
 def signal_tree(ref: ProcessRef, sig: int) -> bool:
     """Send ``sig`` to the component's whole process tree; False if it is already gone."""
     proc = ref.process()

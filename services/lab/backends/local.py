@@ -83,15 +83,7 @@ class ProcessUsage:
             root = c.ref.process()
             if root is None:
                 continue
-            cpu = rss = 0.0
-            for proc in procs.process_tree(root):
-                known = self._known.setdefault(proc.pid, proc)
-                try:
-                    cpu += known.cpu_percent(None)
-                    rss += known.memory_info().rss
-                except psutil.Error:
-                    continue  # it ended between the listing and the reading
-            out[name] = (round(cpu, 1), round(rss / 2**20, 1))
+            out[name] = procs.tree_usage(root, self._known)
         return out
 
 

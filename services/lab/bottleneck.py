@@ -69,7 +69,7 @@ def name(usages: Sequence[Usage], machine: float | None) -> str:
 class ScalingPoint:
     n: int
     per_s: float
-    scaled_at_budget: bool  # every instance of the scaled part used ≥ 90% of its budget
+    scaled_at_budget: bool  # the scaled part was the bottleneck (see ``scaling.scaled_is_bottleneck``)
     machine: float | None  # busy share of the machine's cores
 
 

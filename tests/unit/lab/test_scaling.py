@@ -1,7 +1,8 @@
 """The scaling experiment's judgement, on made-up runs: it passes only where the result counts."""
 
 from services.lab.load import LoadResult, LoadSpec
-from services.lab.scaling import Scaling, scaling_experiment
+from services.lab.bottleneck import Usage
+from services.lab.scaling import Scaling, scaled_is_bottleneck, scaling_experiment
 from services.lab.experiment import VariantResult
 
 
@@ -51,3 +52,11 @@ def test_a_machine_that_ran_out_is_inconclusive_and_fails_the_experiment():
                             v[2].name: run(v[2], 700, 0.06, 95, 4)})
     assert not outcome.passed and outcome.record["scaling"]["outcome"] == "inconclusive"
     assert "machine was 95% busy" in outcome.checks[0].detail and "inconclusive" in outcome.claim
+
+
+def test_skewed_copies_still_count_when_the_hottest_is_one_of_them_and_together_they_are_near_their_budgets():
+    hot, warm, cool = Usage("pg-1", 0.05, 0.05, 1.0), Usage("pg-2", 0.05, 0.038, 0.5), Usage("pg-3", 0.05, 0.01, 0.0)
+    assert scaled_is_bottleneck([hot, warm], hot)
+    assert not scaled_is_bottleneck([hot, cool], hot), "together under 80% of their budgets"
+    other = Usage("redis", 0.1, 0.1, 1.0)
+    assert not scaled_is_bottleneck([hot, warm], other), "something else is the most throttled"

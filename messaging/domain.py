@@ -8,6 +8,7 @@ client ``send``/``resume``/``read``; server ``ack``/``message``/``resumed``/``re
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -193,7 +194,9 @@ def error_frame(code: str, message: str, retry_after_s: float | None = None,
         frame["conversation_id"] = answering.conversation_id
         frame["client_msg_id"] = answering.client_msg_id
     if retry_after_s is not None:
-        frame["retry_after"] = round(retry_after_s, 3)
+        # Rounded up to the millisecond: a wait under half a millisecond rounded to 0 told the
+        # client to retry at once, which the limiter would refuse again.
+        frame["retry_after"] = math.ceil(retry_after_s * 1000) / 1000
     return frame
 
 

@@ -74,3 +74,10 @@ def test_bad_members_are_refused(members, code):
 
 def test_a_group_of_a_thousand_is_allowed():
     assert len(domain.conversation_members("u0", [f"u{i}" for i in range(1000)])) == 1000
+
+
+def test_a_rate_limit_frame_never_says_retry_after_zero():
+    error_frame = domain.error_frame
+    assert error_frame("rate_limited", "slow down", 0.0004)["retry_after"] == 0.001
+    assert error_frame("rate_limited", "slow down", 0.25)["retry_after"] == 0.25
+    assert "retry_after" not in error_frame("bad_frame", "no")

@@ -190,12 +190,4 @@ class CpuGroups:
             except OSError as exc:
                 if exc.errno != errno.ESRCH:  # gone meanwhile: nothing to move
                     raise
-        try:
-            leaf.rmdir()
-        except OSError as exc:
-            # In a real cgroupfs the control files vanish with rmdir; in a plain folder (tests) they stay.
-            if exc.errno != errno.ENOTEMPTY:
-                raise
-            for f in leaf.iterdir():
-                f.unlink()
-            leaf.rmdir()
+        leaf.rmdir()  # in a cgroupfs the control files go with the directory

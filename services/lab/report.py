@@ -136,6 +136,8 @@ def scaling_chart(points: list[dict], scaling, path: Path, title: str, what: str
     ax_cpu.axhline(scaling.budget, color=COLORS[1], ls="--", lw=1.2, label=f"budget {scaling.budget:g} core")
     ax_cpu.set_xticks(range(len(used)), labels, rotation=45, ha="right", fontsize=8)
     ax_cpu.set_ylabel(f"cores per {scaling.component}")
+    # Headroom above the tallest bar, so the legend sits over empty space, not over the bars.
+    ax_cpu.set_ylim(0, 1.5 * max([*used, scaling.budget]))
     machine = ", ".join(f"N={p['n']}: {p['machine_cpu_pct']}%" for p in points)
     ax_cpu.set_title(f"each {scaling.component} against its budget (machine busy: {machine})", fontsize=9)
     for ax in (ax_rate, ax_cpu):

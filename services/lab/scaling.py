@@ -3,8 +3,10 @@
 Every copy of the scaled component gets the same small CPU budget, so that it, not the shared
 machine, runs out first; the load offers more than the largest variant carries (open loop). A
 result counts only where it can: efficiency ``throughput(N) / (N x throughput(1))`` at least 0.8
-at every N, with the scaled component at its budget and the machine below 90% busy; when the
-machine ran out the result is inconclusive, which fails the experiment rather than passing it.
+at every N, with the scaled component the bottleneck (:func:`scaled_is_bottleneck`: the most
+throttled component at its budget is one of its copies, and the copies together used at least
+80% of their budgets) and the machine below 90% busy. When the machine ran out, or the scaled part
+was not the bottleneck, the result is inconclusive, which fails the experiment rather than passing it.
 An optional last variant lifts the scaled part's budget to show where the wall moves next.
 """
 

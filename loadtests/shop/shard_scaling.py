@@ -31,7 +31,7 @@ SHARDS = (1, 2, 4)
 WARMUP_S, TAIL_S = 10.0, 1.0
 # Each PostgreSQL server's share of a core: ~1 core-ms of PostgreSQL per checkout makes one such
 # shard carry ~50 checkouts/s, so four of them (~200/s) and the Python tier serving them (~3.6
-# core-ms each, ~0.75 core) still leave the machine room: the shards stay the bottleneck.
+# core-ms each, ~0.8 core) still leave the machine room: the shards stay the bottleneck.
 SHARD_BUDGET = 0.05
 LIFTED_BUDGET = 0.3  # four of them and the home: 1.5 cores, leaving the rest room
 HOME_BUDGET = 0.3

@@ -40,7 +40,8 @@ HOME_BUDGET = 0.3
 # waits reach the deadline below. Growing with N, like the shards, so each N is offered alike.
 IN_FLIGHT_PER_SHARD = 16
 # Checkouts offered per second (open loop), more than every variant carries: four budgeted shards
-# carry ~220/s and the lifted variant all of 300/s, so it is offered more to find its wall.
+# carry ~220/s and the lifted variant all of 300/s, so it is offered more to find its wall (the
+# machine, near 320/s).
 OFFERED = 400
 # The home holds no buckets. A shard on a twentieth of a core answers slower than the shop's 1 s
 # outage deadline allows under a queue of checkouts: that deadline detects a dead server, and a

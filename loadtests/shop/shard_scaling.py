@@ -26,19 +26,35 @@ from services.lab.scaling import Scaling, scaling_experiment
 
 SHARDS = (1, 2, 4)
 # A new connection's first statements make asyncpg ask the server about the types they use (a
-# recursive catalog query, ~10 ms of CPU each): on a 0.05-core shard the pools' ~45 of them take
-# seconds, so checkouts are counted after a warm-up long enough for them.
+# recursive catalog query, ~10 ms of CPU each): on a 0.05-core shard the pools' first connections
+# take seconds, so checkouts are counted after a warm-up long enough for them.
 WARMUP_S, TAIL_S = 10.0, 1.0
-# Each PostgreSQL server's share of a core: ~1.3 core-ms of PostgreSQL per checkout makes one
-# such shard carry ~40 checkouts/s, so four of them (~160/s) and the Python tier serving them
-# (~5 core-ms each, ~0.8 core) still leave the machine room: the shards stay the bottleneck.
+# Each PostgreSQL server's share of a core: ~1 core-ms of PostgreSQL per checkout makes one such
+# shard carry ~50 checkouts/s, so four of them (~200/s) and the Python tier serving them (~3.6
+# core-ms each, ~0.8 core) still leave the machine room: the shards stay the bottleneck.
 SHARD_BUDGET = 0.05
 LIFTED_BUDGET = 0.3  # four of them and the home: 1.5 cores, leaving the rest room
 HOME_BUDGET = 0.3
+# Checkouts in flight per shard (k6's VUs): at ~50/s a shard and ~0.3 s a checkout (Little's law)
+# 16 keep every shard's queue busy, so its budget is what runs out, without queueing so deep that
+# waits reach the deadline below. Growing with N, like the shards, so each N is offered alike.
+IN_FLIGHT_PER_SHARD = 16
+# Checkouts offered per second (open loop), more than every variant carries: four budgeted shards
+# carry ~220/s and the lifted variant all of 300/s, so it is offered more to find its wall (the
+# machine, near 320/s).
+OFFERED = 400
 # The home holds no buckets. A shard on a twentieth of a core answers slower than the shop's 1 s
 # outage deadline allows under a queue of checkouts: that deadline detects a dead server, and a
 # small one is not dead, so it is raised here (the measured latency is in every variant's report).
-APP_ENV = {"SHOP_HOME_HOLDS_BUCKETS": "false", "SHOP_DATABASE_TIMEOUT_S": "5"}
+# Each instance keeps 4 connections per server (the default is 20), as a pool is sized to its
+# server: a twentieth of a core gains nothing from more statements at once, and each connection
+# opened under load costs the shard a backend's start and asyncpg's type introspection (every 10 ms
+# of CPU is 0.2 s at this budget). With 20, the shard that fell behind drew the checkouts in
+# flight, opened connections for them, spent seconds doing so and fell further behind while the
+# others idled: one shard at a time at its budget, 87/s at 4 shards; with 4 connections the four
+# are busy together and carry ~4x one shard.
+APP_ENV = {"SHOP_HOME_HOLDS_BUCKETS": "false", "SHOP_DATABASE_TIMEOUT_S": "5",
+           "SHOP_DB_POOL_SIZE": "4", "SHOP_DB_MAX_OVERFLOW": "0"}
 
 
 def scaling_figures(records: list[dict], summary: dict, timeline: list[dict], assignment, cores: int) -> dict:
@@ -74,12 +90,12 @@ SHARD_SCALING = scaling_experiment(
     name="shop.shard-scaling",
     title="checkouts/s with 1, 2 and 4 PostgreSQL shards, each held to a small CPU budget",
     question="Does adding shards add checkout capacity when the database is what runs out?",
-    load=LoadSpec(design="shop", generator="k6", rate=300, duration_s=30, seed_count=100, read_weight=0,
-                  write_weight=1, max_vus=64),
+    load=LoadSpec(design="shop", generator="k6", rate=OFFERED, duration_s=30, seed_count=100, read_weight=0,
+                  write_weight=1, max_vus=IN_FLIGHT_PER_SHARD * SHARDS[-1]),
     scaling=Scaling(component="postgres", budget=SHARD_BUDGET, counts=SHARDS, lifted=LIFTED_BUDGET,
                     size=lambda n: {"shards": n + 1, "app_env": APP_ENV},
                     fixed=("postgres-0",), budgets={"postgres-0": HOME_BUDGET}, unit="checkouts/s",
-                    load=lambda n: {"max_vus": 16 * n},
+                    load=lambda n: {"max_vus": IN_FLIGHT_PER_SHARD * n},
                     throughput=lambda summary: summary["extra"]["checkouts_per_s"]),
     what="shards",
     after_load=_after_load,

@@ -187,9 +187,15 @@ class CheckoutSaga:
             for r in reserved:
                 with contextlib.suppress(Unavailable):  # else it expires, and the sweeper returns it
                     await self._release(order_id, r.product_id, restock=not passed)
-            if passed:  # the gate's units for every line at once (the gate was above the truth)
+            if passed:
+                # The gate's units come back for the lines the database did not refuse. A line it
+                # refused as out of stock shows the gate above the truth (a reservation whose answer
+                # was lost to a timeout, say): keeping that unit taken moves the gate back to the
+                # truth, where giving it back would keep it above for the rest of the sale and let
+                # every later buyer through to the row.
+                sold_out = refused.product_id if isinstance(refused, OutOfStock) else None
                 with contextlib.suppress(Unavailable):
-                    await self._gate.give_back(user, key, lines)
+                    await self._gate.give_back(user, key, [line for line in lines if line.product_id != sold_out])
             if isinstance(refused, Unavailable):
                 raise
             return await self._answer(user, key, refused, render)

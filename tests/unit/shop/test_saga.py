@@ -674,6 +674,19 @@ async def test_gate_stock_comes_back_when_the_reservation_itself_fails():
     assert gate.counters[shop.mug] == 2
 
 
+async def test_a_gate_above_the_truth_comes_back_to_it_instead_of_letting_everyone_through():
+    # A lost answer (a reservation that timed out after it committed) leaves the gate above the
+    # database. A unit the database refuses must stay taken from the gate: given back, the gate
+    # would stay above the truth for the rest of the sale and send every buyer to the row.
+    gate = FakeGate()
+    shop = _shop(gate=gate)
+    gate.counters[shop.mug] = shop.inventory.products[shop.mug].available + 2
+    outcomes = [await _buy(shop, f"k{i}", Line(shop.mug, 1)) for i in range(6)]
+    assert [type(o).__name__ for o in outcomes] == ["Order", "Order"] + ["OutOfStock"] * 4
+    assert len(shop.inventory.called("reserve")) == 4  # two sold, two refused by the row
+    assert shop.saga.stock_tries["gate_refused"] == 2 and gate.counters[shop.mug] == 0
+
+
 async def test_the_gate_refuses_an_unknown_product_as_unknown():
     gate = FakeGate()
     shop = _shop(gate=gate)

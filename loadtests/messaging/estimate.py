@@ -13,8 +13,8 @@ import math
 
 from loadtests.messaging.samples import ACK, DELIVER
 from services.lab.errors import LabCommandError
-from services.lab.estimate import (EstimateModel, Line, Measured, Term, Workload, cores_line, memory_line,
-                                   statement_terms, statements_line, storage_line, terms)
+from services.lab.estimate import (EstimateModel, Line, Measured, Term, Workload, bytes_per_write, cores_line,
+                                   memory_line, statement_terms, statements_line, storage_line, terms)
 
 ROW_OVERHEAD_B = 120  # tuple header, ids, seq, sender, timestamps, and the (conversation, seq) index
 PAIR_DELIVERIES = 2.0  # the benchmark's end-to-end run sends in pairs only: both members' sockets
@@ -40,7 +40,8 @@ class MessagingEstimate(EstimateModel):
     measure_hint = "sdlab bench messaging"
     knobs = {"members": "deliveries per message, the sender's socket included (default: as measured)",
              "connections": "sockets held at peak (default: --daily-users × online)",
-             "online": f"share of the daily users connected at peak (default {ONLINE_SHARE})"}
+             "online": f"share of the daily users connected at peak (default {ONLINE_SHARE})",
+             "per_gateway": "connections one gateway holds (default: as many as the benchmark held in one)"}
 
     def costs(self, summary: dict) -> dict[str, dict]:
         """The benchmark records the end-to-end run's cost by component; a load run its ``cost_per_op``."""
@@ -83,7 +84,7 @@ class MessagingEstimate(EstimateModel):
                                f"per message, used at {members:g}.")
         cpu = cores_line("gateways", gateway_terms, u)
         connections = self._connections(work, assumptions)
-        lines = [cpu] if connections is None else self._connection_lines(connections, cpu, facts, assumptions)
+        lines = [cpu] if connections is None else self._connection_lines(connections, cpu, work, facts, assumptions)
         workers = cores_line("fan-out workers", fanout_terms, u)
         brokers = cores_line("Kafka brokers", terms(measured, per_message, "kafka"), u, unit="brokers")
         lines += [
@@ -98,11 +99,14 @@ class MessagingEstimate(EstimateModel):
                  f"one per fan-out worker ({workers.count:.0f}), at least one per broker ({brokers.count:.0f})",
                  measured=False),
         ]
-        table = (facts.get("tables") or {}).get(TABLE) or {}
-        row = table["bytes"] / table["rows"] if table.get("rows") else work.payload_bytes + ROW_OVERHEAD_B
-        lines.append(storage_line("PostgreSQL storage (messages)", work.average("write"), row, work.retention_years,
-                                  bool(table.get("rows")), what="messages"))
-        if not table.get("rows"):
+        found = bytes_per_write(facts, (TABLE,), TABLE)
+        row = found[0] if found else work.payload_bytes + ROW_OVERHEAD_B
+        storage = storage_line("PostgreSQL storage (messages)", work.average("write"), row, work.retention_years,
+                               bool(found), what="messages")
+        if found:
+            storage.arithmetic = f"{found[1]}; {storage.arithmetic}"
+        lines.append(storage)
+        if not found:
             assumptions.append(f"Bytes per message row: {work.payload_bytes} B of text + {ROW_OVERHEAD_B} B of row and "
                                "index overhead (not measured: the run records no table sizes).")
         assumptions.append("Kafka partitions follow a rule, not a measurement: a consumer group reads a partition "
@@ -124,18 +128,22 @@ class MessagingEstimate(EstimateModel):
         return work.daily_users * online
 
     @staticmethod
-    def _connection_lines(connections: float, cpu: Line, facts: dict, assumptions: list[str]) -> list[Line]:
-        held = facts.get("connections_held")
+    def _connection_lines(connections: float, cpu: Line, work: Workload, facts: dict,
+                          assumptions: list[str]) -> list[Line]:
+        held = float(work.options.get("per_gateway", facts.get("connections_held") or 0))
         kib = facts.get("kib_per_idle_connection")
         if not held or not kib:
             assumptions.append("Connections per gateway and memory per connection not in the runs read "
                                "(`sdlab bench messaging` measures them).")
             return [cpu]
         by_connections = math.ceil(connections / held)
-        assumptions.append(f"A gateway holds {held:,} idle connections: what the benchmark held in one process, "
-                           "not a limit it found.")
+        if "per_gateway" in work.options:
+            assumptions.append(f"A gateway holds {held:,.0f} connections (--option per_gateway).")
+        else:
+            assumptions.append(f"A gateway holds {held:,.0f} idle connections: what the benchmark held in one process, "
+                               "not a limit it found (--option per_gateway=N to plan another).")
         gateways = Line("gateways (CPU or connections, the larger)", max(cpu.count, by_connections), "processes",
-                        f"CPU: {cpu.arithmetic}; connections: {connections:,.0f} ÷ {held:,} a gateway = "
+                        f"CPU: {cpu.arithmetic}; connections: {connections:,.0f} ÷ {held:,.0f} a gateway = "
                         f"{by_connections}; the larger: {max(cpu.count, by_connections):.0f}", cores=cpu.cores)
         memory = memory_line("gateway memory (idle connections)", connections, kib * 1024, "connections", measured=True)
         return [gateways, memory]

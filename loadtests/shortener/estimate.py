@@ -8,7 +8,7 @@ still ask of PostgreSQL (cache misses)."""
 from __future__ import annotations
 
 from shortener.config import ShortenerSettings
-from services.lab.estimate import (EstimateModel, Line, Measured, Workload, cores_line, memory_line,
+from services.lab.estimate import (EstimateModel, Line, Measured, Workload, bytes_per_write, cores_line, memory_line,
                                    statement_terms, statements_line, storage_line, terms)
 
 ROW_OVERHEAD_B = 150  # tuple header, code, delete token, timestamps, and the code and URL-hash indexes
@@ -50,9 +50,13 @@ class ShortenerEstimate(EstimateModel):
                  f"one per analytics consumer ({analytics.count:.0f}), at least one per broker ({brokers.count:.0f})",
                  measured=False),
         ]
-        row, row_measured = self._bytes_per_row(work, measured)
-        lines.append(storage_line("PostgreSQL storage (links)", work.average("write"), row, work.retention_years,
-                                  row_measured, what="creates"))
+        found = bytes_per_write(measured.facts, (TABLE,), TABLE)
+        row = found[0] if found else work.payload_bytes + ROW_OVERHEAD_B
+        storage = storage_line("PostgreSQL storage (links)", work.average("write"), row, work.retention_years,
+                               bool(found), what="creates")
+        if found:
+            storage.arithmetic = f"{found[1]}; {storage.arithmetic}"
+        lines.append(storage)
         ttl = ShortenerSettings.model_fields["cache_ttl_s"].default
         cached = min(work.average("read") * ttl, work.average("write") * 86_400 * 365 * work.retention_years)
         lines.append(memory_line("Redis memory (cached links, at most)", cached,
@@ -64,7 +68,7 @@ class ShortenerEstimate(EstimateModel):
             "Kafka partitions follow a rule, not a measurement: a consumer group reads a partition with one consumer.",
             "Read replicas also replay every primary's writes; that cost is not measured and not counted.",
         ]
-        if not row_measured:
+        if not found:
             assumptions.append(f"Bytes per link row: {work.payload_bytes} B of URL + {ROW_OVERHEAD_B} B of row and "
                                f"index overhead (not measured: the run records no table sizes).")
         if redirect and not redirect.get("core_ms", {}).get("caddy"):
@@ -72,10 +76,3 @@ class ShortenerEstimate(EstimateModel):
                                "the balancer): the balancer line counts creates only. A load run through it "
                                "(`sdlab load shortener --open --rate 1000 --read-write 1:0`) measures its share.")
         return lines, assumptions
-
-    @staticmethod
-    def _bytes_per_row(work: Workload, measured: Measured) -> tuple[float, bool]:
-        table = (measured.facts.get("tables") or {}).get(TABLE) or {}
-        if table.get("rows"):
-            return table["bytes"] / table["rows"], True
-        return work.payload_bytes + ROW_OVERHEAD_B, False

@@ -44,22 +44,27 @@ class MessagingEstimate(EstimateModel):
              "per_gateway": "connections one gateway holds (default: as many as the benchmark held in one)"}
 
     def costs(self, summary: dict) -> dict[str, dict]:
-        """The benchmark records the end-to-end run's cost by component; a load run its ``cost_per_op``."""
+        """The benchmark records the end-to-end run's cost by component; a load run its ``cost_per_op``.
+        Either way with the deliveries per message it was measured at, when the run says."""
         by_component = summary.get("message_core_ms_by_component")
         if by_component:
-            return {"message": {"op": "message", "core_ms": by_component, "core_ms_total": summary.get("message_core_ms"),
-                                "pg_statements": summary.get("message_pg_statements")}}
-        return super().costs(summary)
+            table = {"op": "message", "core_ms": by_component, "core_ms_total": summary.get("message_core_ms"),
+                     "pg_statements": summary.get("message_pg_statements")}
+        else:
+            table = super().costs(summary).get("message")
+        if table is None:
+            return {}
+        return {"message": {**table, "deliveries_per_message": _deliveries(summary)}}
 
     def plan(self, work: Workload, measured: Measured) -> tuple[list[Line], list[str]]:
         assumptions: list[str] = []
         rate = work.peak("write")
         facts = measured.facts
-        measured_members = _deliveries(facts)
-        if measured_members is None:
+        measured_members = (measured.costs.get("message") or {}).get("deliveries_per_message")
+        if not measured_members:
             measured_members = PAIR_DELIVERIES
-            assumptions.append(f"Deliveries per message in the run: {PAIR_DELIVERIES:g} (the benchmark's end-to-end "
-                               "run sends in pairs; this run's summary does not record the figure).")
+            assumptions.append(f"Deliveries per message in the run: {PAIR_DELIVERIES:g}, as the benchmark's and the "
+                               "capacity runs send (pairs only); this run's summary does not record the figure.")
         members = float(work.options.get("members", measured_members))
         extra = max(0.0, members - measured_members)
         u = work.utilisation

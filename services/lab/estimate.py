@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from services.lab.errors import LabCommandError
 
@@ -226,7 +227,7 @@ class EstimateModel:
     default_read_write: tuple[int, int] = (10, 1)
     default_payload_bytes: int = 200
     measure_hint: str = ""  # the command that measures its costs
-    knobs: dict[str, str] = {}  # its own workload options (``--option KEY=VALUE``) and what each means
+    knobs: ClassVar[Mapping[str, str]] = {}  # its own workload options (``--option KEY=VALUE``) and what each means
 
     @property
     def ops(self) -> tuple[str, ...]:

@@ -72,7 +72,8 @@ def markdown(plan: Plan) -> str:
              + (" Options: " + ", ".join(f"{k}={v}" for k, v in work.options.items()) + "." if work.options else ""),
              "", "Measured in:"]
     for source in plan.measured.sources:
-        lines.append(f"- `{source['path']}`: {', '.join(source['ops']) or 'figures'} "
+        variants = f", variant {', '.join(source['variants'])}" if source.get("variants") else ""
+        lines.append(f"- `{source['path']}`: {', '.join(source['ops']) or 'figures'}{variants} "
                      f"(commit {source['commit']}, {source['machine']}, `{source['command']}`)")
     lines += ["", "| component | count | arithmetic |", "|---|---|---|"]
     for line in plan.lines:

@@ -19,18 +19,33 @@ def _summary(folder: Path) -> dict | None:
 
 
 def of_design(summary: dict, design: str) -> bool:
-    """A load run names its design in its spec; a benchmark in its command (``sdlab bench DESIGN``)."""
+    """A load run names its design in its spec; a benchmark in its command (``sdlab bench DESIGN``);
+    an experiment in its name (``DESIGN.NAME``)."""
     spec = summary.get("spec")
     if isinstance(spec, dict) and spec.get("design") == design:
+        return True
+    if str(summary.get("experiment", "")).startswith(f"{design}."):
         return True
     return str(summary.get("command", "")).split()[:3] == ["sdlab", "bench", design]
 
 
-def _source(folder: Path, summary: dict, ops: list[str]) -> dict:
+def _costs(model: EstimateModel, summary: dict) -> dict[str, dict]:
+    """The run's cost tables; an experiment's from its variants, each operation's from the variant
+    that completed the most of it (the longest, busiest window)."""
+    found = model.costs(summary)
+    for variant in (summary.get("variants") or {}).values():
+        for op, table in model.costs(variant).items():
+            if table.get("ops", 0) > found.get(op, {}).get("ops", 0):
+                found[op] = {**table, "variant": variant.get("name")}
+    return found
+
+
+def _source(folder: Path, summary: dict, ops: list[str], tables: list[dict]) -> dict:
     machine = summary.get("machine") or {}
     return {"path": str(folder), "commit": machine.get("commit", "unknown"),
             "machine": f"{machine.get('cpu_model', 'unknown CPU')}, {machine.get('cores', '?')} cores",
-            "command": summary.get("command", "unknown"), "ops": ops}
+            "command": summary.get("command", "unknown"), "ops": ops,
+            "variants": sorted({t["variant"] for t in tables if t.get("variant")})}
 
 
 def measured(model: EstimateModel, design: str, results: Path, given: list[Path] | None = None) -> Measured:
@@ -55,12 +70,12 @@ def measured(model: EstimateModel, design: str, results: Path, given: list[Path]
         summary = _summary(folder)
         if summary is None or not of_design(summary, design):
             continue
-        fresh = {op: table for op, table in model.costs(summary).items() if op not in costs}
+        fresh = {op: table for op, table in _costs(model, summary).items() if op not in costs}
         if not fresh and not given:
             continue
         costs.update(fresh)
         facts = {**summary, **facts}
-        sources.append(_source(folder, summary, sorted(fresh)))
+        sources.append(_source(folder, summary, sorted(fresh), list(fresh.values())))
         if not given and set(model.ops) <= set(costs):
             break
     if not costs:

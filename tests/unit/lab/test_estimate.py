@@ -168,3 +168,15 @@ def test_the_json_carries_counts_and_what_is_not_measured(tmp_path):
     assert found["components"][0]["count"] == 3 and found["cores_counted"] == 3
     assert found["workload"]["writes_per_s_at_peak"] == 200 and "a rule" in found["not_measured"]
     json.dumps(found)  # all of it serialisable
+
+
+def _variant(name: str, ops: int, ms: float) -> dict:
+    return {**_load("get", ms), "name": name, "cost_per_op": {**table("get", {"app-1": ms}), "ops": ops}}
+
+
+def test_an_experiment_gives_each_operation_from_its_busiest_variant(tmp_path):
+    _run(tmp_path, "20260101-000000-experiment-demo.capacity",
+         {"experiment": "demo.capacity", "command": "sdlab experiment demo.capacity", "machine": {"commit": "x"},
+          "variants": {"50 req-s": _variant("50 req-s", 500, 1.0), "100 req-s": _variant("100 req-s", 1000, 0.8)}})
+    found = measured(TwoOps(), "demo", tmp_path)
+    assert found.costs["get"]["core_ms"] == {"app-1": 0.8} and found.sources[0]["variants"] == ["100 req-s"]

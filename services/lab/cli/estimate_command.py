@@ -53,14 +53,14 @@ def add_parser(sub: argparse._SubParsersAction, designs: list[str]) -> None:
     es = sub.add_parser("estimate", help="the fleet a workload needs, from the design's measured cost per operation")
     es.add_argument("design", choices=designs)  # one without an estimate model is refused when it runs
     load = es.add_mutually_exclusive_group()
-    load.add_argument("--rate", type=float, help="operations/s on average, reads and writes together")
-    load.add_argument("--daily-users", type=float, help="users a day (with --actions-per-user): rate = N × A ÷ 86,400")
-    es.add_argument("--actions-per-user", type=float, default=10, help="operations per user a day (default 10)")
-    es.add_argument("--read-write", help="read:write weights (default: the design's, e.g. 100:1)")
-    es.add_argument("--peak-factor", type=float, default=3, help="peak over average (default 3)")
-    es.add_argument("--payload-bytes", type=int, help="bytes a write stores (default: the design's)")
-    es.add_argument("--retention", type=float, default=5, help="years the data is kept (default 5)")
-    es.add_argument("--utilisation", type=float, default=0.6,
+    load.add_argument("--rate", type=float, metavar="OPS_PER_S", help="operations/s on average, reads and writes together")
+    load.add_argument("--daily-users", type=float, metavar="N", help="users a day (with --actions-per-user): rate = N × A ÷ 86,400")
+    es.add_argument("--actions-per-user", type=float, default=10, metavar="A", help="operations per user a day (default 10)")
+    es.add_argument("--read-write", metavar="R:W", help="read:write weights (default: the design's, e.g. 100:1)")
+    es.add_argument("--peak-factor", type=float, default=3, metavar="X", help="peak over average (default 3)")
+    es.add_argument("--payload-bytes", type=int, metavar="B", help="bytes a write stores (default: the design's)")
+    es.add_argument("--retention", type=float, default=5, metavar="YEARS", help="years the data is kept (default 5)")
+    es.add_argument("--utilisation", type=float, default=0.6, metavar="SHARE",
                     help="share of a core each process may use at peak (default 0.6)")
     es.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a design's own workload knob, e.g. members=50 (repeatable; the plan lists the design's)")

@@ -1,5 +1,8 @@
 """How the shop's measured costs size a fleet (``sdlab estimate shop``).
 
+Storage counts the rows a checkout leaves in the shop's own tables (the payment provider's charges
+are its own).
+
 A read is a catalog read (a product list or one product), a write a checkout. Checkouts size the
 PostgreSQL shards (the orders and the stock live there), the order worker, payments and fulfilment;
 reads what they ask of PostgreSQL sizes the read replicas. The instances, the balancer, Redis and
@@ -10,8 +13,10 @@ from __future__ import annotations
 from services.lab.estimate import (EstimateModel, Line, Measured, Workload, bytes_per_write, cores_line,
                                    statement_terms, statements_line, storage_line, terms)
 
-ROW_OVERHEAD_B = 400  # an order, one item, its reservation and idempotency key: headers, ids, timestamps, indexes
-KEPT = ("orders", "order_items")
+# A checkout leaves four rows that nothing prunes: the order, its item, its reservation and its
+# idempotency key (which stores the answer to replay); headers, ids, timestamps and their indexes.
+ROW_OVERHEAD_B = 1000
+KEPT = ("orders", "order_items", "reservations", "idempotency_keys")
 
 
 class ShopEstimate(EstimateModel):
@@ -66,8 +71,8 @@ class ShopEstimate(EstimateModel):
             row, how = found
         else:
             row, how = work.payload_bytes + ROW_OVERHEAD_B, ""
-            assumptions.append(f"Bytes per checkout: {work.payload_bytes} B of order data + {ROW_OVERHEAD_B} B of rows "
-                               "and indexes (not measured: the run records no table sizes).")
+            assumptions.append(f"Bytes per checkout: {work.payload_bytes} B of order data + {ROW_OVERHEAD_B} B of its "
+                               "four rows and their indexes (not measured: the run records no table sizes).")
         storage = storage_line("PostgreSQL storage (orders)", work.average("write"), row, work.retention_years,
                                bool(found), what="checkouts")
         if how:

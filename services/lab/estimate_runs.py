@@ -56,8 +56,8 @@ def measured(model: EstimateModel, design: str, results: Path, given: list[Path]
         for folder in given:
             summary = _summary(folder)
             if summary is None or not of_design(summary, design):
-                raise LabCommandError(f"{folder} is not a run of {design} (no summary.json of `sdlab bench {design}` "
-                                      f"or `sdlab load {design}` there): point --from at one")
+                raise LabCommandError(f"{folder} is not a run of {design} (no summary.json of its `sdlab bench`, "
+                                      f"`sdlab load` or `sdlab experiment` there): point --from at one")
             folders.append(folder)
     else:
         # A run's folder starts with its start time (YYYYmmdd-HHMMSS), so the name sorts by age.

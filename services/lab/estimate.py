@@ -168,7 +168,8 @@ def bytes_per_write(facts: dict, kept: tuple[str, ...], counted: str) -> tuple[f
         return None
     total = sum(tables[t]["bytes"] for t in kept)
     parts = " + ".join(f"{t} {_bytes(tables[t]['bytes'])}" for t in kept)
-    return total / rows, f"({parts}) ÷ {rows:,} {counted} rows = {total / rows:,.0f} B (measured)"
+    return total / rows, (f"({parts}) ÷ {rows:,} {counted} rows = {total / rows:,.0f} B (measured, with the run's "
+                          f"own payloads: --payload-bytes does not change it)")
 
 
 def memory_line(component: str, items: float, bytes_each: float, item: str, measured: bool) -> Line:

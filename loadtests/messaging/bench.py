@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from loadtests.messaging.analysis import rss_per_connection
+from loadtests.messaging.estimate import deliveries_figure
 from loadtests.messaging.fanout_bench import read_all
 from loadtests.messaging.floor import floor
 from loadtests.messaging.samples import DELIVER
@@ -162,6 +163,7 @@ def bench(settings: LabSettings, options: BenchOptions, say: Callable[[str], Non
         "machine": machine_spec(), "command": invoked_command(), "duration_s": seconds,
         "e2e_rate": RATE, "e2e_p50_ms": e2e.get("p50_ms"), "e2e_p99_ms": e2e_p99,
         "e2e_achieved_rps": result.summary["achieved_rps"],
+        "e2e_deliveries_per_message": deliveries_figure(result.summary),
         "e2e_checks_passed": all(c.passed for c in verification.checks + low_verification.checks),
         "generator_cpu_avg": result.summary["generator_cpu_avg"],
         **floor_figures,
@@ -172,6 +174,7 @@ def bench(settings: LabSettings, options: BenchOptions, say: Callable[[str], Non
         # What one message costs at the e2e rate (all processes, PostgreSQL statements on every server),
         # and the stack at rest before that run.
         **_cost_figures(result.summary.get("cost_per_op")),
+        "tables": result.summary.get("tables"),  # every PostgreSQL table after the end-to-end run
         "kib_per_idle_connection": idle["kib_per_idle_connection"], "connections_held": idle["connections_held"],
         "fanout_offered_per_s": FANOUT_RATE * MEMBERS,
         "fanout_deliveries_per_s": round(fanout), "bare_broadcast_deliveries_per_s": round(bare),

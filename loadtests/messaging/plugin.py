@@ -12,6 +12,7 @@ from pathlib import Path
 
 from loadtests.messaging import checks
 from loadtests.messaging.bench import bench
+from loadtests.messaging.estimate import MessagingEstimate
 from loadtests.messaging.experiments import EXPERIMENTS
 from loadtests.messaging.gauges import gauges
 from loadtests.messaging.samples import ACK
@@ -38,6 +39,7 @@ class MessagingPlugin(DesignPlugin):
     open_loop = "script"
     script_module = "loadtests.messaging.openloop"
     experiments = EXPERIMENTS
+    estimate_model = MessagingEstimate()
     demo = {"rate": 100, "seed_count": 200}  # 200 users in pairs and groups, 100 messages/s
 
     @staticmethod

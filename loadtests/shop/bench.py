@@ -52,6 +52,7 @@ PROBE_S = 2.0
 CHECKOUT_RATE = 800  # arrivals/s offered to the checkout-only runs: more than two cores carry
 CHECKOUT_VUS = 64  # in flight at most (a checkout waits ~25 ms on the payment stand-in)
 CHECKOUT_SEED = 200  # products (1,000 units each): no row is hot
+READ_RATE = 300  # catalog reads/s for what one read costs: well below what two cores carry
 
 
 # --- the bare hot-row loop ----------------------------------------------------------------------------
@@ -181,7 +182,21 @@ def _checkouts(settings: LabSettings, shards: int, out: Path, seconds: float, sa
     return {"per_s": sold["orders_per_s"], "paid": sold["paid"], "p50_ms": _round(e.get("p50_ms")),
             "cost": result.summary.get("cost_per_op"),
             "p99_ms": _round(e.get("p99_ms")), "failures": e.get("failures"), "requests": e.get("requests"),
-            "dropped": result.summary.get("dropped_iterations", 0), "paid_per_second": sold["paid_per_second"]}
+            "dropped": result.summary.get("dropped_iterations", 0), "paid_per_second": sold["paid_per_second"],
+            "tables": result.summary.get("tables")}
+
+
+def _reads(settings: LabSettings, out: Path, seconds: float, say: Callable[[str], None]) -> dict:
+    """What one catalog read costs (for ``sdlab estimate shop``), on a fresh two-shard stack."""
+    stack, _ = _fresh_stack(settings, 2, say)
+    try:
+        spec = LoadSpec(design="shop", name="bench-reads", generator="k6", rate=READ_RATE, duration_s=seconds,
+                        seed_count=CHECKOUT_SEED, read_weight=1, write_weight=0)
+        say(f"reads: {READ_RATE}/s for {seconds:.0f} s, for what one read costs ...")
+        result = run_load(stack, spec, say=say, out=out / "reads")
+    finally:
+        down(stack)
+    return {"read_cost": result.summary.get("cost_per_op"), "read_p99_ms": _round(result.summary.get("p99_ms"))}
 
 
 def bench(settings: LabSettings, options: BenchOptions, say: Callable[[str], None]) -> tuple[Path, dict]:
@@ -200,6 +215,7 @@ def bench(settings: LabSettings, options: BenchOptions, say: Callable[[str], Non
         per_shards[shards] = _checkouts(settings, shards, out, seconds, say)
         say(f"checkouts, {shards} shard(s): {per_shards[shards]['per_s'] or 0:,.1f}/s "
             f"({time.monotonic() - started:.0f} s so far)")
+    reads = _reads(settings, out, seconds, say)
     orders_per_s = f["accepted_per_s"] or 0.0
     summary = {
         "machine": machine_spec(), "command": invoked_command(), "duration_s": seconds,
@@ -231,6 +247,9 @@ def bench(settings: LabSettings, options: BenchOptions, say: Callable[[str], Non
         # What one checkout costs (the 2-shard run): statements on every server, core-ms per component.
         "checkout_pg_statements": (per_shards[2].get("cost") or {}).get("pg_statements"),
         "checkout_core_ms": (per_shards[2].get("cost") or {}).get("core_ms_total"),
+        **reads,
+        # Every PostgreSQL table after the 2-shard checkout run (bytes per row, for storage a year).
+        "tables": per_shards[2].get("tables"),
         "bench_seconds": round(time.monotonic() - started),
         "goals": {"ratio": ">= 0.5 with 0 oversold", "oversold": "0"},
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 from loadtests.shop import checks
 from loadtests.shop.bench import bench
 from loadtests.shop.commands import COMMANDS, FAULT_ACTIONS
+from loadtests.shop.estimate import ShopEstimate
 from loadtests.shop.experiments import EXPERIMENTS
 from loadtests.shop.gauges import gauges
 from loadtests.shop.seed import seed
@@ -58,6 +59,7 @@ class ShopPlugin(DesignPlugin):
     commands = COMMANDS
     fault_actions = FAULT_ACTIONS
     demo = {"rate": 50, "seed_count": 200}
+    estimate_model = ShopEstimate()
 
     @staticmethod
     def seed(ctx: RunContext, spec, previous: dict | None = None) -> dict:
@@ -84,9 +86,11 @@ class ShopPlugin(DesignPlugin):
     @staticmethod
     def cost_unit(spec, summary: dict) -> tuple[str, int]:
         """A checkout answered (paid, declined or refused) when the run is only checkouts (a flash sale
-        too); otherwise any request."""
+        too); a read when it is only catalog reads; otherwise any request."""
         if spec.read_weight == 0 or spec.options.get("scenario") == "flash-sale":
             return "checkout", completed(summary, CHECKOUT)
+        if spec.write_weight == 0:
+            return "read", completed(summary)
         return "request", completed(summary)
 
 

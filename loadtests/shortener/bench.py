@@ -100,6 +100,8 @@ def bench(settings: LabSettings, options: BenchOptions, say: Callable[[str], Non
         "create_pg_statements": creates.summary["cost_per_op"]["pg_statements"],
         "create_p99_ms": creates.summary["p99_ms"], "create_cost": creates.summary["cost_per_op"],
         "create_checks_passed": all(c.passed for c in create_checks.checks),
+        # Every PostgreSQL table after the creates (bytes per row, for storage a year).
+        "tables": creates.summary.get("tables"),
         "idle_cores": redirect_cost["idle"]["cores"], "idle_pg_statements_per_s": redirect_cost["idle"]["pg_statements_per_s"],
         "goals": {"create_pg_statements": "<= 2", "idle_cores": "<= 0.05", "idle_pg_statements_per_s": "<= 10"},
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 from loadtests.shortener import checks
 from loadtests.shortener.analysis import CREATE, REDIRECT
 from loadtests.shortener.bench import bench
+from loadtests.shortener.estimate import ShortenerEstimate
 from loadtests.shortener.experiments import EXPERIMENTS
 from loadtests.shortener.gauges import gauges
 from loadtests.shortener.seed import link_store_url, seed_direct, warm
@@ -30,6 +31,7 @@ class ShortenerPlugin(DesignPlugin):
     k6_script = HERE / "load.k6.js"
     open_loop = "k6"
     experiments = EXPERIMENTS
+    estimate_model = ShortenerEstimate()
 
     @staticmethod
     def seed(ctx: RunContext, spec, previous: dict | None = None) -> dict:

@@ -29,6 +29,7 @@ design's load-test package (``loadtests/<design>/plugin.py``) subclasses :class:
   it raises LabCommandError to report a failed step).
 - ``commands``: operations of its own, run as ``sdlab <design> <command> ...`` (:class:`DesignCommand`).
 - ``demo``: LoadSpec fields that size its part of ``sdlab demo``.
+- ``estimate_model``: which measured costs size which of its components (``sdlab estimate``).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class RunSummary(TypedDict):
     server: dict[str, Any]  # the services' /metrics, after minus before
     instances_scraped: list[str]
     cost_per_op: dict[str, Any]
+    tables: NotRequired[dict[str, dict]]  # every PostgreSQL table after the run: {rows, bytes, bytes_per_row}
     started_at: float  # wall-clock instant of t=0 (of the timeline and the fault times)
     dropped_iterations: NotRequired[int]  # open loop only
     vus_max: NotRequired[int | None]
@@ -212,6 +214,9 @@ class DesignPlugin:
     demo: ClassVar[Mapping[str, Any]] = {}  # LoadSpec fields for `sdlab demo` (rate, options, ...)
     # Its benchmark (``sdlab bench``): (settings, options, say) -> (report folder, figures); None: it has none.
     bench: Callable[[Any, BenchOptions, Callable[[str], None]], tuple[Path, dict]] | None = None
+    # How its measured costs size a fleet (``sdlab estimate``): a services.lab.estimate.EstimateModel;
+    # None: it has no estimate model, and the command says so.
+    estimate_model: ClassVar[Any] = None
 
     @property
     def name(self) -> str:

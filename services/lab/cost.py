@@ -55,7 +55,7 @@ def tree_cpu_seconds(proc: psutil.Process) -> float:
     return total
 
 
-def _postgres_urls(state: LabState) -> dict[str, str]:
+def postgres_urls(state: LabState) -> dict[str, str]:
     urls = {c.name: state.dialable(c.url) for c in state.components.values() if c.kind == "postgres"}
     urls.update({p["name"]: p["url"] for p in state.external if p.get("kind") == "postgres"})
     return urls
@@ -90,7 +90,7 @@ class CostMeter:
 
     def __init__(self, state: LabState) -> None:
         self._procs: dict[str, psutil.Process] = {}
-        self._urls = _postgres_urls(state)
+        self._urls = postgres_urls(state)
         self.unavailable: dict[str, str] = {}  # server -> why its statements are not counted
         self.refresh(state)
         _, self.unavailable = asyncio.run(_statements(self._urls, enable=True))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from services.lab import bottleneck, metrics_scrape
+from services.lab import bottleneck, metrics_scrape, table_sizes
 from services.lab.backends.base import Backend
 from services.lab.backends.selection import select_backend
 from services.lab.config import REPO_ROOT, LabSettings
@@ -208,6 +208,7 @@ def run_load(
     op, ops = plugin.cost_unit(spec, summary)
     window = (marks.get("start", run_start), marks.get("end", run_end))
     summary["cost_per_op"] = cost_per_op(idle, window, op, ops, meter.unavailable)
+    summary["tables"] = table_sizes.measure(state)
     summary["budgets"] = dict(state.budgets)
     summary["bottleneck"] = bottleneck.name(bottleneck.usage_over(timeline, state.budgets),
                                             bottleneck.machine_share(timeline))

@@ -41,3 +41,25 @@ def settings_of(args: argparse.Namespace) -> LabSettings:
         if field in flags:
             raise LabCommandError(f"{flags[field]}: {first['msg'].lower()}") from None
         raise
+
+
+def read_write(text: str) -> tuple[int, int]:
+    """``--read-write READ:WRITE`` weights."""
+    try:
+        read, write = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise LabCommandError(f"--read-write takes READ:WRITE weights like 10:1, not {text!r}") from None
+    if read < 0 or write < 0 or read + write == 0:
+        raise LabCommandError("--read-write weights must be >= 0 and not both 0")
+    return read, write
+
+
+def design_options(pairs: list[str]) -> dict[str, str]:
+    """``--option KEY=VALUE`` pairs: a design's own knobs."""
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LabCommandError(f"--option wants KEY=VALUE, got {pair!r}")
+        found[key.strip()] = value.strip()
+    return found

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from services.lab import retry, ui
+from services.lab.cli.estimate_command import cmd_estimate
 from services.lab.cli.parser import build_parser
 from services.lab.cli.run_commands import (cmd_bench, cmd_demo, cmd_design, cmd_evidence, cmd_experiment, cmd_load,
                                            run_design_command)
@@ -19,7 +20,7 @@ from services.lab.designs import names as design_names
 from services.lab.errors import LabCommandError
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "chaos": cmd_chaos, "load": cmd_load, "experiment": cmd_experiment, "bench": cmd_bench, "evidence": cmd_evidence, "top": cmd_top,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "estimate": cmd_estimate}
 
 
 def _stdout_closed() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from services.lab import chaos
 from services.lab.backends.toxiproxy import TOXICS
+from services.lab.cli import estimate_command
 from services.lab.designs import names as design_names
 from services.lab.errors import LabCommandError
 
@@ -79,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("design", choices=design_names())  # one without a benchmark is refused when it runs
     bn.add_argument("--duration", type=int, default=10, help="seconds per target (default 10)")
     bn.add_argument("--connections", type=int, default=64, help="open connections (default 64)")
+
+    estimate_command.add_parser(sub, design_names())
 
     tp = sub.add_parser("top", help="a live view: every component's CPU and memory, every service's rate and latency")
     tp.add_argument("--once", action="store_true", help="print one frame and exit (for scripts and tests)")

@@ -6,20 +6,10 @@ import argparse
 
 from services.lab import load, report, ui
 from services.lab.backends.selection import local_backend
-from services.lab.cli.common import backend_of, settings_of
+from services.lab.cli.common import backend_of, design_options, read_write, settings_of
 from services.lab.cli.parser import CommandParser
 from services.lab.designs import names as design_names, plugin_for
 from services.lab.errors import LabCommandError
-
-
-def _read_write(text: str) -> tuple[int, int]:
-    try:
-        read, write = (int(x) for x in text.split(":"))
-    except ValueError:
-        raise LabCommandError(f"--read-write takes READ:WRITE weights like 10:1, not {text!r}") from None
-    if read < 0 or write < 0 or read + write == 0:
-        raise LabCommandError("--read-write weights must be >= 0 and not both 0")
-    return read, write
 
 
 def open_loop_generator(design: str) -> str:
@@ -27,20 +17,10 @@ def open_loop_generator(design: str) -> str:
     return plugin_for(design).open_loop
 
 
-def _options(pairs: list[str]) -> dict[str, str]:
-    found = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise LabCommandError(f"--option wants KEY=VALUE, got {pair!r}")
-        found[key.strip()] = value.strip()
-    return found
-
-
 def cmd_load(args: argparse.Namespace) -> None:
     settings = settings_of(args)
     backend = backend_of(args, settings)
-    read, write = _read_write(args.read_write)
+    read, write = read_write(args.read_write)
     for flag, value in (("--users", args.users), ("--duration", args.duration), ("--seed", args.seed)):
         if value <= 0:
             raise LabCommandError(f"{flag} must be positive")
@@ -52,7 +32,7 @@ def cmd_load(args: argparse.Namespace) -> None:
                          generator=open_loop_generator(args.design) if args.open else "locust", users=args.users, rate=args.rate,
                          duration_s=args.duration, shape=args.shape, read_weight=read, write_weight=write,
                          zipf_s=args.zipf, seed_count=args.seed, faults=args.faults,
-                         options=_options(args.option))
+                         options=design_options(args.option))
     result = load.run_load(settings, spec, say=ui.say, backend=backend)
     load.verify(settings, result, say=ui.say, backend=backend)
     summary = result.summary

@@ -73,3 +73,9 @@ def test_the_toy_service_answers_as_the_engine_expects():
 
 def test_nothing_in_services_names_the_toy():
     assert [p for p in (REPO_ROOT / "services").rglob("*.py") if "toy_design" in p.read_text()] == []
+
+
+def test_a_design_without_an_estimate_model_is_refused_in_one_line(toy, capsys):
+    assert toy.estimate_model is None  # the contract's default
+    assert cli.main(["estimate", "toy", "--rate", "10"]) == 2
+    assert "design 'toy' has no estimate model" in capsys.readouterr().err

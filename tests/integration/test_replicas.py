@@ -117,3 +117,21 @@ def test_down_leaves_no_patroni_etcd_or_postgres(replicated):
         if home in cmdline and any(word in cmdline for word in ("patroni", "etcd", "postgres")):
             left.append(cmdline)
     assert left == []
+
+
+def test_sync_replication_names_the_replica_synchronous(tmp_path):
+    used: set[int] = set()
+    lab = Lab.create(tmp_path / "sync", port_start=27700,
+                     SDLAB_POSTGRES_PORT=str(free_port_block(20, 27600, used)),
+                     SDLAB_PATRONI_PORT=str(free_port_block(20, 27600, used)),
+                     SDLAB_ETCD_PORT=str(free_port_block(2, 27600, used)))
+    lab.run("up", "shortener", "--shards", "1", "--replicas", "1", "--replication", "sync", timeout=240)
+    try:
+        members = _eventually(lambda: (m := _members(lab))["postgres-0-1"]["role"] == "replica (sync)" and m,
+                              30, "postgres-0-1 as the synchronous replica")
+        assert members["postgres-0"]["role"] == "primary"
+        primary = lab.state["components"]["postgres-0"]["url"]
+        assert "postgres-0-1" in _fetch(primary, "SHOW synchronous_standby_names")
+    finally:
+        lab.run("down")
+    assert find_marked(str(lab.home)) == []

@@ -105,3 +105,10 @@ def start_stages(components: list[Component]) -> list[list[Component]]:
         return 2 if c.kind == "postgres" and found is not None and found[1] > 0 else 1
 
     return [group for s in range(3) if (group := [c for c in components if stage(c) == s])]
+
+
+def side_ports(components: list[Component]) -> list[tuple[str, int, str]]:
+    """Ports the replicated parts listen on besides their address: (what, port, the setting that moves it)."""
+    found = [(f"{c.name} (Patroni REST API)", int(rest.rsplit(":", 1)[1]), "SDLAB_PATRONI_PORT")
+             for c in components if (rest := rest_address(c.env))]
+    return found + [("etcd (peer)", c.port + 1, "SDLAB_ETCD_PORT") for c in components if c.kind == "etcd"]

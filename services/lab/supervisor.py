@@ -35,6 +35,7 @@ def _port_setting(component: Component) -> str:
 
 def _check_ports_free(plan: StackPlan, balancer_ports: dict[str, int], host: str) -> None:
     wanted = [(c.name, c.port, _port_setting(c)) for c in plan.infra + plan.apps]
+    wanted += replicated_stack.side_ports(plan.infra)
     wanted += [(f"caddy ({d})", p, f"SDLAB_{d.upper()}_PORT") for d, p in balancer_ports.items()]
     for name, port, setting in wanted:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

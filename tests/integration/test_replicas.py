@@ -105,6 +105,9 @@ def test_killing_the_primary_promotes_the_replica_and_writes_resume_through_the_
     assert members["postgres-0"]["state"] == "down"
     # The link written before the failover survived it (async replication had shipped it long before).
     assert api.get(f"/api/v1/links/{before.json()['code']}").status_code == 200
+    # Started again, the old primary rejoins as a replica of the new one (pg_rewind if it must).
+    replicated.run("chaos", "restart", "postgres-0", timeout=180)
+    _eventually(lambda: _members(replicated)["postgres-0"]["role"] == "replica", 30, "postgres-0 back as a replica")
 
 
 def test_down_leaves_no_patroni_etcd_or_postgres(replicated):

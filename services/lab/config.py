@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.lab.contract import Design
-from services.settings import split_csv
+from services.settings import split_csv, split_urls
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPO_ROOT / "deploy"
@@ -50,6 +50,11 @@ class LabSettings(BaseSettings):
     # Shard i listens on postgres_port + i.
     postgres_port: int = Field(5432, ge=1, le=65535)
     postgres_shards: int = Field(2, ge=1, le=8)
+    # Streaming replicas per shard under Patroni (services/lab/replication.py); 0: a plain server each.
+    postgres_replicas: int = 0
+    postgres_replication: str = "async"  # or "sync": a commit waits for a replica
+    patroni_port: int = Field(8008, ge=1, le=65535)  # member m of shard i: its REST API on + 10*m + i
+    etcd_port: int = Field(2379, ge=1, le=65535)  # Patroni's DCS; its peer port is the next one
     kafka_port: int = Field(9092, ge=1, le=65535)
     # App instances take consecutive ports from here.
     app_port: int = Field(8100, ge=1, le=65535)
@@ -77,7 +82,7 @@ class LabSettings(BaseSettings):
     @field_validator("database_urls", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return split_csv(value) if value is not None else []
+        return split_urls(value) if value is not None else []
 
     @property
     def state_dir(self) -> Path:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
 import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 from services.lab import binaries
 from services.lab.contract import Design
 from services.lab.errors import LabCommandError
 from services.lab.procs import as_user
-from services.lab.stack import Component, caddy_site_file
+from services.lab.replicated_stack import is_patroni
+from services.lab.component import Component
+from services.lab.stack import caddy_site_file
 
 # PostgreSQL refuses to run as root; as root the lab runs it as this system user.
 POSTGRES_SYSTEM_USER = "embedded_postgres"
@@ -36,7 +41,8 @@ def _allow_traverse(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
-def prepare_postgres(component: Component) -> None:
+def _own_data_dir(component: Component) -> Path:
+    """The component's data folder, made and given to the PostgreSQL user (who runs it as root)."""
     assert component.data_dir is not None
     data = Path(component.data_dir)
     user = postgres_user()
@@ -50,6 +56,46 @@ def prepare_postgres(component: Component) -> None:
         for path in (data.parent, data):
             os.chown(path, entry.pw_uid, entry.pw_gid)
         data.chmod(0o700)
+    return data
+
+
+def _runs_as(user: str, python: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", ""], capture_output=True, timeout=30, **as_user(user)).returncode == 0
+    except OSError:
+        return False
+
+
+def _python_for(user: str) -> tuple[str, dict[str, str]]:
+    """An interpreter the PostgreSQL user can run Patroni with, and the environment it needs. Patroni
+    runs as that user (it starts PostgreSQL, which refuses root); the lab's own interpreter may sit
+    in a private folder (a pyenv under /root): then the system's of the same version, importing the
+    virtualenv's packages (the same ABI, so their compiled parts load)."""
+    if _runs_as(user, sys.executable):
+        return sys.executable, {}
+    same = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/local/bin:/usr/bin")
+    if same and _runs_as(user, same):
+        return same, {"PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    raise LabCommandError(f"the PostgreSQL user {user!r} cannot run {sys.executable} (a private folder on its path) "
+                          f"and there is no python{sys.version_info.major}.{sys.version_info.minor} it can run; "
+                          "run the lab as a non-root user")
+
+
+def prepare_patroni_member(component: Component) -> None:
+    """An empty data folder: Patroni bootstraps the first member (initdb) and copies the others
+    from it (pg_basebackup). A replicated lab starts on fresh data: its DCS does too."""
+    assert component.data_dir is not None
+    shutil.rmtree(Path(component.data_dir).parent, ignore_errors=True)
+    _own_data_dir(component)
+    if component.user is not None:
+        python, env = _python_for(component.user)
+        component.cmd = [python if arg == sys.executable else arg for arg in component.cmd]
+        component.env.update(env)
+
+
+def prepare_postgres(component: Component) -> None:
+    data = _own_data_dir(component)
+    user = component.user
     if (data / "PG_VERSION").exists():
         return
     try:
@@ -81,7 +127,12 @@ def prepare_caddy(home: Path, designs: list[Design]) -> None:
 
 
 def prepare(component: Component, home: Path) -> None:
-    if component.kind == "postgres":
+    if component.kind == "postgres" and is_patroni(component.env):
+        prepare_patroni_member(component)
+    elif component.kind == "postgres":
         prepare_postgres(component)
+    elif component.kind == "etcd":
+        assert component.data_dir is not None
+        shutil.rmtree(component.data_dir, ignore_errors=True)  # the clusters it knew are gone
     elif component.data_dir:
         Path(component.data_dir).mkdir(parents=True, exist_ok=True)

@@ -74,6 +74,13 @@ async def http_ok(url: str, timeout_s: float) -> None:
         raise RuntimeError(f"/healthz through the balancer answered {resp.status_code}")
 
 
+async def etcd_health(url: str, timeout_s: float) -> None:
+    async with _plain_http(timeout_s) as client:
+        resp = await client.get(f"{url}/health")
+    if resp.status_code != 200 or resp.json().get("health") != "true":
+        raise RuntimeError(f"/health answered {resp.status_code}: {resp.text[:100]}")
+
+
 # An instance's /readyz waits up to its own readiness timeout (0.5 s) on a hung dependency.
 APP_PROBE_TIMEOUT_S = 2.5
 
@@ -89,6 +96,8 @@ async def probe(kind: str, address: str, url: str, timeout_s: float = 1.0) -> No
         await http_ready(url, max(timeout_s, APP_PROBE_TIMEOUT_S))
     elif kind == "caddy":
         await http_ok(url, timeout_s)
+    elif kind == "etcd":
+        await etcd_health(url, timeout_s)
     else:
         raise ValueError(f"no probe for {kind!r}")
 

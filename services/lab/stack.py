@@ -8,39 +8,20 @@ from __future__ import annotations
 
 import signal
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from services.lab import binaries
+from services.lab import binaries, replicated_stack, replication
+from services.lab.component import Component
 from services.lab.config import DEPLOY_DIR, LabSettings
 from services.lab.contract import Design
 from services.lab.cost import PG_SETTINGS
+from services.lab.errors import LabCommandError
 
 # Health paths every app instance serves (the kit's app factory adds them).
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
-
-
-@dataclass
-class Component:
-    name: str
-    kind: str  # redis | postgres | kafka | app | caddy
-    address: str  # host:port it listens on
-    url: str  # how a client reaches it
-    cmd: list[str]
-    env: dict[str, str] = field(default_factory=dict)  # added to the lab's environment
-    user: str | None = None
-    stop_signal: int = signal.SIGTERM
-    design: str | None = None
-    data_dir: str | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self.address.rsplit(":", 1)[1])
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -89,6 +70,7 @@ def _needs(designs: list[Design], part: str) -> bool:
 def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, str] | None = None) -> StackPlan:
     """The components for ``designs``; ``app_env`` adds settings for every app process (an
     experiment's variant, e.g. a design setting that turns a feature off)."""
+    replication.check(settings.postgres_replicas, settings.postgres_replication)
     home = settings.state_dir
     host = settings.host
     infra: list[Component] = []
@@ -126,12 +108,17 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
         redis_url = ""
 
     if settings.database_urls:
+        if settings.postgres_replicas:
+            raise LabCommandError("--replicas starts the lab's own PostgreSQL servers: unset DATABASE_URLS to use them")
         database_urls = list(settings.database_urls)
         external += [ExternalPart(f"postgres-{i}", "postgres", u) for i, u in enumerate(database_urls)]
+    elif _needs(designs, "postgres") and settings.postgres_replicas:
+        members, database_urls = replicated_stack.plan(settings)
+        infra += members
     elif _needs(designs, "postgres"):
         # Servers added to a running lab (by a design's own command) stay part of it: what they hold
         # is somewhere a design's map may point, so `up` starts every one the home has.
-        existing = len(list(home.glob("postgres-*/data/PG_VERSION")))
+        existing = sum(replication.is_shard_server(p.parent.parent.name) for p in home.glob("postgres-*/data/PG_VERSION"))
         shards = [postgres_component(settings, shard) for shard in range(max(settings.postgres_shards, existing))]
         database_urls = [c.url for c in shards]
         infra += shards

@@ -48,6 +48,8 @@ class ComponentStatus:
     state: str  # ready | degraded | unready | paused | down | external | external-down
     detail: str = ""
     budget_cores: float | None = None  # its CPU budget (sdlab up --budget); None: unlimited
+    role: str | None = None  # a replicated PostgreSQL member: primary | replica (sync) ...
+    lag_bytes: int | None = None  # a replica's replication lag, as Patroni reports it
 
 
 @dataclass

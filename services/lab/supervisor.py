@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from services.lab import budgets, local_budgets, procs, throttle
+from services.lab import budgets, local_budgets, procs, replicated_stack, replication_status, throttle
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import Design
 from services.lab.designs import resolve
@@ -28,12 +28,14 @@ def _port_setting(component: Component) -> str:
         "redis": "SDLAB_REDIS_PORT",
         "postgres": "SDLAB_POSTGRES_PORT",
         "kafka": "SDLAB_KAFKA_PORT",
+        "etcd": "SDLAB_ETCD_PORT",
         "app": "SDLAB_APP_PORT",
     }.get(component.kind, f"SDLAB_{(component.design or '').upper()}_PORT")
 
 
 def _check_ports_free(plan: StackPlan, balancer_ports: dict[str, int], host: str) -> None:
     wanted = [(c.name, c.port, _port_setting(c)) for c in plan.infra + plan.apps]
+    wanted += replicated_stack.side_ports(plan.infra)
     wanted += [(f"caddy ({d})", p, f"SDLAB_{d.upper()}_PORT") for d, p in balancer_ports.items()]
     for name, port, setting in wanted:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -145,8 +147,9 @@ def up(
         try:
             for component in plan.infra:
                 prepare(component, home)
-            infra = [start_component(state, c, on_event) for c in plan.infra]
-            asyncio.run(wait_ready(infra, settings.ready_timeout_s, on_event))
+            for stage in replicated_stack.start_stages(plan.infra):
+                started = [start_component(state, c, on_event) for c in stage]
+                asyncio.run(wait_ready(started, settings.ready_timeout_s, on_event))
             for design in designs:
                 _migrate(design, plan.design_env[design.name], state, on_event)
             apps = [start_component(state, c, on_event) for c in plan.apps]
@@ -174,6 +177,9 @@ def add_postgres(settings: LabSettings, total: int, on_event: EventSink = quiet)
                          key=lambda c: int(c.name.rsplit("-", 1)[1]))
         if not present:
             raise LabCommandError("this lab uses existing PostgreSQL servers (DATABASE_URLS); add servers there")
+        if any(replicated_stack.is_patroni(c.env) for c in present):
+            raise LabCommandError("adding shards to a lab with replicas is not supported yet; "
+                                  "start it with as many as needed (`sdlab up --shards N --replicas R`)")
         added = []
         for shard in range(len(present), total):
             component = postgres_component(settings, shard)
@@ -188,7 +194,9 @@ def _stop_all(state: LabState, on_event: EventSink) -> list[str]:
     tiers = [
         [c for c in state.components.values() if c.kind == "caddy"],
         [c for c in state.components.values() if c.kind == "app"],
-        [c for c in state.components.values() if c.kind not in ("caddy", "app")],
+        [c for c in state.components.values() if c.kind not in ("caddy", "app", "etcd")],
+        # Last: Patroni members without their DCS would retry it (retry_timeout) before stopping.
+        [c for c in state.components.values() if c.kind == "etcd"],
     ]
     stopped: list[str] = []
     throttle.end_all(state.home)  # first: a throttler would stop a component again while it shuts down
@@ -273,12 +281,14 @@ def status(settings: LabSettings) -> tuple[LabState, list[ComponentStatus]]:
     state = watched_state(settings)
 
     async def gather() -> list[ComponentStatus]:
-        return list(
+        rows = list(
             await asyncio.gather(
                 *(_status_of(c) for c in state.components.values()),
                 *(_status_of_external(p) for p in state.external),
             )
         )
+        await replication_status.annotate(list(state.components.values()), rows)
+        return rows
 
     rows = asyncio.run(gather())
     for row in rows:

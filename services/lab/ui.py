@@ -65,11 +65,15 @@ def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bo
         return
     table = Table(title="System Design Lab", title_justify="left")
     budgeted = any(r.budget_cores is not None for r in rows)
-    for col in ("component", "pid", "address", "state", "detail") + (("CPU budget",) if budgeted else ()):
+    replicated = any(r.role is not None for r in rows)
+    for col in (("component", "pid", "address", "state", "detail") + (("role", "lag") if replicated else ())
+                + (("CPU budget",) if budgeted else ())):
         table.add_column(col)
     for r in rows:
         style = STATE_STYLE.get(r.state, "")
         cells = [r.name, str(r.pid or "-"), r.address, f"[{style}]{r.state}[/]", r.detail[:60]]
+        if replicated:
+            cells += [r.role or "-", "-" if r.lag_bytes is None else f"{r.lag_bytes:,} B"]
         if budgeted:
             cells.append("-" if r.budget_cores is None else f"{r.budget_cores:g} core")
         table.add_row(*cells)

@@ -16,7 +16,7 @@ from services.app import create_service_app
 from services.clients.postgres import asyncpg_url
 from services.local_cache import LocalCache
 from services.resilience import CircuitBreaker, CircuitOpen, SingleFlight
-from services.settings import ServiceSettings
+from services.settings import ServiceSettings, split_urls
 from shop import ports as shop_ports
 from shop.payments import store as payments_store
 from shortener import ports as shortener_ports
@@ -267,3 +267,12 @@ def test_local_cache_with_an_infinite_ttl_evicts_by_recency_only():
     assert cache.get("a") == (True, "1")
     cache.put("c", "3")
     assert cache.get("b") == (False, None) and cache.get("a") == (True, "1") and len(cache) == 2
+
+
+def test_a_multi_host_url_reaches_the_designs_and_sqlalchemy():
+    url = "postgresql://postgres@h:5432,h:5442/postgres?target_session_attrs=read-write"
+    settings = ServiceSettings(database_urls=f"{url},postgresql://postgres@h:5433/postgres")
+    assert [str(u) for u in settings.database_urls] == [url, "postgresql://postgres@h:5433/postgres"]
+    assert asyncpg_url(url) == ("postgresql+asyncpg://postgres@/postgres?host=h:5432&host=h:5442"
+                                "&target_session_attrs=read-write")
+    assert split_urls("postgresql://a@h/d, postgres://b@h/d") == ["postgresql://a@h/d", "postgres://b@h/d"]

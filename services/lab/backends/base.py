@@ -65,7 +65,7 @@ class Backend(ABC):
     # Capabilities this backend lacks, each with the one line that refuses it: "sizing" (instances,
     # workers, servers set per run), "add_postgres" (servers added to a running stack), "local_stacks"
     # (commands that start local stacks of their own on the lab's ports, such as the benchmark),
-    # "toxics" (network faults).
+    # "toxics" (network faults), "replicas" (streaming replicas with failover, `up --replicas`).
     refusals: ClassVar[dict[str, str]] = {}
     # Load runs read the stack again (components a fault restarted have new pids) every this many seconds.
     refresh_every_s: ClassVar[int] = 1

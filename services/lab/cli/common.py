@@ -19,11 +19,15 @@ def backend_of(args: argparse.Namespace, settings: LabSettings, *, implicit: boo
 
 
 def settings_of(args: argparse.Namespace) -> LabSettings:
-    overrides: dict[str, int] = {}
+    overrides: dict[str, int | str] = {}
     flags: dict[str, str] = {}
     if getattr(args, "shards", None) is not None:
         overrides["postgres_shards"] = args.shards
         flags["postgres_shards"] = f"--shards {args.shards}"
+    if getattr(args, "replicas", None) is not None:
+        overrides["postgres_replicas"] = args.replicas
+    if getattr(args, "replication", None) is not None:
+        overrides["postgres_replication"] = args.replication
     if getattr(args, "instances", None) is not None:
         try:
             DesignSettings(instances=args.instances)

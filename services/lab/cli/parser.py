@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from services.lab import chaos
+from services.lab import chaos, replication
 from services.lab.backends.toxiproxy import TOXICS
 from services.lab.cli import estimate_command
 from services.lab.designs import names as design_names
@@ -25,6 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("designs", nargs="*", metavar="DESIGN", help=f"designs to run (default all: {', '.join(design_names())})")
     up.add_argument("--instances", type=int, help="app instances per design (default 2)")
     up.add_argument("--shards", type=int, help="PostgreSQL servers (default 2)")
+    up.add_argument("--replicas", type=int, metavar="N",
+                    help="streaming replicas per PostgreSQL server (default 0): each shard becomes a Patroni "
+                         "cluster (DCS: the lab's etcd) of a primary and N replicas, with automatic failover "
+                         f"within about {replication.FAILOVER_BOUND_S} s (ttl {replication.TTL_S} s, loop_wait "
+                         f"{replication.LOOP_WAIT_S} s); the apps reach the primary by a multi-host URL "
+                         "(target_session_attrs=read-write). Starts on fresh data. Local mode only")
+    up.add_argument("--replication", choices=replication.MODES,
+                    help="with --replicas: async (default; a commit returns before a replica has it, so a "
+                         "failover can lose the last acknowledged writes) or sync (Patroni's synchronous_mode: "
+                         "a commit returns once the synchronous replica has it, and only that replica is "
+                         "promoted, so no acknowledged write is lost; with no healthy replica left the "
+                         "primary goes on alone)")
     up.add_argument("--budget", action="append", metavar="NAME=CORES[,NAME=CORES...]",
                     help="CPU budgets, like a small machine per component: NAME is a component (postgres-1), "
                          "its kind (postgres) or a prefix (a design's name); every component it names gets CORES "

@@ -9,6 +9,8 @@
 - throttle: SIGSTOP/SIGCONT in a duty cycle (PAUSE of every PERIOD ms, default 100/200): a slow
            part, not a dead one (:mod:`services.lab.throttle`). Any other action on the component
            ends it first; ``resume`` ends it and leaves the component running.
+- switchover: a replicated shard's primary role handed to a healthy replica by Patroni
+           (:mod:`services.lab.switchover`); the planned twin of killing the primary.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from services.lab.progress import EventSink, quiet
 from services.lab.stack import Component
 from services.lab.state import LabState, exclusive
 from services.lab.supervisor import require_state, start_component, wait_ready
+from services.lab.switchover import switchover
 
-ACTIONS = ("kill", "stop", "pause", "resume", "restart", "throttle")
+ACTIONS = ("kill", "stop", "pause", "resume", "restart", "throttle", "switchover")
 
 
 def _component(state: LabState, name: str):
@@ -46,6 +49,8 @@ def local_chaos(settings: LabSettings, action: str, name: str, on_event: EventSi
     with exclusive(settings.state_dir):
         state = require_state(settings)
         c = _component(state, name)
+        if action == "switchover":
+            return switchover(state, name)
         ref = c.ref
         if action == "throttle":
             if not ref.alive():

@@ -110,6 +110,23 @@ def test_killing_the_primary_promotes_the_replica_and_writes_resume_through_the_
     _eventually(lambda: _members(replicated)["postgres-0"]["role"] == "replica", 30, "postgres-0 back as a replica")
 
 
+def test_a_switchover_hands_the_primary_role_back_and_writes_carry_on(replicated):
+    # After the failover above, postgres-0-1 leads and postgres-0 follows it: a planned switchover
+    # hands the role back, and a write acknowledged before it is still there after it.
+    _eventually(lambda: _members(replicated)["postgres-0"]["role"] == "replica"
+                and _members(replicated)["postgres-0"]["lag_bytes"] is not None, 60, "postgres-0 streaming")
+    api = httpx.Client(base_url=replicated.url(), timeout=5)
+    before = api.post("/api/v1/links", json={"url": f"https://example.com/{uuid.uuid4().hex}"})
+    assert before.status_code == 201, before.text
+    out = replicated.run("chaos", "switchover", "postgres-0", timeout=120).stdout
+    assert "switched postgres-0 over" in out and "postgres-0 is the primary" in out, out
+    members = _members(replicated)
+    assert members["postgres-0"]["role"] == "primary" and members["postgres-0-1"]["role"].startswith("replica")
+    _eventually(lambda: api.post("/api/v1/links", json={"url": f"https://example.com/{uuid.uuid4().hex}"}
+                                 ).status_code == 201, WRITE_BOUND_S, "a write after the switchover")
+    assert api.get(f"/api/v1/links/{before.json()['code']}").status_code == 200
+
+
 def test_down_leaves_no_patroni_etcd_or_postgres(replicated):
     replicated.run("down")
     home = str(replicated.home)

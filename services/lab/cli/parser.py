@@ -111,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
         dc = sub.add_parser(name, help=f"{name}'s own commands (e.g. `sdlab {name} --help`)", add_help=False)
         dc.add_argument("design_args", nargs=argparse.REMAINDER)
 
-    ch = sub.add_parser("chaos", help="inject a fault: kill, pause, resume, restart, throttle, toxic")
+    ch = sub.add_parser("chaos", help="inject a fault: kill, pause, resume, restart, throttle, switchover, toxic")
     ch.add_argument("action", choices=[*chaos.ACTIONS, "toxic"], metavar="ACTION",
-                    help="kill|stop|pause|resume|restart|throttle|toxic")
+                    help="kill|stop|pause|resume|restart|throttle|switchover|toxic (switchover: a replicated "
+                         "shard's primary role handed to a replica by Patroni, e.g. `chaos switchover postgres-0`)")
     ch.add_argument("component")
     ch.add_argument("toxic", nargs="?", metavar="ARGUMENT",
                     help=f"with toxic: {'|'.join(TOXICS)}; with throttle: PAUSE_MS/PERIOD_MS (default 100/200)")

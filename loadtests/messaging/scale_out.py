@@ -1,0 +1,79 @@
+"""``messaging.scale-out``: 1, 2 and 4 fan-out workers (log-first persisters), each a small machine.
+
+Log-first, a gateway acknowledges a message once it is on the ``message-sent`` log; the fan-out
+workers, one consumer group over that topic's partitions, store each message (its seq assigned
+there) and route it to its members' gateways. They are the part that limits delivery and the one
+that scales by adding copies: the group spreads the partitions over its members (4 partitions: 4,
+2 and 1 per worker at N = 1, 2, 4), and every message costs a worker the same whatever N is.
+Gateways would not: with one gateway both members of a pair are on it and a message is delivered
+from memory, with more most go through Kafka to another gateway, so a message costs more as N grows.
+
+Each worker is held to a small CPU budget so that the workers, not the shared machine, run out;
+the rest of the stack runs unbudgeted beside them. The open loop offers more than N workers carry,
+with a bound on messages in flight (:mod:`loadtests.messaging.inflight`) so that the backlog, and
+the drain after the last send, stay short. Throughput is **messages delivered per second**: log-first
+acknowledgements measure the gateways' produce to the log, not the workers; what the workers
+carry shows as messages arriving on their members' sockets. The engine's scaling experiment judges
+it (:mod:`services.lab.scaling`) over the seconds the sends ran (not the connection storm before).
+"""
+
+from __future__ import annotations
+
+from loadtests.messaging.samples import ACK, DELIVER
+from services.lab.load import LoadSpec
+from services.lab.scaling import Scaling, scaling_experiment
+
+WORKERS = (1, 2, 4)
+WORKER_BUDGET = 0.1
+# One worker on its budget carries about this many messages/s (measured); each variant is offered
+# more than its workers carry, and as many messages in flight as about a second of that.
+CARRIED_PER_WORKER = 80
+OFFERED_PER_WORKER = 110
+IN_FLIGHT_PER_WORKER = 80
+MEMBERS = 2  # pairs only: a message is two deliveries (its sender's socket gets it too)
+# Seconds of the sends not counted: the workers' backlog fills up to the bound first.
+WARMUP_S = 3
+APP_ENV = {"MESSAGING_WRITE_PATH": "log-first"}
+
+
+def _sent(row: dict) -> bool:
+    return row.get("by_name", {}).get(ACK, [0])[0] > 0
+
+
+def sending(rows: list[dict]) -> list[dict]:
+    """The seconds the sends ran, after the warm-up and without the last (partial) one."""
+    seconds = [r["t"] for r in rows if _sent(r)]
+    if not seconds:
+        return []
+    first, last = min(seconds) + WARMUP_S, max(seconds)
+    return [r for r in rows if first <= r["t"] < last]
+
+
+def delivered_per_s(rows: list[dict]) -> float:
+    """Messages that reached their members' sockets, per second of the window."""
+    window = sending(rows)
+    deliveries = sum(r.get("by_name", {}).get(DELIVER, [0])[0] for r in window)
+    return deliveries / MEMBERS / len(window) if window else 0.0
+
+
+def _after_load(settings, state, result) -> dict:
+    window = sending(result.timeline)
+    return {"delivered_per_s": round(delivered_per_s(result.timeline), 1),
+            "window": [window[0]["t"], window[-1]["t"] + 1] if window else None}
+
+
+SCALE_OUT = scaling_experiment(
+    name="messaging.scale-out",
+    title="1, 2 and 4 fan-out workers (log-first), each held to a small CPU budget",
+    question="Does adding fan-out workers add delivered messages/s when they are what runs out?",
+    load=LoadSpec(design="messaging", generator="script", rate=OFFERED_PER_WORKER, duration_s=30, seed_count=800,
+                  options={"group_share": "0", "drain_s": "15"}),
+    scaling=Scaling(component="messaging-fanout", budget=WORKER_BUDGET, counts=WORKERS,
+                    size=lambda n: {"workers": n, "app_env": APP_ENV},
+                    load=lambda n: {"rate": OFFERED_PER_WORKER * n, "max_vus": IN_FLIGHT_PER_WORKER * n},
+                    unit="messages/s", throughput=lambda summary: summary["extra"]["delivered_per_s"],
+                    window=sending),
+    what="fan-out workers",
+    after_load=_after_load,
+    columns=[("delivered messages/s", lambda r: f"{r.extra.get('delivered_per_s', 0):,.1f}")],
+)

@@ -24,16 +24,16 @@ from services.lab.load import LoadSpec
 from services.lab.scaling import Scaling, scaling_experiment
 
 WORKERS = (1, 2, 4)
-WORKER_BUDGET = 0.1
+WORKER_BUDGET = 0.03
 # One worker on its budget carries about this many messages/s (measured); each variant is offered
 # more than its workers carry, and as many messages in flight as about a second of that.
 CARRIED_PER_WORKER = 80
-OFFERED_PER_WORKER = 110
+OFFERED_PER_WORKER = 250
 IN_FLIGHT_PER_WORKER = 80
 MEMBERS = 2  # pairs only: a message is two deliveries (its sender's socket gets it too)
 # Seconds of the sends not counted: the workers' backlog fills up to the bound first.
 WARMUP_S = 3
-APP_ENV = {"MESSAGING_WRITE_PATH": "log-first"}
+APP_ENV = {"MESSAGING_WRITE_PATH": "log-first", "MESSAGING_FETCH_MAX_WAIT_MS": "50"}
 
 
 def _sent(row: dict) -> bool:

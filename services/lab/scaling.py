@@ -132,4 +132,4 @@ def scaling_experiment(*, name: str, title: str, question: str, load: LoadSpec, 
 
     return Experiment(name=name, title=title, question=question, load=replace(load, faults=""), variants=variants,
                       evaluate=evaluate, charts=charts, after_load=after_load,
-                      columns=[*(columns or []), ("bottleneck", lambda r: r.summary.get("bottleneck", "-"))])
+                      columns=[*(columns or []), ("bottleneck", lambda r: _point(scaling, 0, r)["bottleneck"])])

@@ -77,7 +77,11 @@ def test_the_verdict_reads_only_the_window_the_design_names():
         exp = scaling_experiment(name="toy.scale-out", title="t", question="q", load=LoadSpec(design="toy"),
                                  what="instances", scaling=Scaling(component="app", budget=0.1, counts=(1,),
                                                                    size=lambda n: {"instances": n}, window=window))
-        return exp.evaluate(runs(exp)).record["scaling"]["points"][0]
+        results = runs(exp)
+        point = exp.evaluate(results).record["scaling"]["points"][0]
+        column, line = exp.columns[-1]
+        assert column == "bottleneck" and line(*results.values()) == point["bottleneck"]  # the report's column agrees
+        return point
 
     everything = points(lambda rows: rows)
     assert not everything["scaled_at_budget"] and "none at its budget" in everything["bottleneck"]

@@ -27,7 +27,7 @@ def test_the_experiment_scales_log_first_fanout_workers_each_budgeted_and_offere
     exp = scale_out.SCALE_OUT
     assert [v.name for v in exp.variants] == ["1 fan-out worker", "2 fan-out workers", "4 fan-out workers"]
     for v, n in zip(exp.variants, scale_out.WORKERS):
-        assert v.workers == n and v.app_env == {"MESSAGING_WRITE_PATH": "log-first"}
+        assert v.workers == n and v.app_env["MESSAGING_WRITE_PATH"] == "log-first"
         assert v.budgets == {"messaging-fanout": scale_out.WORKER_BUDGET}
         assert v.load["rate"] > n * scale_out.CARRIED_PER_WORKER, "open loop: offered more than N workers carry"
         assert v.load["max_vus"] == n * scale_out.IN_FLIGHT_PER_WORKER

@@ -121,7 +121,7 @@ def scaling_experiment(*, name: str, title: str, question: str, load: LoadSpec, 
         facts: dict = {f"N={p['n']}": p["bottleneck"] for p in points}
         if lifted:
             facts["budget lifted"] = (f"{scaling.throughput(lifted[0].summary):,.0f} {scaling.unit}; "
-                                      f"{lifted[0].summary.get('bottleneck', '')}")
+                                      f"{_point(scaling, scaling.counts[-1], lifted[0])['bottleneck']}")
         record = {"component": scaling.component, "budget_cores": scaling.budget, "unit": scaling.unit,
                   "points": points, "efficiency": efficiency, "outcome": judged["outcome"]}
         return Outcome(checks, claim, facts, record={"scaling": record})

@@ -41,6 +41,8 @@ def test_scaling_with_the_part_at_its_budget_and_room_on_the_machine_passes(tmp_
     assert [p["n"] for p in scaling["points"]] == [1, 2, 4], "the lifted variant is not a point of the curve"
     assert scaling["points"][2]["bottleneck_throttled_pct"] == 80.0 and scaling["points"][2]["machine_cpu_pct"] == 40.0
     assert "1,500 req/s" in outcome.facts["budget lifted"]
+    # Read from its timeline over the scaling's window, as the points are (not the run's summary line).
+    assert "none at its budget (the machine 60% busy)" in outcome.facts["budget lifted"]
     (chart,) = exp.charts(tmp_path, results)
     assert chart.exists() and chart.stat().st_size > 10_000
 

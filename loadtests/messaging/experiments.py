@@ -13,6 +13,7 @@ from loadtests.messaging.connections import CONNECTIONS
 from loadtests.messaging.fanout import FANOUT
 from loadtests.messaging.gateway_failure import GATEWAY_FAILURE
 from loadtests.messaging.ordering import ORDERING
+from loadtests.messaging.scale_out import SCALE_OUT
 from loadtests.messaging.slow_consumer import SLOW_CONSUMER
 from services.lab.capacity import capacity_experiment
 from services.lab.load import LoadSpec
@@ -28,4 +29,4 @@ CAPACITY = capacity_experiment(
     rates=(50, 100, 150, 200, 300, 400, 600, 800, 1000, 1200, 1500, 2000),
 )
 
-EXPERIMENTS = [CAPACITY, FANOUT, GATEWAY_FAILURE, BROKER_RESTART, SLOW_CONSUMER, CONNECTIONS, ORDERING]
+EXPERIMENTS = [CAPACITY, FANOUT, GATEWAY_FAILURE, BROKER_RESTART, SLOW_CONSUMER, CONNECTIONS, ORDERING, SCALE_OUT]

@@ -4,14 +4,17 @@ Every seeded user holds one WebSocket (:mod:`loadtests.messaging.client`). Sends
 at the offered rate, one clock for the whole run, whether or not earlier sends were acked
 (open loop): send k is due at its scheduled instant, goes out then on its sender's socket, and
 both its ack and its deliveries are timed from that instant. A sender with more than
-``MAX_PENDING`` sends unanswered is saturated: further sends to it are dropped and counted.
+``MAX_PENDING`` sends unanswered is saturated: further sends to it are dropped and counted; so
+are sends due while ``SDLAB_MAX_VUS`` messages are in flight (:mod:`loadtests.messaging.inflight`),
+which bounds the backlog of a run offered more than the stack carries.
 
 Environment (see :mod:`services.lab.generators.script_driver`), plus options (``--option KEY=VALUE``):
 ``group_share`` (share of sends into groups, default 0.1), ``text_bytes`` (100),
 ``sender`` (``any`` member, or ``first``: one sender per conversation), ``into_group`` (a size:
 every send into the seeded group of that size, from its first member: the fan-out shape),
 ``slow_readers`` (share of users that stop reading, default 0) from ``slow_from`` to
-``slow_until`` (fractions of the run, default 0.3 and 0.7).
+``slow_until`` (fractions of the run, default 0.3 and 0.7), ``drain_s`` (after the last send, the
+most seconds to wait for acks and deliveries, default 60).
 """
 
 from __future__ import annotations
@@ -22,18 +25,18 @@ import os
 import random
 import resource
 import time
-from collections import Counter
 from pathlib import Path
 
 from loadtests.messaging.client import UserClient
 from loadtests.messaging.frames import text_for
+from loadtests.messaging.inflight import InFlight
 from loadtests.messaging.samples import Samples
 from loadtests.messaging.seed import load_seed
 from services.lab.checkpoints import checkpoint
 
 MAX_PENDING = 1000
 CONNECT_CONCURRENCY = 200
-DRAIN_S = 60.0  # after the last send: at most this for acks and deliveries to arrive
+DRAIN_S = "60"  # after the last send: at most this many seconds for acks and deliveries to arrive
 
 
 def option(name: str, default: str) -> str:
@@ -70,13 +73,14 @@ class Generator:
         self.group_share = float(option("group_share", "0.1"))
         self.text_bytes = int(option("text_bytes", "100"))
         self.first_sender = option("sender", "any") == "first"
+        self.drain_s = float(option("drain_s", DRAIN_S))
+        bound = os.environ.get("SDLAB_MAX_VUS")
+        self.in_flight = InFlight(int(bound) if bound else None)
         ack_path = os.environ.get("SDLAB_ACK_LOG")
         self._acks = open(ack_path, "a") if ack_path else None
         self.run_tag = seed["run"] + f"{random.getrandbits(24):06x}"  # new per run on the same seed
         convs = seed["conversations"]
         self.members = {c["id"]: len(c["members"]) for c in convs}
-        # Per acknowledged message: the member deliveries still to come (every member, the sender too).
-        self.undelivered: Counter[str] = Counter()
         self.pairs = [c for c in convs if c["kind"] == "pair"]
         self.groups = [c for c in convs if c["kind"] == "group"]
         into = option("into_group", "")
@@ -102,14 +106,18 @@ class Generator:
         self.slow = [self.clients[u] for u in slow]
 
     def log(self, record: dict) -> None:
-        if record["event"] == "acknowledged":
-            self.undelivered[record["message_id"]] += self.members[record["conversation_id"]]
+        if record["event"] == "attempted":
+            self.in_flight.sent()
+        elif record["event"] == "rejected":
+            self.in_flight.refused()
+        elif record["event"] == "acknowledged":  # every member gets it, the sender too
+            self.in_flight.acknowledged(record["message_id"], self.members[record["conversation_id"]])
         if self._acks is not None:
             self._acks.write(json.dumps(record) + "\n")
 
     def delivered(self, message_id: str) -> None:
         """A member's socket got it (possibly before its sender's ack: the count goes below 0 first)."""
-        self.undelivered[message_id] -= 1
+        self.in_flight.delivered(message_id)
 
     def pick(self, k: int) -> tuple[dict, str]:
         pool = self.groups if self.groups and (not self.pairs or random.random() < self.group_share) else self.pairs
@@ -128,7 +136,7 @@ class Generator:
             while due <= time.time() and due < end:
                 conversation, sender = self.pick(k)
                 client = self.clients[sender]
-                if len(client.pending) >= MAX_PENDING:
+                if len(client.pending) >= MAX_PENDING or self.in_flight.full():
                     self.samples.drop()
                 else:
                     client.send(conversation["id"], f"{self.run_tag}-{k}",
@@ -156,12 +164,11 @@ class Generator:
 
     async def drain(self) -> float:
         """Until every send is answered and every acknowledged message reached every member (log-first
-        persists after the ack, and a rebalance can hold that up for seconds), at most ``DRAIN_S``;
+        persists after the ack, and a rebalance can hold that up for seconds), at most ``drain_s``;
         returns how long it took."""
         started = time.time()
-        while time.time() - started < DRAIN_S:
-            if not any(c.pending for c in self.clients.values()) and all(
-                    n <= 0 for n in self.undelivered.values()):
+        while time.time() - started < self.drain_s:
+            if not any(c.pending for c in self.clients.values()) and self.in_flight.missing_deliveries() == 0:
                 break
             await asyncio.sleep(0.2)
         return time.time() - started
@@ -195,7 +202,8 @@ class Generator:
         totals = self.samples.totals(min(elapsed, self.duration), unanswered)
         totals["due"] = due
         totals["drained_s"] = round(drained_s, 1)
-        totals["undelivered_at_end"] = sum(n for n in self.undelivered.values() if n > 0)
+        totals["undelivered_at_end"] = self.in_flight.missing_deliveries()
+        totals["max_in_flight"] = self.in_flight.limit
         out = Path(os.environ["SDLAB_TOTALS"])
         (out.parent / "readers.json").write_text(json.dumps([c.report() for c in self.clients.values()]))
         if self._acks is not None:

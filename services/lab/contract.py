@@ -82,8 +82,9 @@ class LoadSpec:
     seed_count: int = 2000  # items the design's seeder creates before the run
     faults: str = ""
     warm: bool = False  # read every seeded item once before the load (so every one is warm)
-    # Open loop: the most requests in flight; past it k6 drops iterations (counted) instead of
-    # queueing them, which bounds a run offered more than the service can take. None: ~rate.
+    # Open loop: the most requests in flight; past it the generator (k6, or a design's own, told
+    # SDLAB_MAX_VUS) drops iterations (counted) instead of queueing them, which bounds a run
+    # offered more than the service can take. None: ~rate for k6, the generator's own default.
     max_vus: int | None = None
     # Design-specific knobs (group sizes, who stops reading, ...), passed to the seeder and to
     # the generators as SDLAB_OPT_<KEY>; the engine does not read them.

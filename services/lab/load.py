@@ -66,11 +66,11 @@ def check_spec(spec: LoadSpec) -> None:
 
 
 def _driver(plugin: DesignPlugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], bind: str):
+    if spec.max_vus and spec.open_loop:  # k6's and a design's own open-loop generator honour it alike
+        env = {**env, "SDLAB_MAX_VUS": str(spec.max_vus)}
     if spec.generator == "k6":
         if plugin.k6_script is None:
             raise LabCommandError(f"design {spec.design!r} has no k6 script; run it closed-loop (Locust)")
-        if spec.max_vus:
-            env = {**env, "SDLAB_MAX_VUS": str(spec.max_vus)}
         return K6Driver(plugin.k6_script, host, out, env, rate=spec.rate or 0, duration_s=spec.duration_s,
                         shape=spec.shape, bind=bind)
     if spec.generator == "script":

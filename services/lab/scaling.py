@@ -41,6 +41,10 @@ class Scaling:
     load: Callable[[int], dict] = lambda n: {}
     unit: str = "req/s"
     throughput: Callable[[dict], float] = lambda summary: summary["achieved_rps"]
+    # The timeline's seconds the bottleneck and the machine are read over: every one, unless the
+    # design's load has phases that are not its operations (a generator that connects its users first,
+    # and a budgeted part idle meanwhile would read as below its budget).
+    window: Callable[[list[dict]], list[dict]] = lambda rows: rows
 
 
 def variant_name(n: int, what: str) -> str:
@@ -63,13 +67,13 @@ def scaled_is_bottleneck(scaled: list[bottleneck.Usage], head: bottleneck.Usage 
 
 def _point(scaling: Scaling, n: int, r: VariantResult) -> dict:
     budgets = r.summary.get("budgets") or {}
-    timeline = r.load.timeline
+    timeline = scaling.window(r.load.timeline)
     usages = bottleneck.usage_over(timeline, budgets)
     scaled = [u for u in usages if kind_of(u.component) == scaling.component and u.component not in scaling.fixed]
     machine = bottleneck.machine_share(timeline)
     head = max(usages, key=lambda u: (u.at_budget, u.throttled_share), default=None)
     return {"n": n, "throughput": round(scaling.throughput(r.summary), 1),
-            "bottleneck": r.summary.get("bottleneck", ""),
+            "bottleneck": bottleneck.name(usages, machine),
             "bottleneck_component": head.component if head is not None and head.at_budget else None,
             "bottleneck_throttled_pct": round(100 * head.throttled_share, 1) if head is not None else None,
             "scaled_used_cores": [round(u.used_cores, 3) for u in scaled],
@@ -119,7 +123,7 @@ def scaling_experiment(*, name: str, title: str, question: str, load: LoadSpec, 
         facts: dict = {f"N={p['n']}": p["bottleneck"] for p in points}
         if lifted:
             facts["budget lifted"] = (f"{scaling.throughput(lifted[0].summary):,.0f} {scaling.unit}; "
-                                      f"{lifted[0].summary.get('bottleneck', '')}")
+                                      f"{_point(scaling, scaling.counts[-1], lifted[0])['bottleneck']}")
         record = {"component": scaling.component, "budget_cores": scaling.budget, "unit": scaling.unit,
                   "points": points, "efficiency": efficiency, "outcome": judged["outcome"]}
         return Outcome(checks, claim, facts, record={"scaling": record})
@@ -130,4 +134,4 @@ def scaling_experiment(*, name: str, title: str, question: str, load: LoadSpec, 
 
     return Experiment(name=name, title=title, question=question, load=replace(load, faults=""), variants=variants,
                       evaluate=evaluate, charts=charts, after_load=after_load,
-                      columns=[*(columns or []), ("bottleneck", lambda r: r.summary.get("bottleneck", "-"))])
+                      columns=[*(columns or []), ("bottleneck", lambda r: _point(scaling, 0, r)["bottleneck"])])

@@ -14,7 +14,8 @@ run's cost per operation (:mod:`services.lab.cost`) counts only them: it creates
 ``<name>.go``, which the engine creates once it has taken its reading (:mod:`services.lab.checkpoints`).
 
 The generator gets ``SDLAB_HOST``, ``SDLAB_RATE``, ``SDLAB_DURATION_S``, ``SDLAB_SHAPE`` with
-``SDLAB_STAGES`` (the k6 driver's stages, for a shaped run), ``SDLAB_T0`` (the engine's start
+``SDLAB_STAGES`` (the k6 driver's stages, for a shaped run), ``SDLAB_MAX_VUS`` (when the spec bounds what is in
+flight: past it, drop and count), ``SDLAB_T0`` (the engine's start
 instant, so its seconds are the timeline's), and the variables every generator gets
 (``SDLAB_SEED_FILE``, ``SDLAB_ACK_LOG``, ...). It must start its sends on schedule whether or
 not earlier ones were answered, and count the ones it could not start as dropped.

@@ -41,6 +41,8 @@ def test_scaling_with_the_part_at_its_budget_and_room_on_the_machine_passes(tmp_
     assert [p["n"] for p in scaling["points"]] == [1, 2, 4], "the lifted variant is not a point of the curve"
     assert scaling["points"][2]["bottleneck_throttled_pct"] == 80.0 and scaling["points"][2]["machine_cpu_pct"] == 40.0
     assert "1,500 req/s" in outcome.facts["budget lifted"]
+    # Read from its timeline over the scaling's window, as the points are (not the run's summary line).
+    assert "none at its budget (the machine 60% busy)" in outcome.facts["budget lifted"]
     (chart,) = exp.charts(tmp_path, results)
     assert chart.exists() and chart.stat().st_size > 10_000
 
@@ -60,3 +62,31 @@ def test_skewed_copies_still_count_when_the_hottest_is_one_of_them_and_together_
     assert not scaled_is_bottleneck([hot, cool], hot), "together under 80% of their budgets"
     other = Usage("redis", 0.1, 0.1, 1.0)
     assert not scaled_is_bottleneck([hot, warm], other), "something else is the most throttled"
+
+
+def test_the_verdict_reads_only_the_window_the_design_names():
+    """A design whose load has a phase that is not its operations (users connecting) names the
+    seconds that count: idle seconds would read a saturated part as below its budget."""
+    idle = {"t": 0, "machine_cpu": 5, "budget": {"app-1": {"cores": 0.0, "throttled": 0.0}}}
+
+    def runs(exp):
+        v = exp.variants[0]
+        result = run(v, 300, 0.098, 10, 1)
+        result.load.timeline[:0] = [dict(idle, t=-i) for i in range(1, 6)]  # five idle seconds first
+        return {v.name: result}
+
+    def points(window):
+        exp = scaling_experiment(name="toy.scale-out", title="t", question="q", load=LoadSpec(design="toy"),
+                                 what="instances", scaling=Scaling(component="app", budget=0.1, counts=(1,),
+                                                                   size=lambda n: {"instances": n}, window=window))
+        results = runs(exp)
+        point = exp.evaluate(results).record["scaling"]["points"][0]
+        column, line = exp.columns[-1]
+        assert column == "bottleneck" and line(*results.values()) == point["bottleneck"]  # the report's column agrees
+        return point
+
+    everything = points(lambda rows: rows)
+    assert not everything["scaled_at_budget"] and "none at its budget" in everything["bottleneck"]
+    busy = points(lambda rows: [r for r in rows if r["t"] >= 0])
+    assert busy["scaled_at_budget"] and busy["bottleneck"].startswith("bottleneck: app-1, at its budget")
+    assert busy["machine_cpu_pct"] == 10.0

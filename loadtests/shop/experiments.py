@@ -7,6 +7,7 @@ experiment, declared here.
 
 from __future__ import annotations
 
+from loadtests.shop.failover import FAILOVER
 from loadtests.shop.flash_sale import FLASH_SALE
 from loadtests.shop.idempotency import IDEMPOTENCY
 from loadtests.shop.outage import SHARD_OUTAGE
@@ -25,4 +26,5 @@ CAPACITY = capacity_experiment(
     rates=(50, 100, 200, 300, 400, 600, 800, 1000, 1200, 1600, 2000),
 )
 
-EXPERIMENTS = [SAGA_FAILURE, RESHARD, CAPACITY, FLASH_SALE, SHARD_OUTAGE, IDEMPOTENCY, SCATTER_GATHER, SHARD_SCALING]
+EXPERIMENTS = [SAGA_FAILURE, RESHARD, CAPACITY, FLASH_SALE, SHARD_OUTAGE, IDEMPOTENCY, SCATTER_GATHER, SHARD_SCALING,
+               FAILOVER]

@@ -28,6 +28,9 @@ class Variant:
     instances: int | None = None
     workers: int | None = None  # copies of each of the design's background workers
     shards: int | None = None  # PostgreSQL servers (default: the lab's setting)
+    # Streaming replicas per PostgreSQL server under Patroni, and "async" or "sync" (local mode).
+    replicas: int | None = None
+    replication: str | None = None
     # CPU budgets (NAME -> cores, over the lab's SDLAB_BUDGETS): a small machine per component,
     # so that the scaled part, not the shared machine, is what runs out.
     budgets: dict[str, float] = field(default_factory=dict)

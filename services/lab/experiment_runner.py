@@ -72,7 +72,8 @@ def run_experiment(
     only = chosen(exp, variants)
     sizes = {"duration_s": duration_s, "users": users, "seed_count": seed_count}
     stacks = (backend or select_backend(settings)).variant_stacks(exp.design, say, on_event)
-    stacks.check(exp.name, [v.name for v in exp.variants if v.instances or v.workers or v.shards or v.budgets])
+    stacks.check(exp.name, [v.name for v in exp.variants
+                            if v.instances or v.workers or v.shards or v.budgets or v.replicas or v.replication])
     out = results_dir(f"experiment-{name}", settings.results)
     say(f"experiment {exp.name}{stacks.label}: {exp.question}")
     say(f"results: {out}")
@@ -82,7 +83,8 @@ def run_experiment(
     try:
         for variant in _variants(exp, results, only):
             sized = {what: count for what, count in (("instances", variant.instances), ("workers", variant.workers),
-                                                     ("shards", variant.shards)) if count}
+                                                     ("shards", variant.shards), ("replicas", variant.replicas),
+                                                     ("replication", variant.replication)) if count}
             stack = stacks.enter(variant.name, app_env=variant.app_env, sizes=sized, same_stack=variant.same_stack,
                                  budgets=variant.budgets)
             if not variant.same_stack:

@@ -50,9 +50,10 @@ class VariantStacks(ABC):
         """Before the first variant."""
 
     @abstractmethod
-    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int], same_stack: bool,
+    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int | str], same_stack: bool,
               budgets: dict[str, float] | None = None) -> Backend:
-        """The variant's stack up and ready (``sizes``: the instances, workers or shards it sets;
+        """The variant's stack up and ready (``sizes``: the instances, workers, shards, replicas and
+        replication mode it sets;
         ``budgets``: CPU budgets by component, kind or prefix), as the backend to run its load on."""
 
     @abstractmethod

@@ -97,7 +97,7 @@ class ComposeVariants(VariantStacks):
                                   f"({', '.join(sized)}); "
                                   "compose mode runs the file's topology, so run it in local mode")
 
-    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int], same_stack: bool,
+    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int | str], same_stack: bool,
               budgets: dict[str, float] | None = None) -> ComposeBackend:
         if sizes or budgets:
             raise LabCommandError(f"variant {variant} needs local mode (it sizes the stack or budgets its CPU)")

@@ -97,7 +97,7 @@ class LocalVariants(VariantStacks):
     def begin(self) -> None:
         supervisor.down_if_running(self.settings, self.say, "each variant starts a stack of its own")
 
-    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int], same_stack: bool,
+    def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int | str], same_stack: bool,
               budgets: dict[str, float] | None = None) -> LocalBackend:
         if self.running is not None and same_stack:
             self.say(f"== {variant}: on the same stack")
@@ -105,12 +105,17 @@ class LocalVariants(VariantStacks):
         overrides: dict = {f"{self.design}_{what}": sizes[what] for what in ("instances", "workers") if what in sizes}
         if "shards" in sizes:
             overrides["postgres_shards"] = sizes["shards"]
+        for what in ("replicas", "replication"):
+            if what in sizes:
+                overrides[f"postgres_{what}"] = sizes[what]
         # A home of its own: a variant measures its own setting, not what an earlier run (or the
         # user's own lab) left in the databases.
         vsettings = self.settings.model_copy(update={**overrides, "home": supervisor.experiment_home(self.settings)})
         self.close()
         shutil.rmtree(vsettings.state_dir, ignore_errors=True)
         said = [f"{k}={v}" for k, v in app_env.items()] + [f"budget {k}={v:g}" for k, v in (budgets or {}).items()]
+        if sizes.get("replicas"):
+            said.append(f"{sizes['replicas']} replica(s) per server, {sizes.get('replication', 'async')}")
         self.say(f"== {variant}: starting the stack" + (f" ({', '.join(said)})" if said else ""))
         supervisor.up(vsettings, [self.design], on_event=self.on_event, app_env=app_env, budget=budgets)
         self.running = LocalBackend(vsettings)

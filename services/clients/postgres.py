@@ -32,10 +32,12 @@ from services.resources import HealthCheck
 
 T = TypeVar("T")
 Connection = asyncpg.Connection
-# The server could not be reached, went away, or refuses connections for now.
+# The server could not be reached, went away, or refuses connections for now. With a multi-host
+# URL and target_session_attrs=read-write, "no host is a primary" (TargetServerAttributeNotMatched,
+# a client-side error) is a failover in progress: the old primary gone, its replica not promoted.
 UNREACHABLE = (OSError, asyncio.TimeoutError, ConnectionError, pgerr.PostgresConnectionError,
                pgerr.InterfaceError, pgerr.OperatorInterventionError, pgerr.InsufficientResourcesError,
-               pgerr.TooManyConnectionsError)
+               pgerr.TooManyConnectionsError, pgerr.TargetServerAttributeNotMatched)
 
 
 def _swallow(task: asyncio.Task) -> None:

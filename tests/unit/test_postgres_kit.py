@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import asyncpg
 import pytest
 
 from services.clients.postgres import PgPool, asyncpg_url, dsn, within_deadline
@@ -32,6 +33,15 @@ async def test_a_refused_connection_is_unavailable_and_other_errors_pass_through
         await within_deadline(refused, 1, StoreUnavailable)
     with pytest.raises(ValueError):
         await within_deadline(bug, 1, StoreUnavailable)
+
+
+async def test_no_primary_among_a_multi_host_urls_servers_is_unavailable_not_a_bug():
+    # Mid-failover: the old primary refuses connections and its replica is not promoted yet.
+    async def no_primary() -> None:
+        raise asyncpg.exceptions.TargetServerAttributeNotMatched('None of the hosts match the target attribute requirement')
+
+    with pytest.raises(StoreUnavailable, match="target attribute"):
+        await within_deadline(no_primary, 1, StoreUnavailable)
 
 
 async def test_a_slow_cleanup_does_not_delay_the_answer():

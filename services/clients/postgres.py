@@ -32,12 +32,14 @@ from services.resources import HealthCheck
 
 T = TypeVar("T")
 Connection = asyncpg.Connection
-# The server could not be reached, went away, or refuses connections for now. With a multi-host
-# URL and target_session_attrs=read-write, "no host is a primary" (TargetServerAttributeNotMatched,
-# a client-side error) is a failover in progress: the old primary gone, its replica not promoted.
+# The server could not be reached, went away, or refuses connections for now. asyncpg's client-side
+# errors belong here too: with a multi-host URL and target_session_attrs=read-write, "no host is a
+# primary" (TargetServerAttributeNotMatched) is a failover in progress, and a connection whose server
+# died mid-statement can be left in a protocol state it cannot leave ("cannot switch to state ...;
+# another operation is in progress"), which is a broken connection, not a bug in the caller.
 UNREACHABLE = (OSError, asyncio.TimeoutError, ConnectionError, pgerr.PostgresConnectionError,
                pgerr.InterfaceError, pgerr.OperatorInterventionError, pgerr.InsufficientResourcesError,
-               pgerr.TooManyConnectionsError, pgerr.TargetServerAttributeNotMatched)
+               pgerr.TooManyConnectionsError, pgerr.InternalClientError)
 
 
 def _swallow(task: asyncio.Task) -> None:
@@ -153,10 +155,14 @@ class PgPool:
         """``fn`` on a pooled connection (in a transaction when asked), all of it within the deadline."""
         async def op() -> T:
             async with self.pool.acquire() as conn:
-                if not transaction:
-                    return await fn(conn)
-                async with conn.transaction():
-                    return await fn(conn)
+                try:
+                    if not transaction:
+                        return await fn(conn)
+                    async with conn.transaction():
+                        return await fn(conn)
+                except pgerr.InternalClientError:
+                    conn.terminate()  # its protocol state is unknown: the pool must not hand it out again
+                    raise
 
         try:
             result = await within_deadline(op, deadline_s or self.timeout_s, self.unavailable)

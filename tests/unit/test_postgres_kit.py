@@ -103,3 +103,41 @@ class _Acquired:
 
     async def __aexit__(self, *exc):
         return False
+
+
+class _Conn:
+    terminated = False
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+
+class _Pool:
+    def __init__(self, conn: _Conn) -> None:
+        self.conn = conn
+
+    def acquire(self):
+        conn = self.conn
+
+        class Held:
+            async def __aenter__(self):
+                return conn
+
+            async def __aexit__(self, *exc):
+                return False
+
+        return Held()
+
+
+async def test_a_connection_left_in_an_unknown_protocol_state_is_dropped_and_reported_unavailable():
+    # The server died mid-statement; asyncpg's next use of that connection raises a client-side error.
+    pool = PgPool("postgresql://u@h/db", timeout_s=1, unavailable=StoreUnavailable)
+    conn = _Conn()
+    pool._pool = _Pool(conn)
+
+    async def stuck(c) -> None:
+        raise asyncpg.exceptions.InternalClientError("cannot switch to state 11; another operation (2) is in progress")
+
+    with pytest.raises(StoreUnavailable, match="cannot switch to state"):
+        await pool.run(stuck)
+    assert conn.terminated

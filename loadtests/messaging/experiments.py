@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from loadtests.messaging.broker_restart import BROKER_RESTART
 from loadtests.messaging.connections import CONNECTIONS
+from loadtests.messaging.failover import FAILOVER
 from loadtests.messaging.fanout import FANOUT
 from loadtests.messaging.gateway_failure import GATEWAY_FAILURE
 from loadtests.messaging.ordering import ORDERING
@@ -29,4 +30,5 @@ CAPACITY = capacity_experiment(
     rates=(50, 100, 150, 200, 300, 400, 600, 800, 1000, 1200, 1500, 2000),
 )
 
-EXPERIMENTS = [CAPACITY, FANOUT, GATEWAY_FAILURE, BROKER_RESTART, SLOW_CONSUMER, CONNECTIONS, ORDERING, SCALE_OUT]
+EXPERIMENTS = [CAPACITY, FANOUT, GATEWAY_FAILURE, BROKER_RESTART, SLOW_CONSUMER, CONNECTIONS, ORDERING, SCALE_OUT,
+               FAILOVER]

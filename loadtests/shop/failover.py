@@ -17,15 +17,13 @@ the old primary is started again and rejoins as a replica. Per variant it report
 
 from __future__ import annotations
 
-import httpx
-
 from loadtests.shop import analysis as a
 from loadtests.shop.checks import part_url
 from services.lab.analysis import fault_window, ms, pct, percentile, read_jsonl
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
-from services.lab.replicated_stack import rest_address
 from services.lab.replication import LOOP_WAIT_S, TTL_S
+from services.lab.replication_status import member_role
 
 KILLED, KILLED_SHARD = "postgres-1", 1
 # Kill -> promotion is bounded by the leader's lease and one HA loop; then a connection to the new
@@ -63,26 +61,10 @@ def failover_figures(records: list[dict], summary: dict, assignment) -> dict:
     }
 
 
-def rejoined_role(state) -> str | None:
-    """The killed member's role now, as Patroni reports it (None when no member answers)."""
-    for c in state.components.values():
-        address = rest_address(c.env)
-        if address is None:
-            continue
-        try:
-            members = httpx.get(f"http://{address}/cluster", timeout=2, trust_env=False).json().get("members", [])
-        except (httpx.HTTPError, ValueError):
-            continue
-        for m in members:
-            if m["name"] == KILLED:
-                return m.get("role")
-    return None
-
-
 def _after_load(settings, state, result) -> dict:
     assignment = a.read_shard_map(part_url(state, "postgres-0"))
     figures = failover_figures(read_jsonl(result.out_dir / "acks.jsonl"), result.summary, assignment)
-    return {**figures, "rejoined_as": rejoined_role(state)}
+    return {**figures, "rejoined_as": member_role(state, KILLED)}
 
 
 def _lost(r: VariantResult) -> tuple[int, int]:

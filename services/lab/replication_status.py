@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from services.lab.replicated_stack import rest_address
-from services.lab.state import ComponentStatus, RunningComponent
+from services.lab.state import ComponentStatus, LabState, RunningComponent
 
 _ROLES = {"leader": "primary", "primary": "primary", "master": "primary", "standby_leader": "replica",
           "replica": "replica", "sync_standby": "replica (sync)", "quorum_standby": "replica (quorum)"}
@@ -43,3 +43,21 @@ async def annotate(components: list[RunningComponent], rows: list[ComponentStatu
     for row in rows:
         if row.name in roles:
             row.role, row.lag_bytes = roles[row.name]
+
+
+def member_role(state: LabState, name: str) -> str | None:
+    """``name``'s role now as Patroni names it (``leader``, ``replica``, ``sync_standby``...), asked of
+    any member that answers; None when none does or the member is unknown. For experiments' checks."""
+    with httpx.Client(timeout=2, trust_env=False) as client:
+        for c in state.components.values():
+            address = rest_address(c.env)
+            if address is None:
+                continue
+            try:
+                members = client.get(f"http://{address}/cluster").json().get("members", [])
+            except (httpx.HTTPError, ValueError):
+                continue
+            for m in members:
+                if m["name"] == name:
+                    return m.get("role")
+    return None

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.admission import Admission
 from services.auth import TokenSigner, current_user
-from services.errors import InvalidInput, LabError, NotFound
+from services.errors import LabError, NotFound
 from services.http import JsonInt, error_responses, lab_error_parts
 from services.idempotency import MAX_IDEMPOTENCY_KEY, check_idempotency_key
 from shop.domain import (MAX_CATEGORY, MAX_NAME, MAX_PAGE, MAX_PRICE_CENTS, MAX_QUANTITY, MAX_STOCK, Line, NewProduct,
@@ -23,7 +23,7 @@ from shop.ports import ProductQuery
 from shop.saga import CheckoutSaga
 from shop.scatter import CURSOR
 from shop.service import ShopService
-from shop.sharding import parse_id
+from shop.sharding import LARGEST_ID, parse_id
 
 ID = "^[0-9]{1,19}$"
 # Not blank (spaces, tabs and line breaks only), no NUL (PostgreSQL text cannot hold one): the
@@ -168,9 +168,9 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner, 
                      cursor: str | None = Query(None, pattern=ORDER_CURSOR,
                                                 description="next_cursor of the page before"),
                      user: str = Depends(user_dep)) -> dict:
-        before = parse_id(cursor) if cursor else None
-        if cursor and before is None:
-            raise InvalidInput("cursor is not an order id this API returned", code="invalid_cursor")
+        # Orders older than the cursor. The schema admits any 19 digits, more than the largest id
+        # (2**63 - 1): such a cursor is past every order, as the products' cursor is past every id.
+        before = min(int(cursor), LARGEST_ID) if cursor else None
         found = await service.orders(user, before, limit)
         return {"items": [_order_body(o) for o in found],
                 "next_cursor": str(found[-1].id) if len(found) == limit else None}

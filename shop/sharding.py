@@ -38,13 +38,16 @@ def bucket_of_id(entity_id: int) -> int:
     return (entity_id >> SEQ_BITS) & (MAX_BUCKETS - 1)
 
 
+LARGEST_ID = (1 << 63) - 1  # PostgreSQL's bigint
+
+
 def parse_id(text: str) -> int | None:
     """An id as it appears in a URL or a body (a decimal string: JavaScript cannot hold 63 bits
     in a number); None when it is not one."""
     if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 19:
         return None
     value = int(text)
-    return value if 0 < value < (1 << 63) else None
+    return value if 0 < value <= LARGEST_ID else None
 
 
 @dataclass(frozen=True)

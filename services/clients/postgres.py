@@ -40,6 +40,18 @@ Connection = asyncpg.Connection
 UNREACHABLE = (OSError, asyncio.TimeoutError, ConnectionError, pgerr.PostgresConnectionError,
                pgerr.InterfaceError, pgerr.OperatorInterventionError, pgerr.InsufficientResourcesError,
                pgerr.TooManyConnectionsError, pgerr.InternalClientError)
+# A connection that broke (its server died, restarted, was failed over, or an administrator ended the
+# session) says the same of every other connection to that server: after a failover none of them
+# reaches the primary. They are retired together, so that each does not fail one request of its own
+# first (a pool of 10 was 10 more 503s per instance after every failover). A timeout is not breakage:
+# retiring a whole pool because one statement was slow under load would only add connection churn.
+BROKEN = (OSError, ConnectionError, pgerr.PostgresConnectionError, pgerr.InterfaceError,
+          pgerr.OperatorInterventionError, pgerr.InternalClientError)
+
+
+def is_broken_connection(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says the connection (and so its server's other connections) is gone."""
+    return isinstance(exc, BROKEN) and not isinstance(exc, TimeoutError)
 
 
 def _swallow(task: asyncio.Task) -> None:
@@ -166,8 +178,10 @@ class PgPool:
 
         try:
             result = await within_deadline(op, deadline_s or self.timeout_s, self.unavailable)
-        except self.unavailable:
+        except self.unavailable as exc:
             self._last_failure = time.monotonic()
+            if self._pool is not None and is_broken_connection(exc.__cause__):
+                await self._pool.expire_connections()
             raise
         self._last_ok = time.monotonic()
         return result

@@ -93,8 +93,13 @@ async def test_a_server_that_answered_lately_is_not_probed_again():
 
 
 class _FakePool:
+    expired = 0
+
     def acquire(self):
         return _Acquired()
+
+    async def expire_connections(self) -> None:
+        self.expired += 1
 
 
 class _Acquired:
@@ -115,6 +120,9 @@ class _Conn:
 class _Pool:
     def __init__(self, conn: _Conn) -> None:
         self.conn = conn
+
+    async def expire_connections(self) -> None:
+        pass
 
     def acquire(self):
         conn = self.conn
@@ -141,3 +149,27 @@ async def test_a_connection_left_in_an_unknown_protocol_state_is_dropped_and_rep
     with pytest.raises(StoreUnavailable, match="cannot switch to state"):
         await pool.run(stuck)
     assert conn.terminated
+
+
+async def test_a_broken_connection_retires_the_whole_pool_and_a_slow_statement_does_not():
+    # After a failover every pooled connection points at the old primary; each would otherwise fail
+    # one request of its own before the pool replaced it.
+    pool = PgPool("postgresql://u@h/db", timeout_s=0.2, unavailable=StoreUnavailable)
+    fake = pool._pool = _FakePool()
+
+    async def slow(conn):
+        await asyncio.sleep(1)
+
+    with pytest.raises(StoreUnavailable):
+        await pool.run(slow)
+    assert fake.expired == 0, "a timeout under load is not a broken server"
+
+    for broken in (ConnectionResetError("reset by peer"),
+                   asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+                   asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")):
+        async def fail(conn, exc=broken):
+            raise exc
+
+        with pytest.raises(StoreUnavailable):
+            await pool.run(fail)
+    assert fake.expired == 3

@@ -14,7 +14,8 @@ from messaging.domain import MAX_MEMBERS, MAX_TITLE, Conversation, Message
 from messaging.service import MessagingService
 from services.auth import USER_NAME, USER_NAME_RULE, TokenSigner, check_user_name, current_user
 from services.errors import InvalidInput
-from services.http import error_responses
+from services.consistency import ReadConsistency
+from services.http import error_responses, read_consistency
 
 PAGE = Path(__file__).parent / "static" / "chat.html"
 MAX_PRESENCE = 1000
@@ -99,8 +100,9 @@ def build_router(service: MessagingService, signer: TokenSigner) -> APIRouter:
                 responses=forbidden)
     async def history(conversation_id: str = PathParam(..., pattern=CONVERSATION_ID),
                       after_seq: int = Query(0, ge=0, le=2**62),
-                      limit: int = Query(100, ge=1, le=1000), user: str = Depends(user_dep)) -> Messages:
-        found = await service.history(user, conversation_id, after_seq, limit)
+                      limit: int = Query(100, ge=1, le=1000), user: str = Depends(user_dep),
+                      consistency: ReadConsistency = Depends(read_consistency)) -> Messages:
+        found = await service.history(user, conversation_id, after_seq, limit, consistency)
         return Messages(messages=[_message(m) for m in found])
 
     @router.get("/api/v1/presence", responses=auth)

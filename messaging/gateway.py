@@ -69,8 +69,8 @@ class Gateway:
         self.bell = BellListener(lambda: self.wiring.redis.redis, self.name, self.reader.ring)
         self.heartbeat = Heartbeat(settings, self.wiring.service, on_presumed_dead=self.hub.close_all)
         self.flusher = OutboxFlusher(settings, self.wiring.service.publisher)
-        self.resources = [self.wiring.redis, self.wiring.db, self.wiring.producer, self.heartbeat, self.reader,
-                          self.bell, self.flusher]
+        self.resources = [self.wiring.redis, self.wiring.db, self.wiring.reads, self.wiring.producer, self.heartbeat,
+                          self.reader, self.bell, self.flusher]
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)

@@ -18,9 +18,10 @@ from services.app import create_service_app
 from services.auth import TokenSigner, sessions_router
 from services.clients.kafka import KafkaProducer, TopicSpec
 from services.clients.postgres import PgPool
+from services.clients.read_routing import ReadRouter, read_router
 from services.clients.redis import RedisClient
 from services.ratelimit import LocalTokenBucket
-from services.metrics import ClientGauges
+from services.metrics import ClientGauges, ReadRoutingCounters
 
 SERVICE = "messaging"
 
@@ -34,6 +35,7 @@ class Wiring:
     service: MessagingService
     redis: RedisClient
     db: PgPool
+    reads: ReadRouter
     producer: KafkaProducer
     deliveries: KafkaDeliveries
     signer: TokenSigner
@@ -49,7 +51,8 @@ def wire(settings: MessagingSettings, *, client_id: str | None = None) -> Wiring
     deliveries = KafkaDeliveries(producer, settings.delivery_topic,
                                  RedisInboxBell(lambda: redis.redis, settings.bell_quiet_s))
     registry = RedisRegistry(lambda: redis.redis)
-    messages = SqlMessageStore(db)
+    reads = read_router(db, settings, max_size=settings.db_pool_size)
+    messages = SqlMessageStore(db, reads)
     service = MessagingService(
         settings,
         conversations=SqlConversationStore(db),
@@ -62,7 +65,7 @@ def wire(settings: MessagingSettings, *, client_id: str | None = None) -> Wiring
         publisher=Publisher(deliveries, messages),
     )
     signer = TokenSigner(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
-    return Wiring(service, redis, db, producer, deliveries, signer)
+    return Wiring(service, redis, db, reads, producer, deliveries, signer)
 
 
 def create_app(settings: MessagingSettings | None = None) -> FastAPI:
@@ -73,11 +76,12 @@ def create_app(settings: MessagingSettings | None = None) -> FastAPI:
     app = create_service_app(
         service=SERVICE,
         settings=settings,
-        resources=[w.redis, w.db],
+        resources=[w.redis, w.db, w.reads],
         routers=[sessions_router(w.signer), build_router(w.service, w.signer)],
         description="Messaging: REST API of the chat (login, conversations, history, presence). "
                     "Messages flow over the WebSocket gateways at /ws.",
     )
     app.state.metrics.registry.register(ClientGauges(SERVICE, shards=w.db))
+    app.state.metrics.registry.register(ReadRoutingCounters(SERVICE, w.reads))
     app.state.service = w.service
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from messaging.domain import Conversation, Message, MessageSent
+from services.consistency import FROM_PRIMARY, ReadConsistency
 from services.errors import DependencyUnavailable
 
 
@@ -53,7 +54,11 @@ class MessageStore(Protocol):
         an already stored message_id returns that message with new=False; None: no such conversation."""
         ...
 
-    async def history(self, conversation_id: str, after_seq: int, limit: int) -> list[Message]: ...
+    async def history(self, conversation_id: str, after_seq: int, limit: int,
+                      consistency: ReadConsistency = FROM_PRIMARY) -> list[Message]:
+        """A page of a conversation: from the primary unless the caller accepts less (the gateway's
+        resume must see every acknowledged message; a history page may be as stale as a replica)."""
+        ...
 
     async def published(self, outbox_ids: Sequence[int]) -> None:
         """These outbox rows' messages are on the log: delete the rows (one statement for all)."""

@@ -39,6 +39,7 @@ from messaging.ports import (
     SentLog,
     StoreUnavailable,
 )
+from services.consistency import STALE_OK, ReadConsistency
 from services.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unavailable
 from services.local_cache import LocalCache
 from services.logging import get_logger
@@ -212,9 +213,11 @@ class MessagingService:
         await self._store(self.conversations.create(conversation))
         return conversation
 
-    async def history(self, user: str, conversation_id: str, after_seq: int, limit: int) -> list[Message]:
+    async def history(self, user: str, conversation_id: str, after_seq: int, limit: int,
+                      consistency: ReadConsistency = STALE_OK) -> list[Message]:
+        # Membership is checked on the primary: who may read is not a question a stale copy answers.
         await self._store(self.memberships.check(user, conversation_id))
-        return await self._store(self.messages.history(conversation_id, after_seq, limit))
+        return await self._store(self.messages.history(conversation_id, after_seq, limit, consistency))
 
     async def my_conversations(self, user: str, limit: int) -> list[Conversation]:
         return await self._store(self.conversations.list_for(user, limit))

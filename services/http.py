@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from fastapi import FastAPI, Request
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, Strict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from services import errors
+from services.consistency import LSN_PATTERN, ReadConsistency
 from services.logging import get_logger
 
 log = get_logger(__name__)
@@ -165,3 +167,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def read_consistency(
+    x_read_after_lsn: str | None = Header(None, pattern=LSN_PATTERN, description=(
+        "read-your-writes: the X-Commit-LSN a write answered; a replica serves the read only once it has "
+        "replayed that far (it waits briefly, else the primary answers)")),
+    x_read_from: Literal["primary", "replica"] | None = Header(None, description=(
+        "primary: no staleness; replica (the default): as stale as the replica's replication lag")),
+) -> ReadConsistency:
+    """A read endpoint's dependency: how fresh the caller needs the answer (see :mod:`services.consistency`)."""
+    return ReadConsistency.from_headers(x_read_after_lsn, x_read_from)

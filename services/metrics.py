@@ -67,6 +67,29 @@ def counter_families(service: str, rows: Iterable[tuple[str, str, float]]) -> It
         yield family
 
 
+class ReadRoutingCounters(Collector):
+    """Where reads were served (:class:`services.clients.read_routing.RoutingStats`), by reason:
+    ``db_routed_reads_total{served_by="replica"|"primary", reason=...}``; nothing without replicas."""
+
+    def __init__(self, service: str, router) -> None:
+        self.service = service
+        self.router = router
+
+    def collect(self) -> Iterator:
+        if not self.router.routes_reads:
+            return
+        s = self.router.stats
+        reads = CounterMetricFamily("db_routed_reads", "Reads by where they were served and why",
+                                    labels=["service", "served_by", "reason"])
+        for served_by, reason, value in (("replica", "stale_ok", s.replica_reads), ("primary", "asked", s.primary_reads),
+                                         ("primary", "replica_behind", s.fell_back_behind),
+                                         ("primary", "replica_unavailable", s.fell_back_unavailable)):
+            reads.add_metric([self.service, served_by, reason], value)
+        yield reads
+        yield from counter_families(self.service, [
+            ("db_read_after_waits", "Read-your-writes reads that waited for their replica", s.waited)])
+
+
 class ClientGauges(Collector):
     """Gauges of the shared clients, read at scrape time: database pool use per shard
     (``db_pool_in_use``, ``db_pool_size``) and Kafka consumer lag per topic (``kafka_consumer_lag``).

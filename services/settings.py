@@ -50,6 +50,12 @@ class ServiceSettings(BaseSettings):
         default_factory=lambda: ["127.0.0.1:9092"], min_length=1
     )
 
+    # With replicas in a database URL (a multi-host URL lists every member of the server), the reads
+    # that tolerate staleness go to a replica; off, every read goes to the primary.
+    read_from_replicas: bool = True
+    # How long a read-your-writes read waits for its replica to replay the write before it asks the primary.
+    read_after_wait_s: float = Field(0.05, ge=0, le=5)
+
     # Timeouts are short on purpose: a dependency that hangs must not hang the caller.
     redis_timeout_s: float = Field(0.25, gt=0)
     database_timeout_s: float = Field(1.0, gt=0)

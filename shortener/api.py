@@ -12,12 +12,13 @@ import ipaddress
 import json
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.consistency import COMMIT_LSN_HEADER, ReadConsistency
 from services.errors import LabError, NotFound
-from services.http import lab_error_parts
+from services.http import lab_error_parts, read_consistency
 from shortener.domain import Link, ShortenUrl, is_code_shaped
 from shortener.service import ShortenerService
 
@@ -105,13 +106,15 @@ def build_router(service: ShortenerService) -> APIRouter:
         result = await service.shorten(cmd, client)
         if not result.created:
             response.status_code = 200
+        elif (token := await service.read_token()) is not None:
+            response.headers[COMMIT_LSN_HEADER] = token
         link = result.link
         return LinkOut(code=link.code, short_url=short_url(link.code), url=link.url, expires_at=link.expires_at,
                        delete_token=result.delete_token)
 
     @router.get("/api/v1/links/{code}", response_model=LinkInfo, responses=ERRORS, summary="A link and its click count")
-    async def get_link(code: str) -> LinkInfo:
-        link = await service.get_link(code)
+    async def get_link(code: str, consistency: ReadConsistency = Depends(read_consistency)) -> LinkInfo:
+        link = await service.get_link(code, consistency)
         return LinkInfo(code=link.code, short_url=short_url(link.code), url=link.url, created_at=link.created_at,
                         expires_at=link.expires_at, clicks=link.clicks)
 

@@ -11,8 +11,9 @@ from starlette.middleware import Middleware
 from services.app import create_service_app
 from services.clients.kafka import KafkaProducer, TopicSpec
 from services.clients.postgres import PgPool
+from services.clients.read_routing import ReadRouter, read_router
 from services.clients.redis import RedisClient
-from services.metrics import ClientGauges
+from services.metrics import ClientGauges, ReadRoutingCounters
 from services.resources import Resource
 from shortener.adapters.kafka import ClickPublisher
 from shortener.adapters.redis import (
@@ -41,6 +42,7 @@ class Wiring:
     settings: ShortenerSettings
     redis: RedisClient
     db: PgPool
+    reads: ReadRouter
     publisher: ClickPublisher
     service: ShortenerService
     listener: InvalidationListener
@@ -48,7 +50,7 @@ class Wiring:
     @property
     def resources(self) -> list[Resource]:
         """What the API starts, in order: the clients, then what runs on them."""
-        return [self.redis, self.db, self.listener] + ([self.publisher] if self.settings.analytics_enabled else [])
+        return [self.redis, self.db, self.reads, self.listener] + ([self.publisher] if self.settings.analytics_enabled else [])
 
 
 def wire(settings: ShortenerSettings) -> Wiring:
@@ -58,7 +60,8 @@ def wire(settings: ShortenerSettings) -> Wiring:
     redis = RedisClient(str(settings.redis_url), timeout_s=settings.redis_timeout_s)
     db = PgPool(str(settings.database_urls[0]), timeout_s=settings.database_timeout_s,
                 max_size=settings.db_pool_size, unavailable=StoreUnavailable)
-    repo = SqlLinkRepository(db)
+    reads = read_router(db, settings, max_size=settings.db_pool_size)
+    repo = SqlLinkRepository(db, reads)
     producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id=settings.instance_id,
                              topics=[clicks_topic(settings)])
     publisher = ClickPublisher(producer, topic=settings.clicks_topic, instance=settings.instance_id,
@@ -74,7 +77,7 @@ def wire(settings: ShortenerSettings) -> Wiring:
         counter=RedisCounterSource(lambda: redis.redis, repo) if settings.id_scheme == "counter" else None,
     )
     listener = InvalidationListener(lambda: redis.redis, service.local.discard, service.local.clear)
-    return Wiring(settings, redis, db, publisher, service, listener)
+    return Wiring(settings, redis, db, reads, publisher, service, listener)
 
 
 def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
@@ -90,6 +93,7 @@ def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
     )
     app.state.metrics.registry.register(ShortenerCollector(SERVICE, w.service, w.publisher))
     app.state.metrics.registry.register(ClientGauges(SERVICE, shards=w.db))
+    app.state.metrics.registry.register(ReadRoutingCounters(SERVICE, w.reads))
     app.state.service = w.service
     app.state.wiring = w
     return app

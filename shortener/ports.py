@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.consistency import STALE_OK, ReadConsistency
 from services.errors import DependencyUnavailable
 from shortener.domain import Link, LinkClicked
 
@@ -21,7 +22,11 @@ class InsertOutcome:
 class LinkRepository(Protocol):
     async def get(self, code: str) -> Link | None: ...
 
-    async def get_with_clicks(self, code: str) -> Link | None: ...
+    async def get_with_clicks(self, code: str, consistency: ReadConsistency = STALE_OK) -> Link | None: ...
+
+    async def commit_lsn(self) -> str | None:
+        """The WAL position a read can wait for to see every write so far (None: reads are not routed)."""
+        ...
 
     async def insert(self, link: Link, url_digest: bytes, token_digest: bytes) -> InsertOutcome: ...
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from services.consistency import STALE_OK, ReadConsistency
 from services.errors import Conflict, Forbidden, NotFound, RateLimited, Unavailable
 from services.local_cache import LocalCache
 from services.logging import get_logger
@@ -250,11 +251,20 @@ class ShortenerService:
                               retry_after_s=allowance.wait_s)
         return allowance
 
-    async def get_link(self, code: str) -> Link:
-        link = await self._db(lambda: self.repo.get_with_clicks(code))
+    async def get_link(self, code: str, consistency: ReadConsistency = STALE_OK) -> Link:
+        link = await self._db(lambda: self.repo.get_with_clicks(code, consistency))
         if link is None:
             raise NotFound(f"no link with code {code!r}", code="link_not_found")
         return link
+
+    async def read_token(self) -> str | None:
+        """What a client may send back to read its own write from a replica (read-your-writes): the
+        primary's WAL position now; None without replicas, or when the primary cannot say, since the
+        write itself has succeeded and a token is an option, not part of it."""
+        try:
+            return await self.repo.commit_lsn()
+        except StoreUnavailable:
+            return None
 
     async def delete(self, code: str, token: str) -> None:
         digest = await self._db(lambda: self.repo.token_digest(code))

@@ -14,6 +14,8 @@ from asyncpg import Record, UniqueViolationError
 from messaging.domain import Conversation, Message, MessageSent
 from messaging.ports import Appended
 from services.clients.postgres import PgPool
+from services.clients.read_routing import ReadRouter
+from services.consistency import FROM_PRIMARY, ReadConsistency
 
 _APPEND = """
 WITH s AS (UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq),
@@ -87,8 +89,11 @@ class SqlConversationStore:
 
 
 class SqlMessageStore:
-    def __init__(self, db: PgPool) -> None:
+    """Appends on the primary (``db``); history pages through ``reads``, a replica when the caller accepts one."""
+
+    def __init__(self, db: PgPool, reads: ReadRouter | None = None) -> None:
         self._db = db
+        self._reads = reads or ReadRouter(db, [])
 
     async def append(self, sent: MessageSent, *, outbox: bool) -> Appended | None:
         async def q(conn) -> Appended | None:
@@ -106,8 +111,10 @@ class SqlMessageStore:
 
         return await self._db.run(q)
 
-    async def history(self, conversation_id: str, after_seq: int, limit: int) -> list[Message]:
-        return [message_from(r) for r in await self._db.fetch(_HISTORY, conversation_id, after_seq, limit)]
+    async def history(self, conversation_id: str, after_seq: int, limit: int,
+                      consistency: ReadConsistency = FROM_PRIMARY) -> list[Message]:
+        rows = await self._reads.read(lambda c: c.fetch(_HISTORY, conversation_id, after_seq, limit), consistency)
+        return [message_from(r) for r in rows]
 
     async def published(self, outbox_ids) -> None:
         await self._db.execute(_PUBLISHED, list(outbox_ids))

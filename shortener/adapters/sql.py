@@ -6,6 +6,8 @@ from __future__ import annotations
 from asyncpg import Record
 
 from services.clients.postgres import PgPool
+from services.clients.read_routing import ReadRouter
+from services.consistency import STALE_OK, ReadConsistency
 from shortener.domain import Link, LinkClicked
 from shortener.ports import InsertOutcome
 
@@ -39,16 +41,29 @@ def _link(row: Record, clicks: int = 0) -> Link:
 
 
 class SqlLinkRepository:
-    def __init__(self, db: PgPool) -> None:
+    """Writes on the primary (``db``); the reads that tolerate staleness through ``reads``, which
+    sends them to a replica when the database has one (see :mod:`services.clients.read_routing`)."""
+
+    def __init__(self, db: PgPool, reads: ReadRouter | None = None) -> None:
         self._db = db
+        self._reads = reads or ReadRouter(db, [])
 
     async def get(self, code: str) -> Link | None:
-        row = await self._db.fetchrow(_GET, code)
+        """A redirect's miss: a replica's answer when it has the link; its "no such link" is asked
+        again of the primary, because a replica behind a fresh create would have the miss cached as
+        missing for ``negative_ttl_s`` on every instance (a miss is rare; a scan is rate-limited)."""
+        row = await self._reads.read(lambda c: c.fetchrow(_GET, code))
+        if row is None and self._reads.routes_reads:
+            row = await self._db.fetchrow(_GET, code)
         return _link(row) if row else None
 
-    async def get_with_clicks(self, code: str) -> Link | None:
-        row = await self._db.fetchrow(_GET_WITH_CLICKS, code)
+    async def get_with_clicks(self, code: str, consistency: ReadConsistency = STALE_OK) -> Link | None:
+        """Link stats: a replica may serve them as stale as its lag, unless the reader asks for more."""
+        row = await self._reads.read(lambda c: c.fetchrow(_GET_WITH_CLICKS, code), consistency)
         return _link(row, row["clicks"]) if row else None
+
+    async def commit_lsn(self) -> str | None:
+        return await self._reads.commit_lsn()
 
     async def insert(self, link: Link, url_digest: bytes, token_digest: bytes) -> InsertOutcome:
         inserted = await self._db.fetchval(_INSERT, link.code, link.url, url_digest, link.custom_alias,

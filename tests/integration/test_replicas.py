@@ -5,6 +5,7 @@ leaves no Patroni, etcd or PostgreSQL behind."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -83,6 +84,34 @@ def test_a_write_on_the_primary_is_read_on_the_replica_and_status_shows_roles_an
     assert members["postgres-0"]["role"] == "primary" and members["postgres-0"]["lag_bytes"] is None
     assert members["postgres-0-1"]["role"] == "replica" and members["postgres-0-1"]["lag_bytes"] >= 0
     assert "role" in replicated.run("status").stdout  # the table has the columns too
+
+
+def _replica_reads(lab: Lab) -> float:
+    """Reads the shortener instances served from a replica, from their /metrics."""
+    total = 0.0
+    for c in lab.status()["components"]:
+        if re.fullmatch(r"shortener-\d+", c["name"]):  # the API instances (the analytics worker reads none)
+            text = httpx.get(f"http://{c['address']}/metrics", timeout=5).text
+            total += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                         if line.startswith("db_routed_reads_total{") and 'served_by="replica"' in line)
+    return total
+
+
+def test_reads_go_to_the_replica_and_a_read_after_its_writes_lsn_always_sees_the_write(replicated):
+    api = httpx.Client(base_url=replicated.url(), timeout=5)
+    before = _replica_reads(replicated)
+    for _ in range(10):
+        created = api.post("/api/v1/links", json={"url": f"https://example.com/{uuid.uuid4().hex}"})
+        assert created.status_code == 201, created.text
+        lsn = created.headers["X-Commit-LSN"]
+        code = created.json()["code"]
+        # Read-your-writes: at once, with the token; the replica waits or the primary answers, never a 404.
+        seen = api.get(f"/api/v1/links/{code}", headers={"X-Read-After-LSN": lsn})
+        assert seen.status_code == 200, seen.text
+        assert api.get(f"/api/v1/links/{code}", headers={"X-Read-From": "primary"}).status_code == 200
+    assert _replica_reads(replicated) - before >= 5  # the replica served the reads it could
+    bad = api.get(f"/api/v1/links/{code}", headers={"X-Read-After-LSN": "soon"})
+    assert bad.status_code == 422
 
 
 def test_killing_the_primary_promotes_the_replica_and_writes_resume_through_the_app(replicated):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from services.consistency import STALE_OK, ReadConsistency
 from shortener import domain
 from shortener.config import ShortenerSettings
 from shortener.domain import Link, LinkClicked
@@ -42,6 +43,8 @@ class FakeRepo:
         self.down = False
         self.delay = 0.0  # seconds each get() waits (a slow database)
         self.clock = clock
+        self.consistencies: list[ReadConsistency] = []  # what each link-stats read asked for
+        self.lsn: str | None = None  # what commit_lsn answers (None: no replicas)
 
     @property
     def gets(self) -> int:
@@ -73,8 +76,9 @@ class FakeRepo:
         row = self.rows.get(code)
         return replace(row.link, clicks=0) if row else None
 
-    async def get_with_clicks(self, code: str) -> Link | None:
+    async def get_with_clicks(self, code: str, consistency: ReadConsistency = STALE_OK) -> Link | None:
         self._enter("get_with_clicks")
+        self.consistencies.append(consistency)
         row = self.rows.get(code)
         return replace(row.link, clicks=row.clicks) if row else None
 
@@ -97,6 +101,10 @@ class FakeRepo:
                 self.rows[link.code] = Row(link, url_digest, token_digest)
                 inserted.add(link.code)
         return inserted
+
+    async def commit_lsn(self) -> str | None:
+        self._enter("commit_lsn")
+        return self.lsn
 
     async def token_digest(self, code: str) -> bytes | None:
         self._enter("token_digest")

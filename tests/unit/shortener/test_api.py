@@ -270,6 +270,33 @@ async def test_get_link_returns_clicks_from_the_database(api):
     assert body["short_url"] == "https://sho.rt/abc1234"
 
 
+async def test_a_create_hands_out_its_commit_lsn_and_a_read_can_ask_to_see_it(api):
+    api.fakes.repo.lsn = "0/16B3748"  # a database with replicas
+    created = await api.client.post(LINKS, json={"url": URL})
+    assert created.status_code == 201 and created.headers["X-Commit-LSN"] == "0/16B3748"
+    again = await api.client.post(LINKS, json={"url": URL})
+    assert again.status_code == 200 and "X-Commit-LSN" not in again.headers  # nothing was written
+    code = created.json()["code"]
+    assert (await api.client.get(f"{LINKS}/{code}", headers={"X-Read-After-LSN": "0/16B3748"})).status_code == 200
+    assert (await api.client.get(f"{LINKS}/{code}", headers={"X-Read-From": "primary"})).status_code == 200
+    assert (await api.client.get(f"{LINKS}/{code}")).status_code == 200
+    assert [(c.after_lsn, c.primary) for c in api.fakes.repo.consistencies] == [
+        ("0/16B3748", False), (None, True), (None, False)]
+
+
+async def test_without_replicas_a_create_has_no_commit_lsn(api):
+    assert "X-Commit-LSN" not in (await api.client.post(LINKS, json={"url": URL})).headers
+
+
+@pytest.mark.parametrize("headers", [{"X-Read-After-LSN": "yesterday"}, {"X-Read-After-LSN": "0/16B3748; DROP"},
+                                     {"X-Read-From": "the-fastest"}])
+async def test_consistency_headers_that_cannot_be_honoured_are_a_4xx(api, headers):
+    api.fakes.repo.add(link("abc1234", URL))
+    resp = await api.client.get(f"{LINKS}/abc1234", headers=headers)
+    assert resp.status_code == 422, resp.text
+    assert api.fakes.repo.consistencies == []
+
+
 async def test_get_unknown_link_is_404(api):
     resp = await api.client.get(f"{LINKS}/nosuch1")
     assert resp.status_code == 404

@@ -1,0 +1,45 @@
+"""How fresh a read must be, chosen per request (see :mod:`services.clients.read_routing`).
+
+The client states it with headers: ``X-Read-After-LSN: <lsn>`` (the ``X-Commit-LSN`` a write
+answered: read-your-writes), or ``X-Read-From: primary``; with neither, a read may be served by a
+replica and be as stale as its replication lag. Pure: no I/O, no framework.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from services.errors import InvalidInput
+
+COMMIT_LSN_HEADER = "X-Commit-LSN"
+READ_AFTER_HEADER = "X-Read-After-LSN"
+READ_FROM_HEADER = "X-Read-From"
+# PostgreSQL's pg_lsn text form: two hexadecimal halves of a 64-bit WAL position.
+LSN_PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
+_LSN = re.compile(LSN_PATTERN)
+
+
+class BadConsistency(InvalidInput):
+    """A read's consistency headers cannot be honoured as written (a 4xx at the entrypoint)."""
+
+    code = "invalid_consistency"
+
+
+@dataclass(frozen=True)
+class ReadConsistency:
+    after_lsn: str | None = None
+    primary: bool = False
+
+    @classmethod
+    def from_headers(cls, read_after: str | None, read_from: str | None) -> ReadConsistency:
+        if read_from is not None and read_from.strip().lower() not in ("primary", "replica"):
+            raise BadConsistency(f"{READ_FROM_HEADER} must be 'primary' or 'replica', not {read_from[:40]!r}")
+        if read_after is not None and not _LSN.match(read_after.strip()):
+            raise BadConsistency(f"{READ_AFTER_HEADER} must be an LSN as {COMMIT_LSN_HEADER} gave it (like 0/16B3748)")
+        return cls(after_lsn=read_after.strip() if read_after else None,
+                   primary=read_from is not None and read_from.strip().lower() == "primary")
+
+
+STALE_OK = ReadConsistency()
+FROM_PRIMARY = ReadConsistency(primary=True)

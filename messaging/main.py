@@ -82,6 +82,6 @@ def create_app(settings: MessagingSettings | None = None) -> FastAPI:
                     "Messages flow over the WebSocket gateways at /ws.",
     )
     app.state.metrics.registry.register(ClientGauges(SERVICE, shards=w.db))
-    app.state.metrics.registry.register(ReadRoutingCounters(SERVICE, w.reads))
+    app.state.metrics.registry.register(ReadRoutingCounters(SERVICE, lambda: [w.reads]))
     app.state.service = w.service
     return app

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import SimpleNamespace
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -69,16 +70,18 @@ def counter_families(service: str, rows: Iterable[tuple[str, str, float]]) -> It
 
 class ReadRoutingCounters(Collector):
     """Where reads were served (:class:`services.clients.read_routing.RoutingStats`), by reason:
-    ``db_routed_reads_total{served_by="replica"|"primary", reason=...}``; nothing without replicas."""
+    ``db_routed_reads_total{served_by="replica"|"primary", reason=...}``, summed over ``routers()``
+    (one per PostgreSQL server); nothing when none routes reads to replicas."""
 
-    def __init__(self, service: str, router) -> None:
+    def __init__(self, service: str, routers: Callable[[], Sequence]) -> None:
         self.service = service
-        self.router = router
+        self.routers = routers
 
     def collect(self) -> Iterator:
-        if not self.router.routes_reads:
+        routing = [r.stats for r in self.routers() if r.routes_reads]
+        if not routing:
             return
-        s = self.router.stats
+        s = SimpleNamespace(**{k: sum(getattr(x, k) for x in routing) for k in vars(routing[0])})
         reads = CounterMetricFamily("db_routed_reads", "Reads by where they were served and why",
                                     labels=["service", "served_by", "reason"])
         for served_by, reason, value in (("replica", "stale_ok", s.replica_reads), ("primary", "asked", s.primary_reads),

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path as PathParam, Query
+from fastapi import APIRouter, Depends, Header, Path as PathParam, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.admission import Admission
 from services.auth import TokenSigner, current_user
+from services.consistency import COMMIT_LSN_HEADER, ReadConsistency
 from services.errors import LabError, NotFound
-from services.http import JsonInt, error_responses, lab_error_parts
+from services.http import JsonInt, error_responses, lab_error_parts, read_consistency
 from services.idempotency import MAX_IDEMPOTENCY_KEY, check_idempotency_key
 from shop.domain import (MAX_CATEGORY, MAX_NAME, MAX_PAGE, MAX_PRICE_CENTS, MAX_QUANTITY, MAX_STOCK, Line, NewProduct,
                          Order, OrderStatus, StoredResponse, UnknownProduct)
@@ -96,14 +97,16 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner, 
 
     @router.post("/api/v1/products", status_code=201, responses=error_responses(
         {400: "the body is not JSON", 403: "not an admin", **common}))
-    async def create_product(body: ProductIn, user: str = Depends(user_dep)) -> dict:
+    async def create_product(body: ProductIn, response: Response, user: str = Depends(user_dep)) -> dict:
         product = await service.create_product(user, NewProduct(body.name, body.category, body.price_cents,
                                                                 body.stock))
+        if (token := await service.read_token(product.id)) is not None:
+            response.headers[COMMIT_LSN_HEADER] = token
         return product.public()
 
     @router.get("/api/v1/products/{product_id}", responses=not_found)
-    async def product(product_id: IdPath) -> dict:
-        return (await service.product(_id(product_id))).public()
+    async def product(product_id: IdPath, consistency: ReadConsistency = Depends(read_consistency)) -> dict:
+        return (await service.product(_id(product_id), consistency)).public()
 
     @router.get("/api/v1/products", responses=error_responses(common))
     async def list_products(category: str | None = Query(None, max_length=MAX_CATEGORY, pattern=NO_NUL_OR_EMPTY),
@@ -113,9 +116,10 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner, 
                             max_price: int | None = Query(None, ge=0, le=MAX_PRICE_CENTS),
                             limit: int = Query(20, ge=1, le=MAX_PAGE),
                             cursor: str | None = Query(None, pattern=CURSOR,
-                                                       description="next_cursor of the page before")) -> dict:
+                                                       description="next_cursor of the page before"),
+                            consistency: ReadConsistency = Depends(read_consistency)) -> dict:
         listing = await service.list_products(
-            ProductQuery(category, q, min_price, max_price, None, limit), cursor)
+            ProductQuery(category, q, min_price, max_price, None, limit), cursor, consistency)
         body = {"items": [p.public() for p in listing.items], "next_cursor": listing.next_cursor,
                 "partial": listing.partial}
         if listing.partial:

@@ -11,7 +11,7 @@ from services.admission import Admission
 from services.app import create_service_app
 from services.auth import TokenSigner, sessions_router
 from services.clients.redis import RedisClient
-from services.metrics import ClientGauges
+from services.metrics import ClientGauges, ReadRoutingCounters
 from shop.adapters.payments import HttpPayments
 from shop.adapters.redis import RedisCarts, RedisProductCache, RedisStockGate
 from shop.adapters.shards import ShardRouter
@@ -69,6 +69,7 @@ def create_app(settings: ShopSettings | None = None) -> FastAPI:
                     "and orders. Ids are decimal strings.",
     )
     app.state.metrics.registry.register(ClientGauges(SERVICE, shards=w.router))
+    app.state.metrics.registry.register(ReadRoutingCounters(SERVICE, w.router.readers))
     app.state.metrics.registry.register(ShopCollector(w, admission))
     app.state.wiring = w
     return app

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from services.consistency import FROM_PRIMARY, ReadConsistency
 from services.errors import DependencyUnavailable
 from shop.domain import Event, Line, NewProduct, Order, OrderItem, OrderStatus, Product, StoredResponse
 
@@ -55,9 +56,17 @@ class ShardPage:
 class Catalog(Protocol):
     async def create(self, bucket: int, product: NewProduct) -> Product: ...
 
-    async def get(self, product_id: int) -> Product | None: ...
+    async def get(self, product_id: int, consistency: ReadConsistency = FROM_PRIMARY) -> Product | None:
+        """From the product's shard: its primary, or a replica when ``consistency`` allows (a product
+        page may be as stale as the replica; a cart's check that the product exists may not)."""
+        ...
 
-    async def search(self, shard: int, query: ProductQuery, deadline_s: float | None = None) -> ShardPage:
+    async def commit_lsn(self, product_id: int) -> str | None:
+        """The read-your-writes token of the product's shard (None without replicas)."""
+        ...
+
+    async def search(self, shard: int, query: ProductQuery, deadline_s: float | None = None,
+                     consistency: ReadConsistency = FROM_PRIMARY) -> ShardPage:
         """One shard's share of a listing: at most ``query.limit`` products in (price, id) order."""
         ...
 

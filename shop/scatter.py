@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 
+from services.consistency import FROM_PRIMARY, ReadConsistency
 from services.errors import InvalidInput, Unavailable
 from shop.domain import Product
 from shop.ports import ProductQuery, ShardPage
@@ -59,13 +60,14 @@ def merge(pages: list[ShardPage], limit: int) -> tuple[list[Product], bool]:
     return merged[:limit], more
 
 
-async def scatter_gather(catalog, query: ProductQuery, deadline_s: float) -> Listing:
-    """``catalog.search(shard, query, deadline_s)`` on every shard at once; each shard's failure or
-    lateness costs its rows only."""
+async def scatter_gather(catalog, query: ProductQuery, deadline_s: float,
+                         consistency: ReadConsistency = FROM_PRIMARY) -> Listing:
+    """``catalog.search(shard, query, deadline_s)`` on every shard at once (a replica of each where
+    ``consistency`` allows); each shard's failure or lateness costs its rows only."""
     asked = replace(query, limit=query.limit + 1)
     deadline = deadline_s or NO_DEADLINE_S
     shards = list(range(catalog.shard_count()))
-    answers = await asyncio.gather(*(catalog.search(s, asked, deadline) for s in shards), return_exceptions=True)
+    answers = await asyncio.gather(*(catalog.search(s, asked, deadline, consistency) for s in shards), return_exceptions=True)
     pages, missing = [], []
     for shard, answer in zip(shards, answers):
         if isinstance(answer, Unavailable):

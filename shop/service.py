@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from services.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.consistency import FROM_PRIMARY, STALE_OK, ReadConsistency
+from services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from services.logging import get_logger
 from shop.config import ShopSettings
 from shop.domain import MAX_PAGE, MAX_QUANTITY, Line, NewProduct, Order, Product, UnknownProduct, merge_lines
@@ -36,8 +37,17 @@ class ShopService:
         await self._cache_put(created)
         return created
 
-    async def product(self, product_id: int) -> Product:
-        """The page: name, category and price from the cache (cache-aside); stock always live."""
+    async def read_token(self, product_id: int) -> str | None:
+        """What the creator may send back to read the product from a replica of its shard (read-your-
+        writes); None without replicas, or when the primary cannot say (the create itself succeeded)."""
+        try:
+            return await self._catalog.commit_lsn(product_id)
+        except Unavailable:
+            return None
+
+    async def product(self, product_id: int, consistency: ReadConsistency = STALE_OK) -> Product:
+        """The page: name, category and price from the cache (cache-aside); stock always live, from a
+        replica of the product's shard unless the reader asks for more (a page may lag its stock)."""
         page = None
         try:
             page = await self._cache.get(product_id)
@@ -45,12 +55,12 @@ class ShopService:
             pass
         if page is not None:
             self.cache_hits += 1
-            live = await self._catalog.get(product_id)  # one primary-key read on its shard
+            live = await self._catalog.get(product_id, consistency)  # one primary-key read on its shard
             if live is None:
                 raise UnknownProduct(product_id)
             return Product(product_id, page["name"], page["category"], page["price_cents"], live.available)
         self.cache_misses += 1
-        found = await self._catalog.get(product_id)
+        found = await self._catalog.get(product_id, consistency)
         if found is None:
             raise UnknownProduct(product_id)
         await self._cache_put(found)
@@ -62,13 +72,18 @@ class ShopService:
         except CacheUnavailable:
             pass  # the page is served from the database until Redis is back
 
-    async def list_products(self, query: ProductQuery, cursor: str | None) -> Listing:
+    async def list_products(self, query: ProductQuery, cursor: str | None,
+                            consistency: ReadConsistency = STALE_OK) -> Listing:
         if not 1 <= query.limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be 1-{MAX_PAGE}", code="invalid_limit")
         if cursor:
             query = ProductQuery(query.category, query.text, query.min_price, query.max_price,
                                  decode_cursor(cursor), query.limit)
-        return await scatter_gather(self._catalog, query, self._settings.scatter_deadline_s)
+        # A read-your-writes token names a position in one server's WAL; a listing reads every shard,
+        # where that position means nothing: such a listing reads the primaries.
+        if consistency.after_lsn:
+            consistency = FROM_PRIMARY
+        return await scatter_gather(self._catalog, query, self._settings.scatter_deadline_s, consistency)
 
     # --- cart ------------------------------------------------------------------------------
     async def set_cart_line(self, user: str, product_id: int, quantity: int) -> list[dict]:

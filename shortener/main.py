@@ -93,7 +93,7 @@ def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
     )
     app.state.metrics.registry.register(ShortenerCollector(SERVICE, w.service, w.publisher))
     app.state.metrics.registry.register(ClientGauges(SERVICE, shards=w.db))
-    app.state.metrics.registry.register(ReadRoutingCounters(SERVICE, w.reads))
+    app.state.metrics.registry.register(ReadRoutingCounters(SERVICE, lambda: [w.reads]))
     app.state.service = w.service
     app.state.wiring = w
     return app

@@ -109,25 +109,27 @@ class ReadRouter:
         return None
 
     async def read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]],
-                   consistency: ReadConsistency = ReadConsistency()) -> T:
-        """``fn`` on a replica when ``consistency`` allows it, else (or when the replica cannot) on the primary."""
+                   consistency: ReadConsistency = ReadConsistency(), *, deadline_s: float | None = None) -> T:
+        """``fn`` on a replica when ``consistency`` allows it, else (or when the replica cannot) on the
+        primary; ``deadline_s`` bounds each attempt (a fallback gets its own)."""
         if consistency.primary or not self.replicas:
             self.stats.primary_reads += 1
-            return await self.primary.run(fn)
+            return await self.primary.run(fn, deadline_s=deadline_s)
         i = self._next_replica()
         if i is None:
             self.stats.fell_back_unavailable += 1
-            return await self.primary.run(fn)
+            return await self.primary.run(fn, deadline_s=deadline_s)
         replica = self.replicas[i]
         try:
-            result = await replica.run(self._after(consistency.after_lsn, fn) if consistency.after_lsn else fn)
+            result = await replica.run(self._after(consistency.after_lsn, fn) if consistency.after_lsn else fn,
+                                       deadline_s=deadline_s)
         except _Behind:
             self.stats.fell_back_behind += 1
-            return await self.primary.run(fn)
+            return await self.primary.run(fn, deadline_s=deadline_s)
         except replica.unavailable:
             self._skip_until[i] = time.monotonic() + self.skip_s
             self.stats.fell_back_unavailable += 1
-            return await self.primary.run(fn)
+            return await self.primary.run(fn, deadline_s=deadline_s)
         self.stats.replica_reads += 1
         return result
 

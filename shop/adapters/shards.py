@@ -25,6 +25,8 @@ import asyncpg
 import orjson
 
 from services.clients.postgres import UNREACHABLE, PgPool, dsn
+from services.clients.read_routing import ReadRouter, read_router
+from services.consistency import FROM_PRIMARY, ReadConsistency
 from services.logging import get_logger
 from services.resources import HealthCheck
 from shop.config import ShopSettings
@@ -68,6 +70,7 @@ class ShardRouter:
         self._deadline_s = settings.database_timeout_s
         self._pool_size = pool_size or settings.db_pool_size + settings.db_max_overflow
         self._pools: dict[str, PgPool] = {}
+        self._readers: dict[str, ReadRouter] = {}  # per server: its replicas, when its URL lists any
         self._map: ShardMap | None = None
         self._watch = watch
         self._task: asyncio.Task | None = None
@@ -94,9 +97,10 @@ class ShardRouter:
         if self._listener is not None:
             self._listener.terminate()
             self._listener = None
-        for pool in self._pools.values():
+        for pool in [*self._pools.values(), *self._readers.values()]:
             await pool.stop()
         self._pools.clear()
+        self._readers.clear()
 
     async def _pool_for(self, url: str) -> PgPool:
         pool = self._pools.get(url)
@@ -105,6 +109,8 @@ class ShardRouter:
                           unavailable=ShardUnavailable)
             self._pools[url] = pool
             await pool.start()
+            reader = self._readers[url] = read_router(pool, self._settings, max_size=self._pool_size)
+            await reader.start()  # no connection until a read asks for one
         return pool
 
     # --- the map -------------------------------------------------------------------------
@@ -171,13 +177,27 @@ class ShardRouter:
         self.queries[shard] += 1
         return await self._pool(shard).run(fn, deadline_s=deadline_s)
 
-    async def fetch(self, shard: int, sql: str, *args: Any, deadline_s: float | None = None) -> list:
+    async def fetch(self, shard: int, sql: str, *args: Any, deadline_s: float | None = None,
+                    consistency: ReadConsistency = FROM_PRIMARY) -> list:
+        """Rows from the shard's primary, or from one of its replicas when ``consistency`` allows it."""
         self.queries[shard] += 1
-        return await self._pool(shard).fetch(sql, *args, deadline_s=deadline_s)
+        return await self._reader(shard).read(lambda c: c.fetch(sql, *args), consistency, deadline_s=deadline_s)
 
-    async def fetchrow(self, shard: int, sql: str, *args: Any) -> asyncpg.Record | None:
+    async def fetchrow(self, shard: int, sql: str, *args: Any,
+                       consistency: ReadConsistency = FROM_PRIMARY) -> asyncpg.Record | None:
         self.queries[shard] += 1
-        return await self._pool(shard).fetchrow(sql, *args)
+        return await self._reader(shard).read(lambda c: c.fetchrow(sql, *args), consistency)
+
+    def _reader(self, shard: int) -> ReadRouter:
+        self._pool(shard)  # the same refusals as a primary's read
+        return self._readers[self.map.shards[shard]]
+
+    def readers(self) -> list[ReadRouter]:
+        return list(self._readers.values())
+
+    async def commit_lsn(self, shard: int) -> str | None:
+        """The shard's read-your-writes token (None when it has no replica)."""
+        return await self._reader(shard).commit_lsn()
 
     async def fenced(self, bucket: int, sql: str, *args: Any) -> asyncpg.Record:
         """One fenced statement (``$1`` is the bucket, its result has a ``verdict`` column) on the

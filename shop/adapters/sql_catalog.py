@@ -19,6 +19,7 @@ from datetime import datetime
 import asyncpg
 from asyncpg import Record
 
+from services.consistency import FROM_PRIMARY, ReadConsistency
 from services.logging import get_logger
 from shop.adapters.shards import FENCE, FENCED, VERDICT, ShardRouter
 from shop.config import InventoryStrategy
@@ -107,11 +108,16 @@ class SqlCatalog:
                                         product.stock)
         return Product(row["id"], product.name, product.category, product.price_cents, product.stock)
 
-    async def get(self, product_id: int) -> Product | None:
-        row = await self._router.fetchrow(self._router.map.shard_of_id(product_id), _GET, product_id)
+    async def get(self, product_id: int, consistency: ReadConsistency = FROM_PRIMARY) -> Product | None:
+        row = await self._router.fetchrow(self._router.map.shard_of_id(product_id), _GET, product_id,
+                                          consistency=consistency)
         return product_from(row) if row else None
 
-    async def search(self, shard: int, query: ProductQuery, deadline_s: float | None = None) -> ShardPage:
+    async def commit_lsn(self, product_id: int) -> str | None:
+        return await self._router.commit_lsn(self._router.map.shard_of_id(product_id))
+
+    async def search(self, shard: int, query: ProductQuery, deadline_s: float | None = None,
+                     consistency: ReadConsistency = FROM_PRIMARY) -> ShardPage:
         # Only the buckets this server owns: during a move the target has a copy before it owns it,
         # and the source keeps one until the clean-up.
         where, args = ["bucket IN (SELECT bucket FROM owned_buckets)"], []
@@ -133,7 +139,7 @@ class SqlCatalog:
             where.append(f"(price_cents, id) > ({arg(query.after[0])}, {arg(query.after[1])})")
         sql = (f"SELECT {_COLUMNS} FROM products WHERE {' AND '.join(where)} ORDER BY price_cents, id "
                f"LIMIT {arg(query.limit)}")
-        rows = await self._router.fetch(shard, sql, *args, deadline_s=deadline_s)
+        rows = await self._router.fetch(shard, sql, *args, deadline_s=deadline_s, consistency=consistency)
         return ShardPage(shard, [product_from(r) for r in rows])
 
 

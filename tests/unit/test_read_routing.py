@@ -42,7 +42,7 @@ class _Pool:
         self.polls = 0
         self.runs = 0
 
-    async def run(self, fn):
+    async def run(self, fn, deadline_s=None):
         self.runs += 1
         if self.down:
             raise StoreUnavailable(f"{self.name} is down")
@@ -126,11 +126,21 @@ async def test_metrics_say_where_reads_were_served_and_why():
     await router.read(_who)
     await router.read(_who, ReadConsistency(after_lsn="0/3000060"))
     registry = CollectorRegistry()
-    registry.register(ReadRoutingCounters("shortener", router))
+    registry.register(ReadRoutingCounters("shortener", lambda: [router]))
     text = generate_latest(registry).decode()
     assert 'db_routed_reads_total{reason="stale_ok",served_by="replica",service="shortener"} 1.0' in text
     assert 'db_routed_reads_total{reason="replica_behind",served_by="primary",service="shortener"} 1.0' in text
     assert 'db_read_after_waits_total{service="shortener"} 1.0' in text
     unrouted = CollectorRegistry()
-    unrouted.register(ReadRoutingCounters("shortener", ReadRouter(_Pool("primary"), [])))
+    unrouted.register(ReadRoutingCounters("shortener", lambda: [ReadRouter(_Pool("primary"), [])]))
     assert "db_routed_reads" not in generate_latest(unrouted).decode()
+
+
+async def test_the_counters_sum_the_routers_of_every_server():
+    first, second = ReadRouter(_Pool("p1"), [_Pool("r1")]), ReadRouter(_Pool("p2"), [_Pool("r2")])
+    await first.read(_who)
+    await second.read(_who)
+    registry = CollectorRegistry()
+    registry.register(ReadRoutingCounters("shop", lambda: [first, second, ReadRouter(_Pool("p3"), [])]))
+    assert 'db_routed_reads_total{reason="stale_ok",served_by="replica",service="shop"} 2.0' in (
+        generate_latest(registry).decode())

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
+from services.consistency import FROM_PRIMARY, ReadConsistency
 from shop.domain import (Event, Line, NewProduct, Order, OrderItem, OrderStatus, OutOfStock, Product, StoredResponse,
                          UnknownProduct)
 from shop.ports import (Begun, Charge, GateAnswer, PaymentsUnavailable, ProductQuery, Reserved, ShardPage,
@@ -189,6 +190,8 @@ class FakeCatalog(Scripted):
         self.inventory.map = self.map
         self._ids = IdMaker(clock or Clock())
         self.down: set[int] = set()  # shards whose searches raise ShardUnavailable
+        self.consistencies: list[tuple[str, ReadConsistency]] = []  # what each get and search asked for
+        self.lsn: str | None = None  # what commit_lsn answers (None: no replicas)
 
     def shard_count(self) -> int:
         return len(self.map.shards)
@@ -207,12 +210,19 @@ class FakeCatalog(Scripted):
         self._step("create", bucket, product)
         return self.add(bucket, product.name, product.price_cents, product.stock, product.category)
 
-    async def get(self, product_id: int) -> Product | None:
+    async def get(self, product_id: int, consistency: ReadConsistency = FROM_PRIMARY) -> Product | None:
         self._step("get", product_id)
+        self.consistencies.append(("get", consistency))
         return self._product(product_id) if product_id in self.inventory.products else None
 
-    async def search(self, shard: int, query: ProductQuery, deadline_s: float | None = None) -> ShardPage:
+    async def commit_lsn(self, product_id: int) -> str | None:
+        self._step("commit_lsn", product_id)
+        return self.lsn
+
+    async def search(self, shard: int, query: ProductQuery, deadline_s: float | None = None,
+                     consistency: ReadConsistency = FROM_PRIMARY) -> ShardPage:
         self._step("search", shard, query, deadline_s)
+        self.consistencies.append(("search", consistency))
         if shard in self.down:
             raise ShardUnavailable(f"shard {shard} did not answer within {deadline_s}s")
         found = []

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from services.lab import budgets  # noqa: E402
 from services.lab.analysis import fmt  # noqa: E402
@@ -86,32 +87,55 @@ def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str) -> 
     return save(fig, path)
 
 
-def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str, knee_rate: float | None) -> Path:
-    """Latency (p50, p99) and achieved rate against offered rate; the objective and the knee marked."""
-    points = sorted(points, key=lambda p: p["offered"])
-    offered = [p["offered"] for p in points]
-    fig, (ax_lat, ax_rate) = plt.subplots(2, 1, figsize=(9, 8), sharex=True)
-    ax_lat.plot(offered, [p["p99"] for p in points], "o-", color=COLORS[1], label="p99")
-    ax_lat.plot(offered, [p["p50"] for p in points], "o--", color=COLORS[0], label="p50")
-    missed = [p for p in points if not p["met"]]
-    ax_lat.plot([p["offered"] for p in missed], [p["p99"] for p in missed], "x", color="black", ms=9,
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def legend_outside(ax, **kw) -> None:
+    """The legend right of the axes, where it can cover no data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, **kw)
+
+
+def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str, knee_rate: float | None,
+                   unit: str = "requests/s", latency: str = "latency") -> Path:
+    """Latency (p50, p99) and achieved rate against offered rate; the objective and the knee marked.
+
+    A point is one run of a step (``try`` 1, or 2 for a rate run once more after a miss); each is
+    drawn as a first try or a retry, and the lines join each rate's run the verdict counts (``best``).
+    """
+    points = sorted(points, key=lambda p: (p["offered"], p.get("try", 1)))
+    best = [p for p in points if p.get("best", True)]
+    offered = [p["offered"] for p in best]
+    fig, (ax_lat, ax_rate) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
+    ax_lat.plot(offered, [_nan(p["p99"]) for p in best], "-", color=COLORS[1], label="p99 (each rate's better try)")
+    ax_lat.plot(offered, [_nan(p["p50"]) for p in best], "--", color=COLORS[0], label="p50 (the same run)")
+    ax_rate.plot(offered, [p["achieved"] for p in best], "-", color=COLORS[2], label="achieved")
+    tries = {"first try": "o", "retry (the rate run once more)": "s"}
+    for (kind, marker), retry in zip(tries.items(), (False, True)):
+        run = [p for p in points if (p.get("try", 1) > 1) == retry]
+        x, hollow = [p["offered"] for p in run], {"mfc": "none"} if retry else {}
+        for ax, key, color in ((ax_lat, "p99", COLORS[1]), (ax_lat, "p50", COLORS[0]), (ax_rate, "achieved", COLORS[2])):
+            ax.plot(x, [_nan(p[key]) for p in run], marker, ls="none", color=color, **hollow)
+    missed = [p for p in best if not p["met"]]
+    ax_lat.plot([p["offered"] for p in missed], [_nan(p["p99"]) for p in missed], "x", color="black", ms=9,
                 label="missed the objective")
     ax_lat.axhline(slo_p99_ms, color="grey", ls=":", lw=1.2, label=f"objective: p99 <= {slo_p99_ms:.0f} ms")
-    ax_lat.set_yscale("log")
-    ax_lat.set_ylabel("latency (ms, open loop)")
-    ax_rate.plot(offered, [p["achieved"] for p in points], "o-", color=COLORS[2], label="achieved")
+    ax_lat.set_yscale("log")  # from a few ms below the knee to seconds past it
+    ax_lat.set_ylabel(f"{latency}\n(ms, open loop, log scale)")
     ax_rate.plot(offered, offered, ls=":", color="grey", lw=1.2, label="achieved = offered")
-    ax_rate.set_ylabel("requests/s")
-    ax_rate.set_xlabel("offered rate (requests/s, open loop)")
-    knee = next((p for p in points if p["offered"] == knee_rate), None)
+    ax_rate.set_ylabel(f"achieved ({unit})")
+    ax_rate.set_xlabel(f"offered rate ({unit}, open loop)")
+    knee = next((p for p in best if p["offered"] == knee_rate), None)
     if knee is not None:
         for ax in (ax_lat, ax_rate):
             ax.axvline(knee["offered"], color=COLORS[3], ls="--", lw=1.0)
-        ax_rate.annotate(f" knee {knee['offered']:,.0f} req/s", (knee["offered"], knee["achieved"]), fontsize=9,
+        ax_rate.annotate(f" knee {knee['offered']:,.0f} {unit}", (knee["offered"], knee["achieved"]), fontsize=9,
                          color=COLORS[3], va="bottom")
+    shapes = [Line2D([], [], marker=m, ls="none", color="black", mfc="none" if i else "black", label=kind)
+              for i, (kind, m) in enumerate(tries.items())]
     for ax in (ax_lat, ax_rate):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        legend_outside(ax, handles=[*ax.get_legend_handles_labels()[0], *shapes])
     fig.suptitle(title)
     return save(fig, path)
 

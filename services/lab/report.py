@@ -74,6 +74,11 @@ def save(fig, path: Path) -> Path:
     return path
 
 
+# A bar chart turns logarithmic when its values span this many decades: below, a linear axis
+# compares the bars truly; above, the small bars would be invisible (their values stay written on them).
+LOG_FROM_DECADES = 2
+
+
 def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     names = list(values)
@@ -81,6 +86,11 @@ def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str) -> 
     for bar, name in zip(bars, names):
         ax.annotate(f"{values[name]:,.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=9)
+    positive = [v for v in values.values() if v > 0]
+    if positive and max(positive) >= 10**LOG_FROM_DECADES * min(positive):
+        ax.set_yscale("log")
+        ylabel = f"{ylabel[:-1]}, log scale)" if ylabel.endswith(")") else f"{ylabel} (log scale)"
+    ax.margins(y=0.15)  # room above the tallest bar for its value
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)

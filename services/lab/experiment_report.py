@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from services.lab import report
@@ -16,7 +17,7 @@ def draw_charts(exp: Experiment, out: Path, results: dict[str, VariantResult]) -
     faulted = any(r.summary.get("fault_windows") for r in results.values())
     if faulted:
         for n, r in results.items():
-            path = out / f"timeline-{n.replace(' ', '-')}.png"
+            path = out / f"timeline-{plain_name(n)}.png"
             report.timeline_chart({n: r.load.timeline}, path, f"{exp.name}: {n}", {n: r.summary.get("fault_windows", [])})
             charts.append(path)
     elif not exp.charts:
@@ -29,6 +30,12 @@ def draw_charts(exp: Experiment, out: Path, results: dict[str, VariantResult]) -
             charts.append(report.bar_chart({n: measure.read(r) or 0 for n, r in results.items()}, out / name,
                                            f"{exp.name}: {measure.name}", f"{measure.name}\n({measure.unit})"))
     return charts
+
+
+def plain_name(variant: str) -> str:
+    """A variant's name as a file name a reader can type and a web page can address: letters, digits, ``.``,
+    ``_`` and ``-``; an arrow reads as "to" (``persisters 1 -> 3``: ``persisters-1-to-3``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", variant.replace("->", " to ")).strip("-")
 
 
 def _cost(summary: dict, key: str) -> str:

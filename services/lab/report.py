@@ -16,6 +16,7 @@ from services.lab.cost import cost_lines  # noqa: E402
 from services.lab.run_summary import generator_label  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+LABEL_STEP = 0.1  # a fault label's line, as a share of the panel's height
 
 
 def budget_lines(summary: dict) -> list[str]:
@@ -27,17 +28,19 @@ def budget_lines(summary: dict) -> list[str]:
 
 
 def _shade(ax, fault_windows: list[dict], end: float, label: bool) -> None:
-    for w in fault_windows:
+    for i, w in enumerate(fault_windows):
         stop = w["end_s"] if w.get("end_s") is not None else end
         ax.axvspan(w["start_s"], stop, color="#f4a582" if w["kind"] == "kill" else "#b2abd2", alpha=0.35, lw=0)
         if label:
-            ax.text(w["start_s"], ax.get_ylim()[1] * 0.92, f" {w['kind']} {w['component']}", fontsize=8, va="top")
+            # One line each, from the top down: windows that start a moment apart would overprint.
+            ax.text(w["start_s"], 0.97 - LABEL_STEP * i, f" {w['kind']} {w['component']}", fontsize=8, va="top",
+                    transform=ax.get_xaxis_transform())
 
 
 def timeline_chart(series: dict[str, list[dict]], path: Path, title: str,
                    fault_windows: dict[str, list[dict]] | None = None) -> Path:
     """Throughput, p50/p99 and error rate over time; one line per variant; fault windows shaded."""
-    fig, (ax_rps, ax_lat, ax_err) = plt.subplots(3, 1, figsize=(10, 8.5), sharex=True)
+    fig, (ax_rps, ax_lat, ax_err) = plt.subplots(3, 1, figsize=(12, 8.5), sharex=True)
     end = 0.0
     for i, (name, rows) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
@@ -53,15 +56,16 @@ def timeline_chart(series: dict[str, list[dict]], path: Path, title: str,
     ax_lat.set_yscale("log")
     ax_err.set_ylabel("errors (%)")
     ax_err.set_xlabel("seconds since load start")
-    ax_rps.legend(loc="lower right", fontsize=8)
-    ax_lat.legend(loc="upper right", fontsize=7, ncol=2)
     for ax in (ax_rps, ax_lat, ax_err):
         ax.grid(alpha=0.3)
-    ax_rps.set_ylim(bottom=0)
+    legend_outside(ax_rps)
+    legend_outside(ax_lat)
+    windows = [w for each in (fault_windows or {}).values() for w in each]
+    # Headroom over the busiest second for the fault labels, one line each.
+    ax_rps.set_ylim(0, ax_rps.get_ylim()[1] * (1 + 1.5 * LABEL_STEP * len(windows)) if windows else None)
     ax_err.set_ylim(0, max(1.0, ax_err.get_ylim()[1]))  # an all-zero error line sits on a readable 0-1% axis
-    for windows in (fault_windows or {}).values():
-        for ax in (ax_rps, ax_lat, ax_err):
-            _shade(ax, windows, end, label=ax is ax_rps)
+    for ax in (ax_rps, ax_lat, ax_err):
+        _shade(ax, windows, end, label=ax is ax_rps)
     fig.suptitle(title)
     return save(fig, path)
 

@@ -1,0 +1,52 @@
+"""The engine's timeline chart and the charts' file names, drawn from made-up runs and read back from matplotlib."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loadtests.messaging.ordering import ORDERING
+from services.lab import report
+from services.lab.experiment import Variant, VariantResult
+from services.lab.experiment_report import draw_charts, plain_name
+from services.lab.load import LoadResult
+from tests.support.charts import PLAIN_FILE_NAME, drawn, extent, overlap  # noqa: F401 (drawn: a fixture)
+
+# Two workers stopped 0.3 s apart, as messaging.ordering's schedule does at 1% of the run.
+WINDOWS = [{"component": "messaging-fanout-2", "kind": "stop", "start_s": 0.31, "end_s": 15.0},
+           {"component": "messaging-fanout-3", "kind": "stop", "start_s": 0.61, "end_s": 23.8}]
+
+
+def _timeline(seconds: int = 30) -> list[dict]:
+    return [{"t": t, "requests": 200, "failures": 0, "p50_ms": 20.0 + t, "p99_ms": 40.0 + t} for t in range(seconds)]
+
+
+def test_fault_labels_that_start_a_moment_apart_do_not_overprint(tmp_path, drawn):
+    report.timeline_chart({"v": _timeline()}, tmp_path / "timeline.png", "t", {"v": WINDOWS})
+    ax_rps = drawn[0].axes[0]
+    first, second = (t for t in ax_rps.texts if t.get_text().startswith(" stop"))
+    assert not overlap(extent(first), extent(second))
+    # Both over the data: the busiest second's line stays below the lower label.
+    (line,) = ax_rps.get_lines()
+    top = ax_rps.transData.transform((0, max(line.get_ydata())))[1]
+    assert min(extent(first).y0, extent(second).y0) > top
+
+
+def test_the_timeline_legends_sit_beside_the_panels(tmp_path, drawn):
+    report.timeline_chart({"a": _timeline(), "b": _timeline()}, tmp_path / "timeline.png", "t")
+    for ax in drawn[0].axes:
+        if ax.get_legend() is not None:
+            assert not overlap(extent(ax.get_legend()), extent(ax.patch))
+
+
+def test_a_variant_name_with_an_arrow_or_punctuation_makes_a_plain_file_name():
+    assert plain_name("persisters 1 -> 3") == "persisters-1-to-3"
+    assert plain_name("one slow shard (of 4), with deadline") == "one-slow-shard-of-4-with-deadline"
+    assert plain_name("gateway 1 killed") == "gateway-1-killed"  # a plain name keeps its old file name
+
+
+def test_the_ordering_timeline_file_name_is_plain(tmp_path):
+    name = ORDERING.variants[0].name
+    summary = {"fault_windows": WINDOWS}
+    paths = draw_charts(ORDERING, tmp_path, {name: VariantResult(Variant(name), LoadResult(tmp_path, summary, _timeline()))})
+    assert [p.name for p in paths] == ["timeline-persisters-1-to-3.png"]
+    assert all(PLAIN_FILE_NAME.match(p.name) and p.exists() for p in paths)

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 from services.lab import budgets  # noqa: E402
 from services.lab.analysis import fmt  # noqa: E402
@@ -25,6 +26,13 @@ def budget_lines(summary: dict) -> list[str]:
     if summary.get("bottleneck"):
         lines.append(f"- {summary['bottleneck']}")
     return lines + ([""] if lines else [])
+
+
+def log_axis(ax) -> None:
+    """A logarithmic y axis whose ticks read as plain numbers (20, 100, 2000), not 2x10^1."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))  # labels minor ticks only on a short range
 
 
 def _shade(ax, fault_windows: list[dict], end: float, label: bool) -> None:
@@ -53,7 +61,7 @@ def timeline_chart(series: dict[str, list[dict]], path: Path, title: str,
                     color=color, lw=1.4, label=name)
     ax_rps.set_ylabel("requests/s")
     ax_lat.set_ylabel("latency (ms)")
-    ax_lat.set_yscale("log")
+    log_axis(ax_lat)
     ax_err.set_ylabel("errors (%)")
     ax_err.set_xlabel("seconds since load start")
     for ax in (ax_rps, ax_lat, ax_err):
@@ -92,7 +100,7 @@ def bar_chart(values: dict[str, float], path: Path, title: str, ylabel: str) -> 
                     ha="center", va="bottom", fontsize=9)
     positive = [v for v in values.values() if v > 0]
     if positive and max(positive) >= 10**LOG_FROM_DECADES * min(positive):
-        ax.set_yscale("log")
+        log_axis(ax)
         ylabel = f"{ylabel[:-1]}, log scale)" if ylabel.endswith(")") else f"{ylabel} (log scale)"
     ax.margins(y=0.15)  # room above the tallest bar for its value
     ax.set_ylabel(ylabel)
@@ -134,7 +142,7 @@ def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str
     ax_lat.plot([p["offered"] for p in missed], [_nan(p["p99"]) for p in missed], "x", color="black", ms=9,
                 label="missed the objective")
     ax_lat.axhline(slo_p99_ms, color="grey", ls=":", lw=1.2, label=f"objective: p99 <= {slo_p99_ms:.0f} ms")
-    ax_lat.set_yscale("log")  # from a few ms below the knee to seconds past it
+    log_axis(ax_lat)  # from a few ms below the knee to seconds past it
     ax_lat.set_ylabel(f"{latency}\n(ms, open loop, log scale)")
     ax_rate.plot(offered, offered, ls=":", color="grey", lw=1.2, label="achieved = offered")
     ax_rate.set_ylabel(f"achieved ({unit})")

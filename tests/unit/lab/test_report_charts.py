@@ -50,3 +50,17 @@ def test_the_ordering_timeline_file_name_is_plain(tmp_path):
     paths = draw_charts(ORDERING, tmp_path, {name: VariantResult(Variant(name), LoadResult(tmp_path, summary, _timeline()))})
     assert [p.name for p in paths] == ["timeline-persisters-1-to-3.png"]
     assert all(PLAIN_FILE_NAME.match(p.name) and p.exists() for p in paths)
+
+
+def _tick_texts(ax) -> list[str]:
+    extent(ax)  # a canvas that can draw
+    ax.figure.canvas.draw()
+    return [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True) if t.get_text()]
+
+
+def test_a_log_axis_reads_plain_numbers_not_powers_of_ten(tmp_path, drawn):
+    report.timeline_chart({"v": _timeline()}, tmp_path / "timeline.png", "t")  # p50 20 to p99 69 ms: under a decade
+    ax_lat = drawn[0].axes[1]
+    assert ax_lat.get_yscale() == "log"
+    texts = _tick_texts(ax_lat)
+    assert texts and all(t.replace(".", "").isdigit() for t in texts), texts  # "20", "40", not "2x10^1"

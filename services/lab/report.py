@@ -166,7 +166,7 @@ def scaling_chart(points: list[dict], scaling, path: Path, title: str, what: str
     """Throughput against N with the ideal line (N x one copy); below, each copy's CPU against its budget."""
     points = sorted(points, key=lambda p: p["n"])
     ns = [p["n"] for p in points]
-    fig, (ax_rate, ax_cpu) = plt.subplots(2, 1, figsize=(8, 8))
+    fig, (ax_rate, ax_cpu) = plt.subplots(2, 1, figsize=(10, 8))
     base = points[0]["throughput"] / points[0]["n"]
     ax_rate.plot(ns, [base * n for n in ns], ls=":", color="grey", label="ideal: N x one")
     ax_rate.plot(ns, [0.8 * base * n for n in ns], ls="--", color="grey", lw=0.8, label="goal: 0.8 x ideal")
@@ -175,20 +175,19 @@ def scaling_chart(points: list[dict], scaling, path: Path, title: str, what: str
         ax_rate.annotate(f" {p['throughput']:,.0f}", (p["n"], p["throughput"]), fontsize=9)
     ax_rate.set_xticks(ns)
     ax_rate.set_xlabel(f"{what} (each held to {scaling.budget:g} core)")
-    ax_rate.set_ylabel(scaling.unit)
+    ax_rate.set_ylabel(f"throughput ({scaling.unit})")
     labels = [f"N={p['n']} #{i + 1}" for p in points for i in range(len(p["scaled_used_cores"]))]
     used = [c for p in points for c in p["scaled_used_cores"]]
     ax_cpu.bar(range(len(used)), used, color=COLORS[2], label="cores used (mean over the run)")
     ax_cpu.axhline(scaling.budget, color=COLORS[1], ls="--", lw=1.2, label=f"budget {scaling.budget:g} core")
     ax_cpu.set_xticks(range(len(used)), labels, rotation=45, ha="right", fontsize=8)
-    ax_cpu.set_ylabel(f"cores per {scaling.component}")
-    # Headroom above the tallest bar, so the legend sits over empty space, not over the bars.
-    ax_cpu.set_ylim(0, 1.5 * max([*used, scaling.budget]))
+    ax_cpu.set_ylabel(f"CPU of each {scaling.component}\n(cores)")
+    ax_cpu.set_ylim(0, 1.2 * max([*used, scaling.budget]))  # the budget line clear of the frame
     machine = ", ".join(f"N={p['n']}: {p['machine_cpu_pct']}%" for p in points)
     ax_cpu.set_title(f"each {scaling.component} against its budget (machine busy: {machine})", fontsize=9)
     for ax in (ax_rate, ax_cpu):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        legend_outside(ax)  # beside the panel: a legend inside covered the first bars
     fig.suptitle(title)
     return save(fig, path)
 

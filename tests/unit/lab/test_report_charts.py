@@ -9,7 +9,8 @@ from services.lab import report
 from services.lab.experiment import Variant, VariantResult
 from services.lab.experiment_report import draw_charts, plain_name
 from services.lab.load import LoadResult
-from tests.support.charts import PLAIN_FILE_NAME, drawn, extent, overlap  # noqa: F401 (drawn: a fixture)
+from services.lab.scaling import Scaling
+from tests.support.charts import PLAIN_FILE_NAME, drawn, extent, has_unit, overlap  # noqa: F401 (drawn: a fixture)
 
 # Two workers stopped 0.3 s apart, as messaging.ordering's schedule does at 1% of the run.
 WINDOWS = [{"component": "messaging-fanout-2", "kind": "stop", "start_s": 0.31, "end_s": 15.0},
@@ -64,3 +65,25 @@ def test_a_log_axis_reads_plain_numbers_not_powers_of_ten(tmp_path, drawn):
     assert ax_lat.get_yscale() == "log"
     texts = _tick_texts(ax_lat)
     assert texts and all(t.replace(".", "").isdigit() for t in texts), texts  # "20", "40", not "2x10^1"
+
+
+def _shard_scaling_points() -> list[dict]:
+    """shop.shard-scaling's points as its reference run recorded them: every shard at its 0.05-core budget."""
+    used = {1: [0.05], 2: [0.05, 0.048], 4: [0.049, 0.043, 0.05, 0.05]}
+    return [{"n": n, "throughput": t, "scaled_used_cores": used[n], "machine_cpu_pct": m}
+            for n, t, m in ((1, 53.1, 42.5), (2, 111.7, 27.7), (4, 228.6, 57.4))]
+
+
+def test_the_scaling_chart_is_linear_with_units_and_its_legends_cover_no_bar(tmp_path, drawn):
+    shards = Scaling(component="postgres", budget=0.05, size=lambda n: {"shards": n + 1}, unit="checkouts/s")
+    report.scaling_chart(_shard_scaling_points(), shards, tmp_path / "scaling.png", "shop.shard-scaling", "shards")
+    ax_rate, ax_cpu = drawn[0].axes
+    assert ax_rate.get_yscale() == ax_cpu.get_yscale() == "linear"  # 53 to 229 checkouts/s: not decades
+    assert "checkouts/s" in ax_rate.get_ylabel()
+    assert all(has_unit(ax.get_ylabel()) for ax in (ax_rate, ax_cpu)), [ax.get_ylabel() for ax in (ax_rate, ax_cpu)]
+    bars = [extent(bar) for bar in ax_cpu.patches if bar.get_height() > 0]
+    assert len(bars) == 7
+    for ax in (ax_rate, ax_cpu):
+        legend = extent(ax.get_legend())
+        assert not any(overlap(legend, bar) for bar in bars)
+        assert not overlap(legend, extent(ax.patch))  # beside the panel: no line or bar under it either

@@ -46,3 +46,15 @@ def has_unit(label: str) -> bool:
     """A label that says its unit in brackets: ``latency (ms)``, ``checkouts (%)``, ``achieved (messages/s)``."""
     words = [w for group in re.findall(r"\(([^()]*)\)", label) for w in re.split(r"[,\s]+", group)]
     return any(w in UNITS or (w.endswith("/s") and len(w) > 2) for w in words)
+
+
+def crosses(line, box: Bbox, samples: int = 50) -> bool:
+    """True when the drawn line (its markers' points or any stretch between them) passes through the box."""
+    extent(line)  # a canvas that can draw
+    points = line.get_transform().transform(line.get_xydata())
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for i in range(samples + 1):
+            x, y = x0 + (x1 - x0) * i / samples, y0 + (y1 - y0) * i / samples
+            if box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1:
+                return True
+    return False

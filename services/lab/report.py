@@ -151,8 +151,9 @@ def capacity_chart(points: list[dict], slo_p99_ms: float, path: Path, title: str
     if knee is not None:
         for ax in (ax_lat, ax_rate):
             ax.axvline(knee["offered"], color=COLORS[3], ls="--", lw=1.0)
-        ax_rate.annotate(f" knee {knee['offered']:,.0f} {unit}", (knee["offered"], knee["achieved"]), fontsize=9,
-                         color=COLORS[3], va="bottom")
+        # At the foot of the knee's line: right of it and low down, the achieved line never runs.
+        ax_rate.annotate(f" knee {knee['offered']:,.0f} {unit}", (knee["offered"], 0.04), xycoords=("data", "axes fraction"),
+                         fontsize=9, color=COLORS[3], va="bottom")
     shapes = [Line2D([], [], marker=m, ls="none", color="black", mfc="none" if i else "black", label=kind)
               for i, (kind, m) in enumerate(tries.items())]
     for ax in (ax_lat, ax_rate):

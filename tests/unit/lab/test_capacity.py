@@ -8,7 +8,7 @@ from services.lab import report
 from services.lab.capacity import capacity_experiment, miss_reason
 from services.lab.experiment import Variant, VariantResult
 from services.lab.load import LoadResult, LoadSpec
-from tests.support.charts import drawn, extent, has_unit, overlap  # noqa: F401 (drawn: a fixture)
+from tests.support.charts import crosses, drawn, extent, has_unit, overlap  # noqa: F401 (drawn: a fixture)
 
 
 def _summary(rate: float, p99: float, achieved: float | None = None, failures: int = 0, dropped: int = 0) -> dict:
@@ -116,3 +116,12 @@ def test_the_legends_sit_beside_the_data(tmp_path, drawn):
     exp.charts(tmp_path, _tried([(100, 5), (200, 9), (400, 300), (400, 320)]))
     for ax in drawn[0].axes:
         assert not overlap(extent(ax.get_legend()), extent(ax.patch))
+
+
+def test_the_knee_label_sits_clear_of_the_achieved_line(tmp_path, drawn):
+    exp = capacity_experiment(design="d", load=LoadSpec(design="d"), question="?", rates=(100, 200, 400, 800))
+    exp.charts(tmp_path, _tried([(100, 5), (200, 9), (400, 30), (800, 300), (800, 320)]))
+    ax_rate = drawn[0].axes[1]
+    (label,) = [t for t in ax_rate.texts if "knee" in t.get_text()]
+    assert "400" in label.get_text()
+    assert not any(crosses(line, extent(label)) for line in ax_rate.get_lines() if line.get_label() == "achieved")

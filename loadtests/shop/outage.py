@@ -160,30 +160,30 @@ def _seconds(x: float | None) -> str:
 
 
 def charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
-    from services.lab.report import COLORS, plt, save
+    from services.lab.report import COLORS, legend_outside, plt, save
 
     r = results[VARIANT]
     f = r.extra
     if "series" not in f:
         return []
     s, (start, end) = f["series"], f["window"]
-    fig, (ax_ok, ax_lat, ax_part) = plt.subplots(3, 1, figsize=(10, 8.5), sharex=True)
+    fig, (ax_ok, ax_lat, ax_part) = plt.subplots(3, 1, figsize=(12, 8.5), sharex=True)
     ax_ok.plot(s["t"], s["up_rate"], "o-", ms=3, color=COLORS[2], label="buyer and product on the other shard")
     ax_ok.plot(s["t"], s["hit_rate"], "o-", ms=3, color=COLORS[1], label=f"needs shard {DOWN_SHARD}")
     ax_ok.set_ylabel("checkouts succeeded (%)\nby the second they started")
     ax_ok.set_ylim(-5, 105)
     ax_lat.plot(s["t"], s["listing_p99"], "o-", ms=3, color=COLORS[0], label="listing p99")
     ax_lat.axhline(1000 * DEADLINE_S, color="grey", ls=":", label=f"per-shard deadline {1000 * DEADLINE_S:.0f} ms")
-    ax_lat.set_ylabel("ms")
+    ax_lat.set_ylabel("listing p99 latency (ms)\nby the second they started")
     ax_part.plot(s["t"], s["partial_share"], "o-", ms=3, color=COLORS[3], label="listings answered partial")
-    ax_part.set_ylabel("%")
+    ax_part.set_ylabel("listings answered partial (%)\nby the second they started")
     ax_part.set_ylim(-5, 105)
     ax_part.set_xlabel("seconds since load start")
     for ax in (ax_ok, ax_lat, ax_part):
         ax.axvspan(start, end, color="#b2abd2", alpha=0.35, lw=0)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
-    ax_ok.text(start, 100, f" {DOWN} paused", fontsize=8, va="top")
+        legend_outside(ax)  # beside the panel: inside, the lower-left corner held data
+    ax_ok.text(start, 50, f" {DOWN} paused", fontsize=8, va="center")  # mid-panel: the lines run at 0 and 100
     fig.suptitle("shop.shard-outage: who keeps checking out, and what listings return")
     return [save(fig, out / "shard-outage.png")]
 

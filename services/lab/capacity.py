@@ -50,7 +50,9 @@ def step_name(rate: float) -> str:
 
 def capacity_experiment(*, design: str, load: LoadSpec, question: str, slo_p99_ms: float = 50.0,
                         max_error_share: float = 0.001, rates: tuple[float, ...] = RATES,
-                        duration_s: float = 10.0) -> Experiment:
+                        duration_s: float = 10.0, unit: str = "requests/s",
+                        latency: str = "request latency") -> Experiment:
+    """``unit`` is what the rates count and ``latency`` what the p50 and p99 time, as the chart names them."""
     spec = replace(load, generator=load.generator if load.open_loop else "k6", duration_s=duration_s, faults="")
 
     def verdict(r: VariantResult) -> str:
@@ -123,11 +125,12 @@ def capacity_experiment(*, design: str, load: LoadSpec, question: str, slo_p99_m
         for rate, tries in by_rate(results).items():
             best = min(tries, key=lambda r: (miss_reason(r.summary, slo_p99_ms, max_error_share) is not None,
                                              r.summary["p99_ms"] or 0))
-            points.append({"offered": rate, "achieved": best.summary["achieved_rps"], "p50": best.summary["p50_ms"],
-                           "p99": best.summary["p99_ms"], "met": rate_met(tries)})
+            points += [{"offered": rate, "try": i + 1, "best": r is best, "achieved": r.summary["achieved_rps"],
+                        "p50": r.summary["p50_ms"], "p99": r.summary["p99_ms"], "met": rate_met(tries)}
+                       for i, r in enumerate(tries)]
         knee, _ = knee_and_miss(results)
         return [report.capacity_chart(points, slo_p99_ms, out / "capacity.png", f"{design}.capacity",
-                                      knee.summary["offered_rps"] if knee else None)]
+                                      knee.summary["offered_rps"] if knee else None, unit, latency)]
 
     return Experiment(
         name=f"{design}.capacity",

@@ -18,7 +18,7 @@ from services.lab.config import LabSettings
 from services.lab.contract import Check, LoadResult, LoadSpec
 from services.lab.state import LabState
 
-__all__ = ["AfterLoad", "Charts", "Check", "Experiment", "Outcome", "Variant", "VariantResult"]
+__all__ = ["AfterLoad", "Charts", "Check", "Experiment", "Measure", "Outcome", "Variant", "VariantResult"]
 
 
 @dataclass
@@ -65,6 +65,14 @@ class VariantResult:
         return self.load.summary
 
 
+@dataclass(frozen=True)
+class Measure:
+    """One figure of each variant for the engine's bar charts: what it is, its unit, and how to read it."""
+    name: str
+    unit: str
+    read: Callable[[VariantResult], float | None]
+
+
 AfterLoad = Callable[[LabSettings, LabState, LoadResult], dict]
 Charts = Callable[[Path, dict[str, VariantResult]], list[Path]]
 
@@ -83,6 +91,10 @@ class Experiment:
     # such as "raise the rate until the service saturates").
     more: Callable[[dict[str, VariantResult]], Variant | None] | None = None
     charts: Charts | None = None  # the experiment's own charts, beside the engine's
+    # What the engine's two bar charts plot, when the variants' headline figures are not it (a
+    # request rate where deliveries matter, every request's p99 where one endpoint's is the point).
+    throughput: Measure | None = None
+    latency: Measure | None = None
 
     @property
     def design(self) -> str:

@@ -3,31 +3,39 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from services.lab import report
-from services.lab.experiment import Experiment, Outcome, VariantResult
+from services.lab.experiment import Experiment, Measure, Outcome, VariantResult
 from services.lab.machine import invoked_command, machine_spec
 from services.lab.run_summary import CLOSED_LOOP_NOTE, OPEN_LOOP_NOTE, generator_label
 
 
-def _charts(exp: Experiment, out: Path, results: dict[str, VariantResult]) -> list[Path]:
+def draw_charts(exp: Experiment, out: Path, results: dict[str, VariantResult]) -> list[Path]:
     charts = list(exp.charts(out, results)) if exp.charts else []
     faulted = any(r.summary.get("fault_windows") for r in results.values())
     if faulted:
         for n, r in results.items():
-            path = out / f"timeline-{n.replace(' ', '-')}.png"
+            path = out / f"timeline-{plain_name(n)}.png"
             report.timeline_chart({n: r.load.timeline}, path, f"{exp.name}: {n}", {n: r.summary.get("fault_windows", [])})
             charts.append(path)
     elif not exp.charts:
         charts.append(report.timeline_chart({n: r.load.timeline for n, r in results.items()}, out / "timeline.png",
                                             exp.name))
     if len(results) > 1 and not exp.charts:
-        charts.append(report.bar_chart({n: r.summary["achieved_rps"] for n, r in results.items()},
-                                       out / "throughput.png", f"{exp.name}: achieved throughput", "requests/s"))
-        charts.append(report.bar_chart({n: r.summary["p99_ms"] or 0 for n, r in results.items()},
-                                       out / "p99.png", f"{exp.name}: p99 latency ({_loop_label(results)})", "ms"))
+        rate = exp.throughput or Measure("achieved throughput", "requests/s", lambda r: r.summary["achieved_rps"])
+        p99 = exp.latency or Measure("p99 latency", f"ms, {_loop_label(results)}", lambda r: r.summary["p99_ms"])
+        for measure, name in ((rate, "throughput.png"), (p99, "p99.png")):
+            charts.append(report.bar_chart({n: measure.read(r) or 0 for n, r in results.items()}, out / name,
+                                           f"{exp.name}: {measure.name}", f"{measure.name}\n({measure.unit})"))
     return charts
+
+
+def plain_name(variant: str) -> str:
+    """A variant's name as a file name a reader can type and a web page can address: letters, digits, ``.``,
+    ``_`` and ``-``; an arrow reads as "to" (``persisters 1 -> 3``: ``persisters-1-to-3``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", variant.replace("->", " to ")).strip("-")
 
 
 def _cost(summary: dict, key: str) -> str:
@@ -52,7 +60,7 @@ def _load_line(first: dict) -> str:
 
 
 def write_report(exp: Experiment, out: Path, results: dict[str, VariantResult], outcome: Outcome) -> dict:
-    charts = _charts(exp, out, results)
+    charts = draw_charts(exp, out, results)
     first = next(iter(results.values())).summary
     summary = {
         "experiment": exp.name, "title": exp.title, "question": exp.question, "passed": outcome.passed,

@@ -19,7 +19,7 @@ from services.lab.contract import LoadSpec
 from services.lab.designs import plugins
 from services.lab.errors import LabCommandError
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.experiment_report import write_report
+from services.lab.experiment_report import plain_name, write_report
 from services.lab.load import results_dir, run_load, verify
 
 
@@ -90,7 +90,7 @@ def run_experiment(
             if not variant.same_stack:
                 last_seed = None
             vsettings = stack.settings
-            result = run_load(vsettings, _spec(exp, variant, sizes), say=say, out=out / variant.name.replace(" ", "-"),
+            result = run_load(vsettings, _spec(exp, variant, sizes), say=say, out=out / plain_name(variant.name),
                               seed_file=last_seed, backend=stack)
             last_seed = result.out_dir / "seed.json"
             verify(vsettings, result, say=say, backend=stack)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.lab import report
 from services.lab.capacity import capacity_experiment, miss_reason
 from services.lab.experiment import Variant, VariantResult
 from services.lab.load import LoadResult, LoadSpec
+from tests.support.charts import crosses, drawn, extent, has_unit, overlap  # noqa: F401 (drawn: a fixture)
 
 
 def _summary(rate: float, p99: float, achieved: float | None = None, failures: int = 0, dropped: int = 0) -> dict:
@@ -68,3 +70,58 @@ def test_no_knee_fails_the_experiment():
     _run(exp, results, 200, 900)
     assert _run(exp, results, 200, 900) is None
     assert not exp.evaluate(results).passed
+
+
+def _tried(rates_and_p99s: list[tuple[float, float]]) -> dict:
+    """Runs in order; a rate already run is its retry."""
+    results: dict = {}
+    for rate, p99 in rates_and_p99s:
+        name = f"{rate:.0f} req-s" + (" again" if f"{rate:.0f} req-s" in results else "")
+        results[name] = VariantResult(Variant(name), LoadResult(Path("."), _summary(rate, p99)))
+    return results
+
+
+def test_the_chart_marks_each_point_as_a_first_try_or_a_retry(tmp_path, drawn):
+    exp = capacity_experiment(design="d", load=LoadSpec(design="d"), question="?", rates=(100, 200, 400))
+    (chart,) = exp.charts(tmp_path, _tried([(100, 5), (200, 80), (200, 30), (400, 90), (400, 95)]))
+    assert chart.exists()
+    ax_lat, ax_rate = drawn[0].axes
+    assert ax_lat.get_yscale() == "log"  # a few ms to seconds: decades
+    for ax in (ax_lat, ax_rate):
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "first try" in legend and any(t.startswith("retry") for t in legend)
+    # Every run is a marker: filled for a first try, hollow for a retry, at the rate and p99 it measured.
+    markers = {(ln.get_marker(), ln.get_markerfacecolor() == "none"): list(zip(ln.get_xdata(), ln.get_ydata()))
+               for ln in ax_lat.get_lines() if ln.get_linestyle() == "None" and ln.get_color() == report.COLORS[1]}
+    assert markers[("o", False)] == [(100, 5), (200, 80), (400, 90)]
+    assert markers[("s", True)] == [(200, 30), (400, 95)]
+    # The line joins the run the verdict counts: 200's retry met the objective, 400 missed twice.
+    (p99_line,) = [ln for ln in ax_lat.get_lines() if ln.get_label().startswith("p99")]
+    assert list(p99_line.get_ydata()) == [5, 30, 90]
+
+
+def test_the_messaging_chart_counts_messages_and_names_the_delivery_latency(tmp_path, drawn):
+    from loadtests.messaging.experiments import CAPACITY
+
+    CAPACITY.charts(tmp_path, _tried([(50, 8), (100, 9), (150, 300), (150, 320)]))
+    ax_lat, ax_rate = drawn[0].axes
+    assert "messages/s" in ax_rate.get_ylabel() and "messages/s" in ax_rate.get_xlabel()
+    assert "request" not in ax_rate.get_ylabel() + ax_rate.get_xlabel()
+    assert "delivery latency" in ax_lat.get_ylabel() and has_unit(ax_lat.get_ylabel())
+    assert all(has_unit(ax.get_ylabel()) for ax in (ax_lat, ax_rate))
+
+
+def test_the_legends_sit_beside_the_data(tmp_path, drawn):
+    exp = capacity_experiment(design="d", load=LoadSpec(design="d"), question="?", rates=(100, 200, 400))
+    exp.charts(tmp_path, _tried([(100, 5), (200, 9), (400, 300), (400, 320)]))
+    for ax in drawn[0].axes:
+        assert not overlap(extent(ax.get_legend()), extent(ax.patch))
+
+
+def test_the_knee_label_sits_clear_of_the_achieved_line(tmp_path, drawn):
+    exp = capacity_experiment(design="d", load=LoadSpec(design="d"), question="?", rates=(100, 200, 400, 800))
+    exp.charts(tmp_path, _tried([(100, 5), (200, 9), (400, 30), (800, 300), (800, 320)]))
+    ax_rate = drawn[0].axes[1]
+    (label,) = [t for t in ax_rate.texts if "knee" in t.get_text()]
+    assert "400" in label.get_text()
+    assert not any(crosses(line, extent(label)) for line in ax_rate.get_lines() if line.get_label() == "achieved")

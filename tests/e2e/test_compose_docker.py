@@ -1,8 +1,9 @@
 """Compose mode for real: every design under docker compose with the stand-in images, driven by ``sdlab``.
 
 Starts ``dockerd`` when none runs and it can (root, Debian's ``docker.io``, which ``make test``
-installs); skips with the reason where no engine can run. The images are built once (the first
-``up`` of a machine builds them, later runs reuse them).
+installs) and stops it, with its ``containerd``, after the last test; an engine that was already
+running is left running. Skips with the reason where no engine can run. The images are built once
+(the first ``up`` of a machine builds them, later runs reuse them).
 """
 
 from __future__ import annotations
@@ -19,17 +20,28 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.support.engine import engine_problem
+from tests.support.engine import Engine, engine_problem
 from tests.support.lab import Lab
 
-PROBLEM = engine_problem()
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500),
-              pytest.mark.skipif(PROBLEM is not None, reason=f"compose test skipped: {PROBLEM}")]
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500)]
 PORTS = {"shortener": 8080, "messaging": 8081, "shop": 8082}
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
+def engine():
+    """The Docker engine, acquired when the first test runs (not at collection) and released after the last."""
+    engine = Engine()
+    problem = engine_problem(engine)
+    if problem is not None:
+        pytest.skip(f"compose test skipped: {problem}")
+    try:
+        yield engine
+    finally:
+        engine.release()
+
+
+@pytest.fixture(scope="module")
+def deployment(engine, tmp_path_factory):
     home = tmp_path_factory.mktemp("compose")
     lab = Lab(home=home, env={"SDLAB_HOME": str(home), "SDLAB_RESULTS": str(home / "results"),
                               "COMPOSE_PROJECT_NAME": f"sdlab-e2e-{os.getpid()}"})

@@ -5,9 +5,12 @@ leaves no Patroni, etcd or PostgreSQL behind."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -83,6 +86,23 @@ def test_a_write_on_the_primary_is_read_on_the_replica_and_status_shows_roles_an
     assert members["postgres-0"]["role"] == "primary" and members["postgres-0"]["lag_bytes"] is None
     assert members["postgres-0-1"]["role"] == "replica" and members["postgres-0-1"]["lag_bytes"] >= 0
     assert "role" in replicated.run("status").stdout  # the table has the columns too
+
+
+def test_top_and_a_runs_timeline_carry_the_replicas_lag_in_bytes_and_seconds(replicated):
+    frame = json.loads(replicated.run("top", "--once", "--json").stdout)
+    rows = {c["name"]: c for c in frame["components"]}
+    assert rows["postgres-0"]["role"] == "primary" and rows["postgres-0"]["lag_bytes"] is None
+    replica = rows["postgres-0-1"]
+    assert replica["role"] == "replica" and replica["lag_bytes"] >= 0 and replica["lag_s"] >= 0, replica
+    assert "lag s" in replicated.run("top", "--once").stdout
+    out = replicated.run("load", "shortener", "--open", "--rate", "50", "--duration", "4", "--read-write", "1:1",
+                         "--seed", "20", timeout=180).stdout
+    folder = Path(re.search(r"results: (\S+)", out).group(1))
+    timeline = [json.loads(line) for line in (folder / "timeline.jsonl").read_text().splitlines()]
+    sampled = [row["replication"]["postgres-0-1"] for row in timeline if row.get("replication")]
+    assert sampled, timeline
+    assert all(s["role"] == "replica" and s["lag_s"] is not None and s["lag_s"] >= 0 for s in sampled), sampled
+    assert all("postgres-0" not in row.get("replication", {}) for row in timeline)  # the primary has no lag
 
 
 def test_killing_the_primary_promotes_the_replica_and_writes_resume_through_the_app(replicated):

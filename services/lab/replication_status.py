@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import httpx
 
+from services.lab.contract import Check
 from services.lab.replicated_stack import rest_address
 from services.lab.state import ComponentStatus, LabState, RunningComponent
 
@@ -148,3 +149,17 @@ def member_role(state: LabState, name: str) -> str | None:
                     return m.get("role")
     return None
 
+
+REJOINED_ROLES = ("replica", "sync_standby")  # member_role's names of a replica (the lab runs no quorum mode)
+
+
+def failover_checks(name: str, summary: dict, rejoined_as: str | None) -> tuple[Check, Check]:
+    """A failover experiment's checks of one variant's run (its summary, and what :func:`member_role`
+    said of the killed primary after it): the fault schedule ran (kill, then restart), and the old
+    primary rejoined as a replica."""
+    errors = summary.get("fault_errors")
+    ran = Check(f"{name}: the fault schedule ran (kill, then restart)",
+                not errors and [x["action"] for x in summary.get("faults", [])] == ["kill", "restart"],
+                str(errors or ""))
+    rejoined = Check(f"{name}: the old primary rejoined as a replica", rejoined_as in REJOINED_ROLES, str(rejoined_as))
+    return ran, rejoined

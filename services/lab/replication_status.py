@@ -76,7 +76,7 @@ async def read(addresses: list[str], timeout_s: float = 1.0,
         clusters = list(await asyncio.gather(*(_get(client, f"http://{a}/cluster") for a in addresses)))
         roles = roles_of(clusters)
         urls = {m["name"]: m["api_url"] for c in clusters for m in c.get("members", [])
-                if m.get("api_url") and roles.get(m["name"], ("primary",))[0] != "primary"}
+                if m.get("api_url") and roles[m["name"]][0] != "primary"}
         answers = await asyncio.gather(*(_get(client, url) for url in urls.values()))
     now = datetime.now(timezone.utc)
     seconds = {name: lag_seconds(answer, now) for name, answer in zip(urls, answers, strict=True)}

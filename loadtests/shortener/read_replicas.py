@@ -33,7 +33,9 @@ def name_of(replicas: int) -> str:
 
 
 def reads_per_s(r: VariantResult) -> float:
-    return endpoint(r, REDIRECT)["rps"] or 0.0
+    """Redirects answered 302 per second (a 503 is not a read served)."""
+    ep = endpoint(r, REDIRECT)
+    return (ep["rps"] or 0.0) * (1 - ep["failures"] / ep["requests"]) if ep["requests"] else 0.0
 
 
 def replica_usage(r: VariantResult) -> list[bottleneck.Usage]:

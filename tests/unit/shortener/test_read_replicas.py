@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from loadtests.shortener.analysis import REDIRECT
-from loadtests.shortener.read_replicas import COUNTS, MEMBER_BUDGET, READ_REPLICAS, evaluate, max_lag, name_of
+from loadtests.shortener.read_replicas import (COUNTS, MEMBER_BUDGET, READ_REPLICAS, evaluate, max_lag, name_of,
+                                               reads_per_s)
 from services.lab.contract import LoadResult
 from services.lab.experiment import Variant, VariantResult
 
@@ -13,7 +14,7 @@ def _result(n: int, rps: float, *, replica_cores: float, machine: float = 60.0) 
     budgets = {m: MEMBER_BUDGET for m in members}
     row = {"machine_cpu": machine, "budget": {m: {"cores": replica_cores, "throttled": 0.5} for m in members},
            "replication": {m: {"role": "replica", "lag_bytes": 4096 * n, "lag_s": 0.01 * n} for m in members[1:]}}
-    summary = {"endpoints": {REDIRECT: {"rps": rps, "failures": 0}}, "budgets": budgets}
+    summary = {"endpoints": {REDIRECT: {"rps": rps, "requests": 1000, "failures": 0}}, "budgets": budgets}
     return VariantResult(Variant(name_of(n)), LoadResult(None, summary, [row] * 5))
 
 
@@ -45,3 +46,9 @@ def test_variants_turn_the_cache_off_and_budget_every_server():
     assert [v.replicas for v in READ_REPLICAS.variants] == [None, 1, 2]
     assert all(v.app_env["SHORTENER_CACHE_ENABLED"] == "false" and v.budgets == {"postgres": MEMBER_BUDGET}
                for v in READ_REPLICAS.variants)
+
+
+def test_redirects_answered_503_are_not_reads_served():
+    r = _result(1, 800, replica_cores=0.03)
+    r.summary["endpoints"][REDIRECT]["failures"] = 250
+    assert reads_per_s(r) == 600

@@ -125,8 +125,6 @@ affinity:
   value: {{ printf "%s://%s" $root.Values.ingress.scheme $spec.host | quote }}
 - name: {{ $prefix }}LOG_FORMAT
   value: {{ $root.Values.logFormat | quote }}
-- name: {{ $prefix }}TRUSTED_PROXIES
-  value: {{ $root.Values.trustedProxies | quote }}
 {{- range $component, $c := $spec.components }}
 {{- if eq $c.tier "service" }}
 - name: {{ $prefix }}{{ trimPrefix (printf "%s-" $.design) $component | upper | replace "-" "_" }}_URL

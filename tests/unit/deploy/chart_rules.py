@@ -7,8 +7,10 @@ problems it finds as one line each, so a test asserts none on the chart and some
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import helm_python
 import kubernetes_validate
@@ -239,4 +241,38 @@ def budget_problems(objects: list[dict], values: Mapping) -> list[str]:
             got = {part: cores(container["resources"][part]["cpu"]) for part in ("requests", "limits")}
             if any(abs(v - budget) > 1e-9 for v in got.values()):
                 problems.append(f"{_ref(w)}: cpu {got}, the lab's budget for {component} is {budget}")
+    return problems
+
+
+def _addresses(value: str) -> list[tuple[str, int | None]]:
+    """(host, port) of every address in a URL, a list of URLs or a list of host:port."""
+    found = []
+    for part in re.split(r",", value):
+        netloc = urlsplit(part if "://" in part else f"//{part}").netloc.rsplit("@", 1)[-1]
+        host, _, port = netloc.partition(":")
+        found.append((host, int(port) if port else None))
+    return found
+
+
+def address_problems(objects: list[dict]) -> list[str]:
+    """Every in-release address a design is given (``sdlab-...`` hosts in its URL settings) reaches a
+    Service port, and a ``pod.service`` host a pod the StatefulSet has; a public URL's host is an Ingress host."""
+    services = {s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in of_kind(objects, "Service")}
+    pods = {f"{w['metadata']['name']}-{i}.{w['spec']['serviceName']}"
+            for w in of_kind(objects, "StatefulSet") for i in range(w["spec"]["replicas"])}
+    hosts = {r["host"] for i in of_kind(objects, "Ingress") for r in i["spec"]["rules"]}
+    problems = []
+    for w in of_kind(objects, "Deployment"):
+        for var in pod_spec(w)["containers"][0].get("env", []):
+            name, value = var["name"], var.get("value") or ""
+            for host, port in _addresses(value) if re.search(r"_(URLS?|SERVERS)$", name) else []:
+                if name.endswith("PUBLIC_URL"):
+                    if hosts and host not in hosts:
+                        problems.append(f"{_ref(w)}: {name} names {host}, which no Ingress rule serves")
+                elif host.startswith(f"{RELEASE}-"):
+                    service = host.split(".", 1)[1] if "." in host else host
+                    if "." in host and host not in pods:
+                        problems.append(f"{_ref(w)}: {name} names {host}, a pod no StatefulSet has")
+                    if port not in services.get(service, set()):
+                        problems.append(f"{_ref(w)}: {name} names {service}:{port}, which no Service offers")
     return problems

@@ -45,6 +45,7 @@ def test_selectors_ports_probes_and_resources(name):
     assert rules.selector_problems(objs) == []
     assert rules.port_problems(objs) == []
     assert rules.probe_problems(objs) == []
+    assert rules.address_problems(objs) == []
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -99,7 +100,7 @@ def test_a_design_can_be_left_out_and_servers_can_be_the_user_s():
     assert env["SHORTENER_DATABASE_URLS"] == "postgresql://app:pw@db.example:5432/lab"
     assert env["SHORTENER_REDIS_URL"] == "redis://cache.example:6379/0"
     assert env["SHORTENER_KAFKA_BOOTSTRAP_SERVERS"] == "broker.example:9092"
-    assert rules.schema_problems(objs) == [] and rules.env_problems(objs) == []
+    assert rules.schema_problems(objs) == [] and rules.env_problems(objs) == [] and rules.address_problems(objs) == []
 
 
 def test_an_external_part_without_its_address_is_refused():
@@ -135,6 +136,18 @@ def test_a_service_port_reaching_no_container_port_is_caught():
     _first(objs, "Service", "messaging-gateway")["spec"]["ports"][0]["targetPort"] = "websocket"
     assert rules.port_problems(objs) == ["Service/sdlab-messaging-gateway port 8000: no container port 'websocket' "
                                          "in Deployment/sdlab-messaging-gateway"]
+
+
+def test_an_address_reaching_no_server_is_caught():
+    objs = objects("values.yaml")
+    env = rules.pod_spec(_first(objs, "Deployment", "shop"))["containers"][0]["env"]
+    urls = {v["name"]: v for v in env}
+    urls["SHOP_DATABASE_URLS"]["value"] += ",postgresql://postgres@sdlab-postgres-2.sdlab-postgres:5432/postgres"
+    urls["SHOP_PAYMENTS_URL"]["value"] = "http://sdlab-shop-payments:8090"
+    urls["SHOP_PUBLIC_URL"]["value"] = "http://shop.example.org"
+    problems = rules.address_problems(objs)
+    assert len(problems) == 3, problems
+    assert "sdlab-postgres-2.sdlab-postgres, a pod no StatefulSet has" in problems[0]
 
 
 def test_a_missing_probe_or_budget_is_caught():

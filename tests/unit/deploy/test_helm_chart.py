@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 import shutil
 
 import helm_python
@@ -101,6 +102,19 @@ def test_a_design_can_be_left_out_and_servers_can_be_the_user_s():
     assert env["SHORTENER_REDIS_URL"] == "redis://cache.example:6379/0"
     assert env["SHORTENER_KAFKA_BOOTSTRAP_SERVERS"] == "broker.example:9092"
     assert rules.schema_problems(objs) == [] and rules.env_problems(objs) == [] and rules.address_problems(objs) == []
+
+
+@pytest.mark.parametrize(("values", "where"), [
+    ({"designs": {"shop": {"components": {"shop": {"replicas": "three"}}}}}, "/designs/shop/components/shop/replicas"),
+    ({"postgress": {"shards": 4}}, "'postgress' not allowed"),
+    ({"budgets": {"shop": 0}}, "/budgets/shop"),
+    ({"kafka": {"externalBootstrapServers": ["kafka://broker:9092"]}}, "/kafka/externalBootstrapServers/0"),
+    ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+])
+def test_values_the_schema_refuses_stop_the_render(values, where):
+    """values.schema.json: a typo or a wrong type in a value file fails before anything renders."""
+    with pytest.raises(helm_python.HelmError, match=re.escape(where)):
+        rules.render(values)
 
 
 def test_an_external_part_without_its_address_is_refused():

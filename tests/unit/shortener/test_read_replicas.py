@@ -19,7 +19,7 @@ def _result(n: int, rps: float, *, replica_cores: float, machine: float = 60.0) 
 
 
 def test_two_replicas_at_their_budget_doubling_one_pass():
-    results = {name_of(n): _result(n, rps, replica_cores=0.029) for n, rps in zip(COUNTS, (480, 500, 990))}
+    results = {name_of(n): _result(n, rps, replica_cores=0.049) for n, rps in zip(COUNTS, (480, 500, 990))}
     outcome = evaluate(results)
     assert outcome.passed, [c for c in outcome.checks if not c.passed]
     assert "500 with one" in outcome.claim and "990 with two (1.98x one)" in outcome.claim
@@ -27,12 +27,12 @@ def test_two_replicas_at_their_budget_doubling_one_pass():
 
 
 def test_reads_that_did_not_grow_or_a_busy_machine_fail():
-    flat = {name_of(n): _result(n, rps, replica_cores=0.029) for n, rps in zip(COUNTS, (480, 500, 600))}
+    flat = {name_of(n): _result(n, rps, replica_cores=0.049) for n, rps in zip(COUNTS, (480, 500, 600))}
     assert [c.description for c in evaluate(flat).checks if not c.passed] == ["2 replicas carry at least 1.6x the reads of 1"]
-    busy = {name_of(n): _result(n, rps, replica_cores=0.029, machine=95.0) for n, rps in zip(COUNTS, (480, 500, 990))}
+    busy = {name_of(n): _result(n, rps, replica_cores=0.049, machine=95.0) for n, rps in zip(COUNTS, (480, 500, 990))}
     assert [c.description for c in evaluate(busy).checks if not c.passed] == [
         "the machine below 90% busy in every variant (else inconclusive)"]
-    idle = {name_of(n): _result(n, rps, replica_cores=0.01) for n, rps in zip(COUNTS, (480, 500, 990))}
+    idle = {name_of(n): _result(n, rps, replica_cores=0.02) for n, rps in zip(COUNTS, (480, 500, 990))}
     assert [c.description for c in evaluate(idle).checks if not c.passed] == [
         "the replicas were what ran out (each at its budget)"]
 
@@ -49,6 +49,6 @@ def test_variants_turn_the_cache_off_and_budget_every_server():
 
 
 def test_redirects_answered_503_are_not_reads_served():
-    r = _result(1, 800, replica_cores=0.03)
+    r = _result(1, 800, replica_cores=0.05)
     r.summary["endpoints"][REDIRECT]["failures"] = 250
     assert reads_per_s(r) == 600

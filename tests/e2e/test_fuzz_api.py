@@ -31,3 +31,4 @@ def test_openapi_fuzz_finds_nothing(lab, tmp_path):
     )
     assert result.returncode == 0, result.stdout[-4000:]
     assert "Tested: 4" in result.stdout, result.stdout[-2000:]
+    print(result.stdout[-1200:])  # the run's summary, for a log read with pytest -s

@@ -39,3 +39,4 @@ def test_messaging_openapi_fuzz_finds_nothing(lab, tmp_path):
     )
     assert result.returncode == 0, result.stdout[-4000:]
     assert "Tested: 5" in result.stdout, result.stdout[-2000:]
+    print(result.stdout[-1200:])  # the run's summary, for a log read with pytest -s

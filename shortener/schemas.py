@@ -14,6 +14,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, field_validator
 
 from services.errors import InvalidInput
+from services.http import bounded_json_int
 from shortener.domain import ALIAS_RE, MAX_EXPIRY, MIN_EXPIRY, RESERVED, validate_url
 
 # RFC 3986 spelled in ASCII: the host a registered name (an international one in its xn-- form)
@@ -46,6 +47,8 @@ _RESERVED_ALIASES = "|".join(
 )
 ALIAS_PATTERN = rf"^(?!(?:{_RESERVED_ALIASES})$){ALIAS_RE.pattern[1:]}"
 
+ExpirySeconds = bounded_json_int(int(MIN_EXPIRY.total_seconds()), int(MAX_EXPIRY.total_seconds()))
+
 URL_DESCRIPTION = ("http(s) URL to shorten, in ASCII as RFC 3986 spells it: the host a name (an international "
                    "one in its xn-- form) or a bracketed IPv6 address, an optional port up to 65535, the rest "
                    "printable with anything else percent-encoded; up to {limit} characters. A URL pointing at "
@@ -71,8 +74,7 @@ def create_link_body(max_url_length: int) -> type[BaseModel]:
         alias: str | None = Field(None, description="custom code: 3-32 of A-Z a-z 0-9 _ -, not a reserved path "
                                   f"({', '.join(sorted(RESERVED))}, in any case)",
                                   json_schema_extra={"pattern": ALIAS_PATTERN})
-        expires_in: int | None = Field(None, ge=int(MIN_EXPIRY.total_seconds()), le=int(MAX_EXPIRY.total_seconds()),
-                                       description="seconds until the link expires")
+        expires_in: ExpirySeconds | None = Field(None, description="seconds until the link expires")
 
         @field_validator("url")
         @classmethod

@@ -122,6 +122,16 @@ async def test_url_at_the_configured_limit_is_accepted_and_one_more_is_422(make_
     assert resp.status_code == 422 and error_of(resp)["code"] == "url_too_long"
 
 
+@pytest.mark.parametrize("expires_in", [True, "3600", 3600.5])
+async def test_expires_in_is_a_json_integer_not_a_boolean_or_a_string(api, expires_in):
+    resp = await api.client.post(LINKS, json={"url": URL, "expires_in": expires_in})
+    assert resp.status_code == 422 and "expires_in" in error_of(resp)["message"]
+
+
+async def test_expires_in_may_be_an_integral_float(api):
+    assert (await api.client.post(LINKS, json={"url": URL, "expires_in": 3600.0})).status_code == 201
+
+
 async def test_missing_url_message_says_the_field_is_required(api):
     resp = await api.client.post(LINKS, json={})
     assert error_of(resp)["message"] == "url: Field required"

@@ -61,8 +61,9 @@ def refuse_undocumented_url(url: str, max_length: int) -> str:
     if len(url) <= max_length and _URL_RE.fullmatch(url):
         return url
     validate_url(url, frozenset(), max_length)
-    raise InvalidInput("url must be ASCII: give the host in its xn-- form and percent-encode the rest "
-                       "(or it has a port over 65535 or a malformed [IPv6] host)", code="url_invalid")
+    raise InvalidInput("url is not in the form this API takes: ASCII only (the host in its xn-- form, the rest "
+                       "percent-encoded), a host name or a bracketed IPv6 address, a port up to 65535",
+                       code="url_invalid")
 
 
 def create_link_body(max_url_length: int) -> type[BaseModel]:

@@ -54,7 +54,14 @@ def agrees(printed: str, value: float, scale: float = 1.0) -> bool:
 
 def lookup(data: object, path: str) -> object:
     """`variants["cache on"].endpoints["/{code}"].p99_ms` in `data`; a KeyError names the missing step.
-    A path ending `#k` reads the k-th number of a string value (`facts["p99 before / during (ms)"]#1`)."""
+    A path ending `#k` reads the k-th number of a string value (`facts["p99 before / during (ms)"]#1`);
+    `a + b` and `a - b` add and subtract paths (a figure the doc works out, such as two gateways' core-ms)."""
+    terms = re.split(r" ([+-]) ", path)
+    if len(terms) > 1:
+        total = float(lookup(data, terms[0]))  # type: ignore[arg-type]
+        for sign, term in zip(terms[1::2], terms[2::2]):
+            total += float(lookup(data, term)) * (1 if sign == "+" else -1)  # type: ignore[arg-type]
+        return total
     path, _, nth = path.partition("#")
     at, pos = data, 0
     while pos < len(path):

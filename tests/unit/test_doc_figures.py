@@ -9,9 +9,10 @@ import json
 import pytest
 
 from tests.unit.doc_figures import Figure, agrees, lookup, numbers, passages, problems
+from tests.unit.figures_messaging import FIGURES as MESSAGING
 from tests.unit.figures_shortener import FIGURES as SHORTENER
 
-FIGURES = [*SHORTENER]
+FIGURES = [*SHORTENER, *MESSAGING]
 
 
 @pytest.mark.parametrize("figure", FIGURES, ids=[f.name[:90] for f in FIGURES])
@@ -20,7 +21,7 @@ def test_the_figure_matches_its_evidence(figure):
 
 
 def test_every_walkthrough_has_registered_figures():
-    assert {f.doc for f in FIGURES} >= {"shortener.md"}
+    assert {f.doc for f in FIGURES} >= {"shortener.md", "messaging.md"}
 
 
 def test_numbers_are_read_as_printed():
@@ -39,6 +40,7 @@ def test_paths_read_quoted_keys_indexes_and_numbers_in_strings():
     assert lookup(data, 'variants["cache on"].endpoints["/{code}"].p99_ms') == 1.6
     assert lookup(data, "points[1].n") == 2
     assert lookup(data, 'facts["p99 (ms)"]#1') == 26.0
+    assert lookup(data, 'facts["p99 (ms)"]#1 - facts["p99 (ms)"]#0 + points[1].n') == 10.0
 
 
 def test_a_row_is_found_by_its_id_and_a_paragraph_by_its_citation():

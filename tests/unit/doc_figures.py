@@ -45,11 +45,19 @@ def numbers(text: str) -> list[str]:
     return NUMBER.findall(text)
 
 
-def agrees(printed: str, value: float, scale: float = 1.0) -> bool:
-    """True when `value` × `scale` rounds to `printed` at the precision printed (either way at a half)."""
-    decimals = len(printed.partition(".")[2])
-    shown = float(printed.replace(",", ""))
-    return abs(value * scale - shown) <= 0.5 * 10 ** -decimals + 1e-9
+def approximate(text: str) -> list[bool]:
+    """For each number in `text`, whether the doc marks it as rounded ("~2,700", "near 490")."""
+    return [text[:m.start()].rstrip().endswith(("~", "near")) for m in NUMBER.finditer(text)]
+
+
+def agrees(printed: str, value: float, scale: float = 1.0, approx: bool = False) -> bool:
+    """True when `value` × `scale` rounds to `printed` at the precision printed (either way at a half); an
+    approximate figure's trailing zeros are not precision: "~2,700" is any value in [2650, 2750]."""
+    whole, _, fraction = printed.replace(",", "").partition(".")
+    unit = 10.0 ** -len(fraction)
+    if approx and not fraction and whole.strip("-0"):
+        unit = 10.0 ** (len(whole) - len(whole.rstrip("0")))
+    return abs(value * scale - float(printed.replace(",", ""))) <= 0.5 * unit + 1e-9
 
 
 def lookup(data: object, path: str) -> object:
@@ -123,11 +131,11 @@ def problems(figure: Figure, docs: Path = DOCS) -> list[str]:
     source = summary_path(figure, passage, docs)
     data = json.loads(source.read_text())
     wrong = []
-    for shown, path in zip(printed, figure.paths):
+    for shown, rounded, path in zip(printed, approximate(figure.text), figure.paths):
         value = lookup(data, path)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             wrong.append(f"{path} is {value!r}, not a number")
-        elif not agrees(shown, value, figure.scale):
+        elif not agrees(shown, value, figure.scale, rounded):
             wrong.append(f"{figure.id} prints {shown} where {_rel(source)} {path} is {value}"
                          + (f" (× {figure.scale:g})" if figure.scale != 1 else ""))
     return wrong

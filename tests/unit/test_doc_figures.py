@@ -8,11 +8,12 @@ import json
 
 import pytest
 
-from tests.unit.doc_figures import Figure, agrees, lookup, numbers, passages, problems
+from tests.unit.doc_figures import Figure, agrees, approximate, lookup, numbers, passages, problems
 from tests.unit.figures_messaging import FIGURES as MESSAGING
+from tests.unit.figures_shop import FIGURES as SHOP
 from tests.unit.figures_shortener import FIGURES as SHORTENER
 
-FIGURES = [*SHORTENER, *MESSAGING]
+FIGURES = [*SHORTENER, *MESSAGING, *SHOP]
 
 
 @pytest.mark.parametrize("figure", FIGURES, ids=[f.name[:90] for f in FIGURES])
@@ -21,7 +22,7 @@ def test_the_figure_matches_its_evidence(figure):
 
 
 def test_every_walkthrough_has_registered_figures():
-    assert {f.doc for f in FIGURES} >= {"shortener.md", "messaging.md"}
+    assert {f.doc for f in FIGURES} >= {"shortener.md", "messaging.md", "shop.md"}
 
 
 def test_numbers_are_read_as_printed():
@@ -32,6 +33,13 @@ def test_agreement_is_at_the_printed_precision():
     assert agrees("1,049", 1049.2) and agrees("2.9", 2.932927) and agrees("0.49", 0.485)
     assert not agrees("2.9", 2.96) and not agrees("87", 71.84) and not agrees("1,049", 1050)
     assert agrees("35", 0.35, scale=100) and not agrees("35", 0.36, scale=100)
+
+
+def test_a_figure_marked_approximate_is_checked_to_its_last_nonzero_digit():
+    assert approximate("~2,700 decrements/s, near 490 reservations/s, 18%") == [True, True, False]
+    assert agrees("2,700", 2705.1, approx=True) and agrees("490", 487.6, approx=True)
+    assert not agrees("2,700", 2705.1) and not agrees("2,700", 2760, approx=True) and not agrees("490", 484, approx=True)
+    assert agrees("0", 0.3, approx=True) and not agrees("0", 0.6, approx=True)
 
 
 def test_paths_read_quoted_keys_indexes_and_numbers_in_strings():

@@ -9,6 +9,7 @@ KILLED = 'variants["one of three killed"]'
 PAUSED = 'variants["postgres paused"]'
 REDIS = 'variants["redis killed"]'
 COST = "shortener/cost/{}"
+WIN = "{v}.fault_windows[0].end_s - {v}.fault_windows[0].start_s"  # how long a fault lasted
 
 
 def cap(rate: int, again: bool = False) -> str:
@@ -31,13 +32,16 @@ FIGURES = [
     Figure(DOC, "E1", "(redirect p99 72 ms)", (f'{OFF}.endpoints["/{{code}}"].p99_ms',), "shortener/cache"),
     Figure(DOC, "E1", "core) and the redirect p99 is 1.6 ms", (f'{ON}.endpoints["/{{code}}"].p99_ms',), "shortener/cache"),
     # E2: Redis killed
+    Figure(DOC, "E2", "Redis killed for 16 s at 600 req/s", (WIN.format(v=REDIS), f"{REDIS}.offered_rps")),
     Figure(DOC, "E2", "p99 **18 ms before, 26 ms during**", ('facts["p99 before / during (ms)"]#0',
                                                             'facts["p99 before / during (ms)"]#1')),
     Figure(DOC, "E2", "0 of 2,487 acknowledged creates lost", (f"{REDIS}.loss.lost", f"{REDIS}.loss.acknowledged")),
     Figure(DOC, "E2", "**100%** of redirects", ('facts["redirect success"]#0',)),
     # E3: an instance killed
+    Figure(DOC, "E3", "killed for 18 s at 600 req/s", (WIN.format(v=KILLED), f"{KILLED}.offered_rps")),
     Figure(DOC, "E3", "**100%** of 26,907 requests", ('facts["GET success"]#0', f"{KILLED}.requests")),
     # E4: PostgreSQL hung
+    Figure(DOC, "E4", "for 14 s at 500 req/s", (WIN.format(v=PAUSED), f"{PAUSED}.offered_rps")),
     Figure(DOC, "E4", "**100%** of 5,424 redirects", ('facts["redirects during outage"]#1',
                                                      'facts["redirects during outage"]#0')),
     Figure(DOC, "E4", "all 593 creates failed", ('facts["creates during outage"]#0',)),

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.unit.doc_figures import Figure, agrees, approximate, lookup, numbers, passages, problems
+from tests.unit.doc_figures import DOCS, Figure, agrees, approximate, lookup, numbers, passages, problems
 from tests.unit.figures_messaging import FIGURES as MESSAGING
 from tests.unit.figures_shop import FIGURES as SHOP
 from tests.unit.figures_shortener import FIGURES as SHORTENER
@@ -87,6 +87,24 @@ def test_a_figure_edited_in_the_doc_but_not_the_registry_fails(lab):
 
 def test_a_registry_entry_with_the_wrong_count_of_paths_fails(lab):
     assert "2 numbers" in problems(Figure("demo.md", "E7", "**243 / 557 req/s**", ("points[0].rps",)), docs=lab)[0]
+
+
+@pytest.mark.parametrize("doc_text, figure", [
+    ("| E1 | redirect p50 **9.9 → 0.37 ms** | [report](evidence/shortener/cache/report.md) |",
+     Figure("old.md", "E1", "redirect p50 **9.9 → 0.37 ms**", (
+         'variants["cache off"].endpoints["/{code}"].p50_ms', 'variants["cache on"].endpoints["/{code}"].p50_ms'))),
+    ("| M1 | a bare hop p99 of 215 ms (M8) | [report](evidence/messaging/capacity/report.md) |",
+     Figure("old.md", "M1", "a bare hop p99 of 215 ms", ("kafka_hop_p99_ms",), "messaging/bench")),
+    ("At ~15 KiB each (measured, compression off **[M6]**)",
+     Figure("old.md", "M6", "At ~15 KiB each", ('facts["compression off"].kib_per_idle_connection',),
+            "messaging/connections")),
+], ids=["E1 all-request p50 quoted as the redirect's", "M1 hop p99 215 ms", "M6 15 KiB"])
+def test_the_figures_this_test_was_written_for_fail_against_the_real_evidence(tmp_path, doc_text, figure):
+    """Figures the walkthroughs once printed, against the evidence they cited: each is caught."""
+    (tmp_path / "evidence").symlink_to(DOCS / "evidence")
+    (tmp_path / "old.md").write_text(doc_text + "\n")
+    found = problems(figure, docs=tmp_path)
+    assert found and all(" prints " in problem for problem in found)
 
 
 def test_an_id_the_doc_does_not_cite_fails(lab):

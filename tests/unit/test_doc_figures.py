@@ -5,15 +5,49 @@ whose text was edited without its registry entry."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from tests.unit.doc_figures import DOCS, Figure, agrees, approximate, lookup, numbers, passages, problems
+from tests.unit.doc_figures import (
+    DOCS,
+    EVIDENCE_LINK,
+    Figure,
+    agrees,
+    approximate,
+    blocks,
+    lookup,
+    numbers,
+    passages,
+    problems,
+)
 from tests.unit.figures_messaging import FIGURES as MESSAGING
 from tests.unit.figures_shop import FIGURES as SHOP
 from tests.unit.figures_shortener import FIGURES as SHORTENER
 
 FIGURES = [*SHORTENER, *MESSAGING, *SHOP]
+
+
+# The commit (and machine) a walkthrough's rows ran at unless the row names its own ("at `abfecda`, an Intel Xeon"),
+# as each doc's text says; E5 is named in the shortener's Evidence section.
+UNNAMED_RUNS = {"shortener.md": ("5097fbe", "AMD EPYC"), "messaging.md": ("456c597", "Intel"), "shop.md": ("0a15ab2", "Intel")}
+UNNAMED_EXCEPTIONS = {"E5": ("a7ab427", "AMD EPYC")}
+NAMED_RUN = re.compile(r"\bat `([0-9a-f]{7})`, an? (Intel Xeon|AMD EPYC)")
+ROW = re.compile(r"^\| *([EMS]\d+) *\|")
+ROWS = [(doc, block) for doc in UNNAMED_RUNS for block in blocks((DOCS / doc).read_text()) if ROW.match(block)]
+
+
+@pytest.mark.parametrize("doc, row", ROWS, ids=[f"{doc}:{ROW.match(row)[1]}" for doc, row in ROWS])
+def test_each_row_names_the_commit_and_machine_its_evidence_ran_at(doc, row):
+    links = EVIDENCE_LINK.findall(row)
+    if not links:
+        pytest.skip("a row summarising every experiment links no one summary")
+    machine = json.loads(((DOCS / links[0]).parent / "summary.json").read_text())["machine"]
+    named = NAMED_RUN.search(row)
+    commit, cpu = named.groups() if named else UNNAMED_EXCEPTIONS.get(ROW.match(row)[1], UNNAMED_RUNS[doc])
+    assert named or commit in (DOCS / doc).read_text()
+    assert machine["commit"].startswith(commit), f"{links[0]} ran at {machine['commit']}, the doc says {commit}"
+    assert cpu.split()[0] in machine["cpu_model"], f"{links[0]} ran on {machine['cpu_model']}, the doc says {cpu}"
 
 
 @pytest.mark.parametrize("figure", FIGURES, ids=[f.name[:90] for f in FIGURES])

@@ -1,9 +1,11 @@
 """Checks a walkthrough's figure against the `summary.json` of the evidence it cites.
 
 A registered figure names its doc, its evidence id, the text as the doc prints it ("243 / 557 / 1,049 req/s")
-and one JSON path per number in that text. The text must stand in the evidence's row of the doc's table (or,
-for an id with no row, in a paragraph citing it), and each number must equal its path's value at the doc's
-precision: "1,049" is any value in [1048.5, 1049.5], "2.9" any in [2.85, 2.95].
+and one JSON path per number in that text. The text must stand in the evidence's row of the doc's table or in
+a paragraph citing the id (or in the block holding `where`, for a table that cites none), and each number must
+equal its path's value at the doc's precision: "1,049" is any value in [1048.5, 1049.5], "2.9" any in
+[2.85, 2.95], "~2,700" any in [2650, 2750]. Only what a summary.json holds can be checked: figures read from
+a report's process table, a wrk log or an older run in git history are not registered.
 """
 
 from __future__ import annotations

@@ -19,12 +19,14 @@ from services.lab.analysis import endpoint
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
 
-# A redirect read costs PostgreSQL ~0.06 core-ms (shortener.cache): 0.05 core carries ~800 reads/s,
-# so two replicas' ~1,600/s leave the machine room for the instances, Caddy and the generator.
-# Tighter is not sharper: on 0.03 core a new backend (a pool's connection, or the one asyncpg opens
-# to cancel a statement past its deadline) costs about a second of wall time, every member runs
-# Patroni's Python loop inside the same budget, and the replicas' reads timed out in a spiral.
-MEMBER_BUDGET = 0.05
+# One server on 0.05 core carried ~1,300 redirects/s (cache off), and two replicas of 0.05 core
+# ran the machine to 83% before either reached its budget: the app tier's ~0.4 core-ms a request
+# is the wall near 1,900 redirects/s. 0.035 core keeps two replicas' reads under it. Tighter is
+# not sharper: on 0.03 core a new backend (a pool's connection, or the one asyncpg opens to cancel
+# a statement past its deadline) costs about a second of wall time, every member runs Patroni's
+# Python loop inside the same budget, and the replicas' reads timed out in a spiral.
+MEMBER_BUDGET = 0.035
+MAX_FAILED = 0.001  # of redirects: an open-loop overload may time out a few at its start
 IN_FLIGHT = 40
 # Pools of 4 per instance: 8 backends per server carry its reads, and few to start on a small budget.
 NO_CACHE = {"SHORTENER_CACHE_ENABLED": "false", "SHORTENER_LOCAL_CACHE_SIZE": "0", "SHORTENER_DB_POOL_SIZE": "4"}
@@ -76,7 +78,9 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
               all(m is not None and m < bottleneck.MACHINE_BUSY for m in machine.values()),
               ", ".join(f"{name_of(n)} {m:.0%}" if m is not None else f"{name_of(n)} unknown"
                         for n, m in machine.items())),
-        Check("no failed redirect", not any(errors.values()), str(errors)),
+        Check(f"failed redirects below {MAX_FAILED:.1%} in every variant",
+              all(errors[n] <= MAX_FAILED * max(1, endpoint(results[name_of(n)], REDIRECT)["requests"]) for n in COUNTS),
+              ", ".join(f"{name_of(n)}: {errors[n]:,}" for n in COUNTS)),
     ]
     lag_bytes, lag_s = max_lag(two)
     lag = "not recorded" if lag_bytes is None else f"{lag_bytes:,.0f} bytes / {lag_s:.2f} s"

@@ -19,7 +19,7 @@ def _result(n: int, rps: float, *, replica_cores: float, machine: float = 60.0) 
 
 
 def test_two_replicas_at_their_budget_doubling_one_pass():
-    results = {name_of(n): _result(n, rps, replica_cores=0.034) for n, rps in zip(COUNTS, (480, 500, 990))}
+    results = {name_of(n): _result(n, rps, replica_cores=0.039) for n, rps in zip(COUNTS, (480, 500, 990))}
     outcome = evaluate(results)
     assert outcome.passed, [c for c in outcome.checks if not c.passed]
     assert "500 with one" in outcome.claim and "990 with two (1.98x one)" in outcome.claim
@@ -27,9 +27,9 @@ def test_two_replicas_at_their_budget_doubling_one_pass():
 
 
 def test_reads_that_did_not_grow_or_a_busy_machine_fail():
-    flat = {name_of(n): _result(n, rps, replica_cores=0.034) for n, rps in zip(COUNTS, (480, 500, 600))}
+    flat = {name_of(n): _result(n, rps, replica_cores=0.039) for n, rps in zip(COUNTS, (480, 500, 600))}
     assert [c.description for c in evaluate(flat).checks if not c.passed] == ["2 replicas carry at least 1.6x the reads of 1"]
-    busy = {name_of(n): _result(n, rps, replica_cores=0.034, machine=95.0) for n, rps in zip(COUNTS, (480, 500, 990))}
+    busy = {name_of(n): _result(n, rps, replica_cores=0.039, machine=95.0) for n, rps in zip(COUNTS, (480, 500, 990))}
     assert [c.description for c in evaluate(busy).checks if not c.passed] == [
         "the machine below 90% busy in every variant (else inconclusive)"]
     idle = {name_of(n): _result(n, rps, replica_cores=0.02) for n, rps in zip(COUNTS, (480, 500, 990))}
@@ -49,13 +49,13 @@ def test_variants_turn_the_cache_off_and_budget_every_server():
 
 
 def test_redirects_answered_503_are_not_reads_served():
-    r = _result(1, 800, replica_cores=0.035)
+    r = _result(1, 800, replica_cores=0.04)
     r.summary["endpoints"][REDIRECT]["failures"] = 2500
     assert reads_per_s(r) == 600
 
 
 def test_a_few_timeouts_at_the_start_of_an_overload_pass_and_more_fail():
-    few = {name_of(n): _result(n, rps, replica_cores=0.034) for n, rps in zip(COUNTS, (480, 500, 990))}
+    few = {name_of(n): _result(n, rps, replica_cores=0.039) for n, rps in zip(COUNTS, (480, 500, 990))}
     few[name_of(2)].summary["endpoints"][REDIRECT]["failures"] = 10
     assert evaluate(few).passed
     few[name_of(2)].summary["endpoints"][REDIRECT]["failures"] = 11

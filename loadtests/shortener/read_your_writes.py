@@ -19,10 +19,17 @@ MODES = {"replica, no token": "stale", "replica, LSN token": "token", "primary":
 REPLICA_BUDGET = 0.05  # core: the replica's replay and its reads on a small machine
 
 
+# A read the replica did not answer within the 1 s deadline is a 503: a slow replica keeps its
+# reads rather than passing them to the primary (services/clients/read_routing.py), and on 0.05
+# core a few of them time out. Counted and reported; anything else failing fails the experiment.
+MAX_TIMED_OUT = 0.005  # of a variant's read-backs
+
+
 def _after_load(settings, state, result) -> dict:
     reads = [r for r in read_jsonl(result.out_dir / "acks.jsonl") if r.get("event") == "read_after_create"]
     return {"reads": len(reads), "stale": sum(r["status"] == 404 for r in reads),
-            "failed": sum(r["status"] not in (200, 404) for r in reads),
+            "timed_out": sum(r["status"] == 503 for r in reads),
+            "failed": sum(r["status"] not in (200, 404, 503) for r in reads),
             "with_token": sum(bool(r.get("token")) for r in reads)}
 
 
@@ -45,9 +52,12 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
     checks = [
         Check("every variant read back what it created", all(r.extra.get("reads", 0) > 0 for r in results.values()),
               ", ".join(f"{n}: {r.extra.get('reads', 0):,}" for n, r in results.items())),
-        Check("no read failed (a 404 counts as stale, anything else as failed)",
+        Check("no read failed (a 404 counts as stale, a 503 as timed out, anything else as failed)",
               all(r.extra.get("failed", 1) == 0 for r in results.values()),
               ", ".join(f"{n}: {r.extra.get('failed')}" for n, r in results.items())),
+        Check(f"reads timed out (503) below {MAX_TIMED_OUT:.1%} in every variant",
+              all(r.extra.get("timed_out", 0) <= MAX_TIMED_OUT * r.extra.get("reads", 0) for r in results.values()),
+              ", ".join(f"{n}: {r.extra.get('timed_out', 0)}" for n, r in results.items())),
         Check("with the LSN token: 0 stale reads", token.extra.get("stale") == 0 and token.extra["with_token"] > 0,
               f"{token.extra.get('stale')} of {token.extra.get('reads'):,}"),
         Check("from the primary: 0 stale reads", primary.extra.get("stale") == 0, f"{primary.extra.get('stale')}"),
@@ -57,8 +67,10 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
     share = stale_share(stale)
     claim = (f"Reading a link back the moment its create was acknowledged, with one async replica on "
              f"{REPLICA_BUDGET:g} core: from the replica with no promise {pct(share, 2)} of reads were stale "
-             f"({stale.extra['stale']:,} of {stale.extra['reads']:,} answered 404), p50/p99 {_p(stale, 'p50'):.1f}/"
-             f"{_p(stale, 'p99'):.0f} ms; with the create's LSN token 0 stale, p50/p99 {_p(token, 'p50'):.1f}/"
+             f"({stale.extra['stale']:,} of {stale.extra['reads']:,} answered 404, {stale.extra.get('timed_out', 0)} "
+             f"timed out), p50/p99 {_p(stale, 'p50'):.1f}/"
+             f"{_p(stale, 'p99'):.0f} ms; with the create's LSN token 0 stale ({token.extra.get('timed_out', 0)} timed "
+             f"out), p50/p99 {_p(token, 'p50'):.1f}/"
              f"{_p(token, 'p99'):.0f} ms ({replica_served:,.0f} served by the replica, {behind:,.0f} by the primary "
              f"because the replica was behind); from the primary 0 stale, p50/p99 {_p(primary, 'p50'):.1f}/"
              f"{_p(primary, 'p99'):.0f} ms.")
@@ -66,7 +78,8 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
              for n, r in results.items()}
     facts["LSN token: served by the replica / by the primary (replica behind)"] = f"{replica_served:,.0f} / {behind:,.0f}"
     return Outcome(checks, claim, facts, record={"read_back": {
-        n: {"reads": r.extra.get("reads"), "stale": r.extra.get("stale"), "p50_ms": _p(r, "p50"),
+        n: {"reads": r.extra.get("reads"), "stale": r.extra.get("stale"), "timed_out": r.extra.get("timed_out"),
+            "p50_ms": _p(r, "p50"),
             "p99_ms": _p(r, "p99")} for n, r in results.items()}})
 
 

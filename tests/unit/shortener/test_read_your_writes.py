@@ -12,7 +12,7 @@ from services.lab.experiment import Variant, VariantResult
 
 def _log(tmp_path: Path, name: str, statuses: list[int], token: bool) -> LoadResult:
     out = tmp_path / name.replace(" ", "-").replace(",", "")
-    out.mkdir()
+    out.mkdir(parents=True)
     lines = [{"event": "acknowledged", "code": f"c{i}"} for i in range(len(statuses))]
     lines += [{"event": "read_after_create", "status": s, "token": token, "ms": 3.0} for s in statuses]
     (out / "acks.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
@@ -35,7 +35,7 @@ def _results(tmp_path: Path, token_statuses: list[int]) -> dict[str, VariantResu
 def test_the_stale_share_is_counted_and_the_token_and_primary_see_every_write(tmp_path):
     outcome = evaluate(_results(tmp_path, [200] * 100))
     assert outcome.passed, [c for c in outcome.checks if not c.passed]
-    assert "5.00% of reads were stale (5 of 100 answered 404)" in outcome.claim
+    assert "5.00% of reads were stale (5 of 100 answered 404, 0 timed out)" in outcome.claim
     assert outcome.record["read_back"]["replica, no token"]["stale"] == 5
 
 
@@ -45,10 +45,17 @@ def test_a_stale_read_with_the_token_fails_the_experiment(tmp_path):
     assert failed == ["with the LSN token: 0 stale reads"]
 
 
-def test_a_5xx_read_back_is_a_failure_not_a_stale_read(tmp_path):
-    outcome = evaluate(_results(tmp_path, [200] * 99 + [503]))
+def test_a_500_read_back_is_a_failure_not_a_stale_read(tmp_path):
+    outcome = evaluate(_results(tmp_path, [200] * 99 + [500]))
     assert [c.description for c in outcome.checks if not c.passed] == [
-        "no read failed (a 404 counts as stale, anything else as failed)"]
+        "no read failed (a 404 counts as stale, a 503 as timed out, anything else as failed)"]
+
+
+def test_a_few_reads_timed_out_on_a_slow_replica_are_counted_and_more_fail(tmp_path):
+    few = evaluate(_results(tmp_path / "few", [200] * 995 + [503] * 5))
+    assert few.passed and few.record["read_back"]["replica, LSN token"]["timed_out"] == 5
+    many = evaluate(_results(tmp_path / "many", [200] * 994 + [503] * 6))
+    assert [c.description for c in many.checks if not c.passed] == ["reads timed out (503) below 0.5% in every variant"]
 
 
 def test_the_variants_share_one_stack_with_one_small_replica():

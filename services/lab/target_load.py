@@ -33,7 +33,7 @@ TARGET_SKIPS = (
     Skipped("server metrics (each instance's /metrics, before and after)",
             "the instances behind the target's balancer are not reachable one by one"),
     Skipped("per-component CPU and memory timeline, CPU budgets and bottleneck",
-            "the lab samples only the processes it started (the load generator's CPU is kept)"),
+            "the lab samples only the processes it started; the load generator's CPU is kept"),
     Skipped("cost per operation", "needs every component's CPU time and each PostgreSQL server's statement count"),
     Skipped("table sizes", "needs direct PostgreSQL access"),
 )

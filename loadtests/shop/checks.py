@@ -180,7 +180,8 @@ SHARDS = "reads every shard's tables, which needs direct PostgreSQL access"
 DIRECT_CHECKS = {
     OVERSOLD: SHARDS, CONSERVED: SHARDS, SOLD_PAID: SHARDS, ONE_PER_KEY: SHARDS,
     CHARGED: "reads the payment provider's charges (its internal API) and every shard's orders",
-    NONE_PENDING: SHARDS, OUTBOX: SHARDS + " (the outbox and the fulfillment consumer's table)",
+    NONE_PENDING: SHARDS,
+    OUTBOX: "reads the outbox and the fulfillment consumer's table, which needs direct PostgreSQL access",
 }
 
 

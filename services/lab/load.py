@@ -248,12 +248,13 @@ def verify_in(ctx: RunContext, result: LoadResult) -> Verification:
     verification = plugin.verify(ctx, result)
     result.summary["loss"] = verification.figures
     result.summary["checks"] = [asdict(c) for c in verification.checks]
-    if ctx.target is not None:
-        skipped = [Skipped(description, reason) for description, reason in plugin.direct_checks.items()]
+    skipped = [Skipped(description, reason) for description, reason in plugin.direct_checks.items()] \
+        if ctx.target is not None else []
+    if skipped:
         result.summary["skipped"] = result.summary.get("skipped", []) + [asdict(s) for s in skipped]
-        for s in skipped:
-            ctx.say(f"  [-] {s.description}: skipped, {s.reason}")
     (result.out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
     for check in verification.checks:
         ctx.say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))
+    for s in skipped:
+        ctx.say(f"  [-] {s.description}: skipped, {s.reason}")
     return verification

@@ -12,7 +12,6 @@ same fields.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -34,7 +33,7 @@ from services.lab.generators.k6_driver import K6Driver, rate_stages
 from services.lab.generators.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
 from services.lab.generators.script_driver import ScriptDriver
 from services.lab.replication_status import LagSampler
-from services.lab.run_summary import fill, progress_line, summarize
+from services.lab.run_summary import LiveLine, fill, summarize
 
 GENERATORS = ("locust", "k6", "script")
 
@@ -162,8 +161,7 @@ def run_load(
     rss_rows: dict[int, dict[str, float]] = {}
     machine_rows: dict[int, float | None] = {}
     budget_rows: dict[int, dict] = {}
-    last_print = 0.0
-    interactive = sys.stdout.isatty()
+    live = LiveLine(say)
     marks: dict = {}  # the generator's checkpoints (its operations' start and end): the stack's readings then
     lag_sampler.start()
     try:
@@ -184,22 +182,14 @@ def run_load(
             machine_rows[cpu_rows[-1]["t"]] = sampler.machine_percent
             budget_rows[cpu_rows[-1]["t"]] = budget_sampler.sample()
             seconds += driver.take()
-            elapsed = time.monotonic() - t0
-            line = progress_line(elapsed, seconds, cpu)
-            if interactive:
-                sys.stdout.write("\r" + line)
-                sys.stdout.flush()
-            elif elapsed - last_print >= 5:
-                say(line)
-                last_print = elapsed
+            live.show(time.monotonic() - t0, seconds, cpu)
     except BaseException:
         proc.terminate()  # interrupted: stop the generator, keep no half-written summary
         proc.wait(timeout=30)
         raise
     finally:
         lag_sampler.stop()
-        if interactive:
-            sys.stdout.write("\n")
+        live.close()
     seconds += driver.finish()
     elapsed = time.monotonic() - t0
     # The work a run leaves behind (an outbox relayed, a consumer's last batch) is its cost too.

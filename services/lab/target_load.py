@@ -11,7 +11,6 @@ writes back through the API run as on the lab's stack.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -26,7 +25,7 @@ from services.lab.cpu import CpuSampler
 from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
 from services.lab.load import check_spec, generator_env, generator_for, results_dir, verify_in, write_seed
-from services.lab.run_summary import fill, progress_line, summarize
+from services.lab.run_summary import LiveLine, fill, summarize
 
 # What a load run measures on the lab's own stack and cannot at a target, and why.
 TARGET_SKIPS = (
@@ -75,31 +74,24 @@ def run_target_load(settings: LabSettings, spec: LoadSpec, target: str, *, say: 
     sampler = CpuSampler(None, psutil.Process(proc.pid))  # the load generator only
     seconds: list[dict] = []
     cpu_rows: dict[int, dict] = {}
-    interactive, last_print = sys.stdout.isatty(), 0.0
+    live = LiveLine(say)
     try:
         while proc.poll() is None:
-            time.sleep(1.0)
-            name = driver.pending_checkpoint()
-            if name is not None:  # a checkpoint marks the stack's readings; there are none here
-                driver.release(name)
+            for _ in range(10):
+                time.sleep(0.1)
+                name = driver.pending_checkpoint()
+                if name is not None:  # a checkpoint marks the stack's readings; there are none to take here
+                    driver.release(name)
             cpu = sampler.sample()
             cpu_rows[int(time.time() - t0_wall)] = {"cpu": cpu, "machine_cpu": sampler.machine_percent}
             seconds += driver.take()
-            elapsed = time.monotonic() - t0
-            line = progress_line(elapsed, seconds, cpu)
-            if interactive:
-                sys.stdout.write("\r" + line)
-                sys.stdout.flush()
-            elif elapsed - last_print >= 5:
-                say(line)
-                last_print = elapsed
+            live.show(time.monotonic() - t0, seconds, cpu)
     except BaseException:
         proc.terminate()  # interrupted: stop the generator, keep no half-written summary
         proc.wait(timeout=30)
         raise
     finally:
-        if interactive:
-            sys.stdout.write("\n")
+        live.close()
     seconds += driver.finish()
     elapsed = time.monotonic() - t0
     timeline = fill(seconds, elapsed)

@@ -59,6 +59,8 @@ class MessagingPlugin(DesignPlugin):
         elif max(sizes, default=0) > spec.seed_count:
             raise LabCommandError(f"a group of {max(sizes)} needs at least {max(sizes)} users: add --seed {max(sizes)}")
         record = asyncio.run(seed(ctx.base_url, spec.seed_count, sizes))
+        if ctx.target is not None:  # a deployment's gateways are behind its balancer: every client goes through it
+            return record
         # The gateways' own addresses, for clients that must bypass the balancer (slow readers).
         record["gateway_ws_urls"] = [c.url.replace("http://", "ws://", 1) + "/ws"
                                      for name, c in sorted(ctx.state.components.items())

@@ -44,6 +44,12 @@ def layout(users: list[str], sizes: tuple[int, ...]) -> list[tuple[str, list[str
     return found
 
 
+def ws_url(base_url: str) -> str:
+    """The WebSocket endpoint behind ``base_url`` (wss:// behind https://)."""
+    scheme, sep, rest = base_url.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}{sep}{rest}/ws"
+
+
 async def _gather_limited(coros) -> list:
     gate = asyncio.Semaphore(CONCURRENCY)
 
@@ -76,7 +82,7 @@ async def seed(base_url: str, users: int, sizes: tuple[int, ...]) -> dict:
         tokens = {s["user"]: s["token"] for s in sessions}
         conversations = await _gather_limited(_create(client, tokens[members[0]], kind, members)
                                               for kind, members in layout(names, sizes))
-    return {"host": base_url, "ws_url": base_url.replace("http://", "ws://", 1) + "/ws", "run": run,
+    return {"host": base_url, "ws_url": ws_url(base_url), "run": run,
             "users": sessions, "conversations": conversations}
 
 

@@ -11,7 +11,7 @@ from loadtests.shop.commands import COMMANDS, FAULT_ACTIONS
 from loadtests.shop.estimate import ShopEstimate
 from loadtests.shop.experiments import EXPERIMENTS
 from loadtests.shop.gauges import gauges
-from loadtests.shop.seed import seed
+from loadtests.shop.seed import ADMIN, seed
 from services.lab.contract import Design, DesignPlugin, RunContext, Verification, completed
 from services.lab.errors import LabCommandError
 
@@ -65,15 +65,22 @@ class ShopPlugin(DesignPlugin):
     def seed(ctx: RunContext, spec, previous: dict | None = None) -> dict:
         """``seed_count`` products over the categories, one flash product (``--option flash_stock=N``,
         default 100, or ``--option flash_share=F``: F times the run's arrivals, rate x duration, so
-        a shorter run sells out the same way) and ``--option users=N`` buyers (default 200). On the
-        same stack, the run before's catalog and buyers."""
+        a shorter run sells out the same way) and ``--option users=N`` buyers (default 200), all through
+        the API; products are created by an admin (``--option admin=NAME``, default ``admin``: one of the
+        deployment's SHOP_ADMINS). On the same stack, the run before's catalog and buyers."""
         if previous is not None:
             return previous
         return asyncio.run(seed(ctx.base_url, spec.seed_count, _int_option(spec, "users", 200),
-                                _int_option(spec, "stock", 1000), flash_stock(spec)))
+                                _int_option(spec, "stock", 1000), flash_stock(spec),
+                                admin=spec.options.get("admin", ADMIN)))
+
+    direct_checks = checks.DIRECT_CHECKS
 
     @staticmethod
     def verify(ctx: RunContext, result) -> Verification:
+        if ctx.target is not None:  # the buyers' reads only: the other checks read the shards
+            figures = checks.verify_through_api(ctx.base_url, ctx.out_dir)
+            return Verification(figures, [checks.readable_check(figures)])
         figures = checks.verify(ctx.base_url, checks.part_url(ctx.state, "postgres-0"),
                                 checks.part_url(ctx.state, f"{ctx.design}-payments-1"), ctx.out_dir,
                                 dialable=ctx.state.dialable)

@@ -33,17 +33,19 @@ async def login(client: httpx.AsyncClient, user: str) -> str:
     return (await _post(client, "/api/v1/sessions", {"user": user}))["token"]
 
 
-async def seed(base_url: str, products: int, users: int, stock: int = 1000, flash_stock: int = 100) -> dict:
+async def seed(base_url: str, products: int, users: int, stock: int = 1000, flash_stock: int = 100,
+               admin: str = ADMIN) -> dict:
+    """``admin``: a user the shop lets create products (one of its SHOP_ADMINS)."""
     rng = random.Random(7)
     gate = asyncio.Semaphore(CONCURRENCY)
     async with retry.client(base_url=base_url, timeout=30) as client:
-        admin = {"Authorization": f"Bearer {await login(client, ADMIN)}"}
+        admin_auth = {"Authorization": f"Bearer {await login(client, admin)}"}
 
         async def product(i: int, body: dict | None = None) -> dict:
             body = body or {"name": f"{rng.choice(CATEGORIES).title()} item {i}", "category": CATEGORIES[i % len(CATEGORIES)],
                             "price_cents": rng.randrange(100, 20_000), "stock": stock}
             async with gate:
-                created = await _post(client, "/api/v1/products", body, admin)
+                created = await _post(client, "/api/v1/products", body, admin_auth)
             return {"id": created["id"], "category": body["category"], "price_cents": body["price_cents"],
                     "stock": body["stock"]}
 

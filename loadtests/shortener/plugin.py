@@ -11,8 +11,9 @@ from loadtests.shortener.bench import bench
 from loadtests.shortener.estimate import ShortenerEstimate
 from loadtests.shortener.experiments import EXPERIMENTS
 from loadtests.shortener.gauges import gauges
-from loadtests.shortener.seed import link_store_url, seed_direct, warm
+from loadtests.shortener.seed import MIN_CREATED_RATIO, link_store_url, seed as seed_through_api, seed_direct, warm
 from services.lab.contract import Check, Design, DesignPlugin, RunContext, Verification, completed
+from services.lab.errors import LabCommandError
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,12 +37,18 @@ class ShortenerPlugin(DesignPlugin):
     @staticmethod
     def seed(ctx: RunContext, spec, previous: dict | None = None) -> dict:
         """``{"host", "links": [{"code", "url"}], "clicks_before"}``: links imported in bulk into the link
-        store (:func:`~loadtests.shortener.seed.import_links`), and the clicks they had before this run
-        (a warm-up's, or an earlier run's on the same stack)."""
+        store (:func:`~loadtests.shortener.seed.import_links`), or at a target created one by one through
+        its API, and the clicks they had before this run (a warm-up's, or an earlier run's on the same stack)."""
         if previous is not None:
             codes = [link["code"] for link in previous["links"]]
             return {**previous, "clicks_before": asyncio.run(checks.clicks_of(ctx.base_url, codes))}
-        links = asyncio.run(seed_direct(link_store_url(ctx.state), spec.seed_count))
+        if ctx.target is not None:
+            links = asyncio.run(seed_through_api(ctx.base_url, spec.seed_count, progress=None))
+            if len(links) < MIN_CREATED_RATIO * spec.seed_count:
+                raise LabCommandError(f"seeding through {ctx.base_url}'s API created only {len(links)} of "
+                                      f"{spec.seed_count} links")
+        else:
+            links = asyncio.run(seed_direct(link_store_url(ctx.state), spec.seed_count))
         record: dict = {"host": ctx.base_url, "links": links, "clicks_before": 0}
         if spec.warm:
             record["clicks_before"] = asyncio.run(warm(ctx.base_url, links))

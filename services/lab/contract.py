@@ -16,9 +16,14 @@ design's load-test package (``loadtests/<design>/plugin.py``) subclasses :class:
 - ``seed(ctx, spec, previous)``: create the run's data through the running stack; returns the seed
   record, which the engine writes to ``seed.json``. ``previous`` is the record of the run before on
   the same stack (an experiment's ``same_stack`` variant): reuse its items and refresh what must be
-  read again at the start of a run (counters a check compares against).
+  read again at the start of a run (counters a check compares against). With ``ctx.target`` set
+  (``sdlab load --target URL``: a deployment the lab did not start, ``ctx.state`` None) it seeds
+  through the public API only.
 - ``verify(ctx, result)``: after a run, read back what was acknowledged and check the design's
-  invariants; returns figures (stored as ``summary["loss"]``) and :class:`Check` records.
+  invariants; returns figures (stored as ``summary["loss"]``) and :class:`Check` records. With
+  ``ctx.target`` set it runs only the checks the public API can answer.
+- ``direct_checks``: the checks that need more than the public API (a database, an internal
+  service), ``{description: one-line reason}``: skipped with ``--target``, each with its reason.
 - ``gauges(window)``: the design's own live figures for ``sdlab top``, from one scrape window.
 - ``bench(settings, options, say)``: its benchmark, a ceiling measured in the same sitting.
 - ``cost_unit(spec, summary)``: what one operation of a run is, and how many completed, as
@@ -139,6 +144,9 @@ class RunSummary(TypedDict):
     fault_errors: NotRequired[list[str]]
     loss: NotRequired[dict[str, Any]]  # the design's verification figures
     checks: NotRequired[list[dict[str, Any]]]  # its Check records
+    target: NotRequired[str]  # --target: the deployment's base URL (the lab started no stack)
+    # With --target: what the run could not measure or check there, each {description, reason}.
+    skipped: NotRequired[list[dict[str, str]]]
 
 
 @dataclass
@@ -164,18 +172,30 @@ class Verification:
 
 
 @dataclass
+class Skipped:
+    """A check or a measurement a run could not make, and the one-line reason."""
+
+    description: str
+    reason: str
+
+
+@dataclass
 class RunContext:
     """What a plugin gets to act on the running stack during one load run."""
 
     settings: Any  # services.lab.config.LabSettings (typed loosely: the contract imports no engine module)
-    state: Any  # services.lab.state.LabState
+    state: Any  # services.lab.state.LabState; None with ``target``
     design: str
     out_dir: Path
     say: Callable[[str], None] = print
+    # A deployment the lab did not start (``sdlab load --target URL``): reached through its public API only.
+    target: str | None = None
 
     @property
     def base_url(self) -> str:
-        """The design's public address (through the load balancer)."""
+        """The design's public address (through the load balancer, or the target's)."""
+        if self.target is not None:
+            return self.target.rstrip("/")
         return f"http://{self.settings.host}:{self.state.ports[self.design]}"
 
 
@@ -218,6 +238,8 @@ class DesignPlugin:
     # How its measured costs size a fleet (``sdlab estimate``): a services.lab.estimate.EstimateModel;
     # None: it has no estimate model, and the command says so.
     estimate_model: ClassVar[Any] = None
+    # Its checks that need more than the public API, {description: why}: skipped with --target.
+    direct_checks: ClassVar[Mapping[str, str]] = {}
 
     @property
     def name(self) -> str:

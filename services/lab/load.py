@@ -12,7 +12,6 @@ same fields.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -24,7 +23,7 @@ from services.lab import bottleneck, metrics_scrape, table_sizes
 from services.lab.backends.base import Backend
 from services.lab.backends.selection import select_backend
 from services.lab.config import REPO_ROOT, LabSettings
-from services.lab.contract import DesignPlugin, LoadResult, LoadSpec, RunContext, Verification
+from services.lab.contract import DesignPlugin, LoadResult, LoadSpec, RunContext, Skipped, Verification
 from services.lab.cost import CostMeter, cost_per_op
 from services.lab.cpu import CpuSampler
 from services.lab.designs import plugin_for
@@ -34,7 +33,7 @@ from services.lab.generators.k6_driver import K6Driver, rate_stages
 from services.lab.generators.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
 from services.lab.generators.script_driver import ScriptDriver
 from services.lab.replication_status import LagSampler
-from services.lab.run_summary import fill, progress_line, summarize
+from services.lab.run_summary import LiveLine, fill, summarize
 
 GENERATORS = ("locust", "k6", "script")
 
@@ -45,7 +44,8 @@ def results_dir(name: str, root: Path) -> Path:
     return out
 
 
-def _seed(plugin: DesignPlugin, ctx: RunContext, spec: LoadSpec, previous: Path | None) -> Path:
+def write_seed(plugin: DesignPlugin, ctx: RunContext, spec: LoadSpec, previous: Path | None) -> Path:
+    """Seed through the design's plugin and keep the record as ``seed.json``; returns its path."""
     started = time.monotonic()
     record = plugin.seed(ctx, spec, json.loads(previous.read_text()) if previous else None)
     if previous is None:
@@ -67,7 +67,15 @@ def check_spec(spec: LoadSpec) -> None:
         raise LabCommandError(f"unknown closed-loop shape {spec.shape!r}; choose from: {', '.join(LOCUST_SHAPES)}")
 
 
-def _driver(plugin: DesignPlugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], bind: str):
+def generator_env(spec: LoadSpec, out: Path) -> dict[str, str]:
+    """What every generator reads: where to log acks, the request mix, the design's own knobs."""
+    return {"SDLAB_ACK_LOG": str(out / "acks.jsonl"), "SDLAB_READ_WEIGHT": str(spec.read_weight),
+            "SDLAB_WRITE_WEIGHT": str(spec.write_weight), "SDLAB_ZIPF_S": str(spec.zipf_s), "PYTHONPATH": str(REPO_ROOT),
+            **{f"SDLAB_OPT_{key.upper()}": str(value) for key, value in spec.options.items()}}
+
+
+def generator_for(plugin: DesignPlugin, spec: LoadSpec, host: str, out: Path, env: dict[str, str], bind: str):
+    """The driver of the spec's generator, aimed at ``host``."""
     if spec.max_vus and spec.open_loop:  # k6's and a design's own open-loop generator honour it alike
         env = {**env, "SDLAB_MAX_VUS": str(spec.max_vus)}
     if spec.generator == "k6":
@@ -123,12 +131,10 @@ def run_load(
     out.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(settings, state, spec.design, out, say)
     host = ctx.base_url
-    env = {"SDLAB_ACK_LOG": str(out / "acks.jsonl"), "SDLAB_READ_WEIGHT": str(spec.read_weight),
-           "SDLAB_WRITE_WEIGHT": str(spec.write_weight), "SDLAB_ZIPF_S": str(spec.zipf_s), "PYTHONPATH": str(REPO_ROOT),
-           **{f"SDLAB_OPT_{key.upper()}": str(value) for key, value in spec.options.items()}}
-    driver = _driver(plugin, spec, host, out, env, settings.host)  # validates the spec before seeding
+    # Validates the spec before seeding.
+    driver = generator_for(plugin, spec, host, out, generator_env(spec, out), settings.host)
     say(f"results: {out}")
-    driver.env["SDLAB_SEED_FILE"] = str(_seed(plugin, ctx, spec, seed_file))
+    driver.env["SDLAB_SEED_FILE"] = str(write_seed(plugin, ctx, spec, seed_file))
     before = metrics_scrape.scrape(state, spec.design, out / "metrics", "before")
     meter = CostMeter(state)
     idle = _idle(meter, settings.cost_idle_s)
@@ -155,8 +161,7 @@ def run_load(
     rss_rows: dict[int, dict[str, float]] = {}
     machine_rows: dict[int, float | None] = {}
     budget_rows: dict[int, dict] = {}
-    last_print = 0.0
-    interactive = sys.stdout.isatty()
+    live = LiveLine(say)
     marks: dict = {}  # the generator's checkpoints (its operations' start and end): the stack's readings then
     lag_sampler.start()
     try:
@@ -177,22 +182,14 @@ def run_load(
             machine_rows[cpu_rows[-1]["t"]] = sampler.machine_percent
             budget_rows[cpu_rows[-1]["t"]] = budget_sampler.sample()
             seconds += driver.take()
-            elapsed = time.monotonic() - t0
-            line = progress_line(elapsed, seconds, cpu)
-            if interactive:
-                sys.stdout.write("\r" + line)
-                sys.stdout.flush()
-            elif elapsed - last_print >= 5:
-                say(line)
-                last_print = elapsed
+            live.show(time.monotonic() - t0, seconds, cpu)
     except BaseException:
         proc.terminate()  # interrupted: stop the generator, keep no half-written summary
         proc.wait(timeout=30)
         raise
     finally:
         lag_sampler.stop()
-        if interactive:
-            sys.stdout.write("\n")
+        live.close()
     seconds += driver.finish()
     elapsed = time.monotonic() - t0
     # The work a run leaves behind (an outbox relayed, a consumer's last batch) is its cost too.
@@ -231,11 +228,23 @@ def verify(settings: LabSettings, result: LoadResult, *, say: Callable[[str], No
     """The design's checks after a run (lost acknowledged writes, invariants), kept in the summary."""
     state = (backend or select_backend(settings)).state()
     design = result.summary["spec"]["design"]
-    ctx = RunContext(settings, state, design, result.out_dir, say)
-    verification = plugin_for(design).verify(ctx, result)
+    return verify_in(RunContext(settings, state, design, result.out_dir, say), result)
+
+
+def verify_in(ctx: RunContext, result: LoadResult) -> Verification:
+    """The design's checks in ``ctx`` (the lab's stack, or a target: then the checks that need more
+    than its public API are skipped, each named with its reason), kept in the summary."""
+    plugin = plugin_for(ctx.design)
+    verification = plugin.verify(ctx, result)
     result.summary["loss"] = verification.figures
     result.summary["checks"] = [asdict(c) for c in verification.checks]
+    skipped = [Skipped(description, reason) for description, reason in plugin.direct_checks.items()] \
+        if ctx.target is not None else []
+    if skipped:
+        result.summary["skipped"] = result.summary.get("skipped", []) + [asdict(s) for s in skipped]
     (result.out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
     for check in verification.checks:
-        say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))
+        ctx.say(f"  [{'x' if check.passed else ' '}] {check.description}" + (f" ({check.detail})" if check.detail else ""))
+    for s in skipped:
+        ctx.say(f"  [-] {s.description}: skipped, {s.reason}")
     return verification

@@ -211,6 +211,8 @@ def load_report(summary: dict, out: Path, chart: Path) -> Path:
         f"# Load run: {summary['name']}",
         "",
         *machine_lines(summary),
+        *([f"- Target: {summary['target']} (a deployment the lab did not start: its public API only)"]
+          if summary.get("target") else []),
         f"- Load ({generator}): {summary['offered']}, {summary['duration_s']} s, "
         + (f"read:write {spec['read_weight']}:{spec['write_weight']}, Zipf s={spec['zipf_s']}"
            if summary.get("generator") != "script" else
@@ -234,6 +236,7 @@ def load_report(summary: dict, out: Path, chart: Path) -> Path:
         *budget_lines(summary),
         *[f"- [{'x' if c['passed'] else ' '}] {c['description']}" + (f" ({c['detail']})" if c["detail"] else "")
           for c in summary.get("checks", [])],
+        *[f"- skipped: {s['description']} ({s['reason']})" for s in summary.get("skipped", [])],
         "",
         f"![timeline]({chart.name})",
         "",

@@ -3,6 +3,8 @@ per-second timeline filled to the run's length, and the live progress line."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import asdict
 
 from services.lab import metrics_scrape
@@ -32,6 +34,26 @@ def progress_line(t: float, seconds: list[dict], cpu: dict[str, float]) -> str:
     dropped = f"  dropped {last['dropped']:4d}" if last.get("dropped") else ""
     return (f"[{t:5.0f}s] users {last.get('users') or 0:4d}  rps {reqs:6d}  {lat}  fail {fail_pct:5.1f}%{dropped}  "
             f"generator cpu {cpu.get('load-generator', 0):3.0f}%")
+
+
+class LiveLine:
+    """A run's progress line: redrawn in place on a terminal, else printed every 5 seconds."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say, self.interactive, self.printed_at = say, sys.stdout.isatty(), 0.0
+
+    def show(self, elapsed: float, seconds: list[dict], cpu: dict[str, float]) -> None:
+        line = progress_line(elapsed, seconds, cpu)
+        if self.interactive:
+            sys.stdout.write("\r" + line)
+            sys.stdout.flush()
+        elif elapsed - self.printed_at >= 5:
+            self.say(line)
+            self.printed_at = elapsed
+
+    def close(self) -> None:
+        if self.interactive:
+            sys.stdout.write("\n")
 
 
 def fill(seconds: list[dict], duration_s: float) -> list[dict]:

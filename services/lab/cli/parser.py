@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a design's own load knob (repeatable), passed to its seeder and generators as SDLAB_OPT_<KEY>")
     ld.add_argument("--name", default=None, help="name of the results folder")
+    ld.add_argument("--target", metavar="URL",
+                    help="load a deployment the lab did not start (e.g. a cluster's ingress) at its base URL: "
+                         "seeded and checked through its public API only; what needs the lab's stack (server "
+                         "metrics, per-component CPU, cost, database checks) is skipped and named in the report")
     _compose_flag(ld)
 
     ex = sub.add_parser("experiment", help="run an experiment and write its report")

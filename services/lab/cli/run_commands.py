@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.lab import load, report, ui
+from services.lab import load, report, target_load, ui
 from services.lab.backends.selection import local_backend
 from services.lab.cli.common import backend_of, design_options, read_write, settings_of
 from services.lab.cli.parser import CommandParser
@@ -19,7 +19,9 @@ def open_loop_generator(design: str) -> str:
 
 def cmd_load(args: argparse.Namespace) -> None:
     settings = settings_of(args)
-    backend = backend_of(args, settings)
+    if args.target is not None and args.compose:
+        raise LabCommandError("--target and --compose name two deployments; give one")
+    backend = backend_of(args, settings) if args.target is None else None  # a target needs no stack here
     read, write = read_write(args.read_write)
     for flag, value in (("--users", args.users), ("--duration", args.duration), ("--seed", args.seed)):
         if value <= 0:
@@ -33,8 +35,12 @@ def cmd_load(args: argparse.Namespace) -> None:
                          duration_s=args.duration, shape=args.shape, read_weight=read, write_weight=write,
                          zipf_s=args.zipf, seed_count=args.seed, faults=args.faults,
                          options=design_options(args.option))
-    result = load.run_load(settings, spec, say=ui.say, backend=backend)
-    load.verify(settings, result, say=ui.say, backend=backend)
+    if backend is None:  # the deployment is reached through its public API only
+        result = target_load.run_target_load(settings, spec, args.target, say=ui.say)
+        target_load.verify_target(settings, result, args.target, say=ui.say)
+    else:
+        result = load.run_load(settings, spec, say=ui.say, backend=backend)
+        load.verify(settings, result, say=ui.say, backend=backend)
     summary = result.summary
     windows = {"run": summary.get("fault_windows", [])}
     chart = report.timeline_chart({spec.name: result.timeline}, result.out_dir / "timeline.png", spec.name, windows)

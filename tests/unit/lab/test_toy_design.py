@@ -14,7 +14,7 @@ from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import DesignPlugin, LoadSpec
 from services.lab.designs import names as design_names, plugin_for, resolve
 from services.lab.errors import LabCommandError
-from services.lab.load import _driver
+from services.lab.load import generator_for
 from services.lab.prepare import prepare_caddy
 from services.lab.stack import plan_stack
 
@@ -57,8 +57,8 @@ def test_the_toy_plugin_satisfies_the_contract(toy, tmp_path):
     with pytest.raises(LabCommandError, match="no benchmark"):
         run_bench(LabSettings(home=tmp_path), "toy")
     with pytest.raises(LabCommandError, match="no k6 script"):
-        _driver(toy, LoadSpec("toy", generator="k6", rate=10), "http://x", tmp_path, {}, "127.0.0.1")
-    driver = _driver(toy, LoadSpec("toy", shape="step"), "http://x", tmp_path, {}, "127.0.0.1")
+        generator_for(toy, LoadSpec("toy", generator="k6", rate=10), "http://x", tmp_path, {}, "127.0.0.1")
+    driver = generator_for(toy, LoadSpec("toy", shape="step"), "http://x", tmp_path, {}, "127.0.0.1")
     assert driver.locustfiles()[0] == toy.locustfile
 
 

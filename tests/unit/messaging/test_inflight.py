@@ -43,12 +43,12 @@ def test_without_a_limit_nothing_is_ever_full_and_a_limit_below_one_is_refused()
 def test_the_engine_hands_the_specs_bound_to_the_designs_own_generator(tmp_path):
     from services.lab.contract import LoadSpec
     from services.lab.designs import plugin_for
-    from services.lab.load import _driver
+    from services.lab.load import generator_for
 
     messaging = plugin_for("messaging")
-    bounded = _driver(messaging, LoadSpec("messaging", generator="script", rate=10, max_vus=50), "http://x",
+    bounded = generator_for(messaging, LoadSpec("messaging", generator="script", rate=10, max_vus=50), "http://x",
                       tmp_path, {}, "127.0.0.1")
     assert bounded.env["SDLAB_MAX_VUS"] == "50"
-    unbounded = _driver(messaging, LoadSpec("messaging", generator="script", rate=10), "http://x", tmp_path, {},
+    unbounded = generator_for(messaging, LoadSpec("messaging", generator="script", rate=10), "http://x", tmp_path, {},
                         "127.0.0.1")
     assert "SDLAB_MAX_VUS" not in unbounded.env

@@ -13,11 +13,13 @@ import pytest
 import yaml
 
 from services.clients.read_routing import member_urls
-from services.lab.backends import compose_project as compose, compose_replicas, compose_stack
+from services.lab.backends import compose_project as compose, compose_replicas, compose_replication_status as status
+from services.lab.backends import compose_stack
 from services.lab.backends.compose_replication_status import ServerAnswer, roles_of
 from services.lab.cli import entry as cli
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.errors import LabCommandError
+from services.lab.state import ComponentStatus, LabState, RunningComponent
 from services.settings import split_urls
 from tests.unit.lab.test_compose_schema import _errors
 
@@ -172,3 +174,32 @@ def test_bad_replication_in_compose_mode_is_refused_in_one_line(argv, says, caps
 def test_switchover_in_compose_mode_says_it_needs_local_mode():
     with pytest.raises(LabCommandError, match="switchover needs local mode"):
         compose_stack.chaos(compose.Deployment("lab", ["f.yml"]), "switchover", "postgres-0")
+
+
+def test_status_asks_the_servers_only_when_the_deployment_has_replicas(monkeypatch, tmp_path):
+    asked = []
+
+    async def ask_all(urls, timeout_s):
+        asked.append(sorted(urls))
+        return {"postgres-0": ServerAnswer(False, [{"application_name": "postgres-0-1", "sync_state": "async",
+                                                     "lag": 512}]),
+                "postgres-0-1": ServerAnswer(True, [])}
+
+    monkeypatch.setattr(status, "_ask_all", ask_all)
+
+    def lab(*names):
+        state = LabState(home=tmp_path, marker="compose:lab", designs=[])
+        for n in names:
+            state.components[n] = RunningComponent(name=n, kind="postgres", address="10.0.0.2:5432",
+                                                   url="postgresql://postgres@10.0.0.2:5432/postgres", cmd=[], env={},
+                                                   user=None, stop_signal=15, design=None, data_dir=None, pid=0,
+                                                   create_time=0.0, log="")
+        return state, [ComponentStatus(n, "postgres", None, "", "ready") for n in names]
+
+    state, rows = lab("postgres-0")
+    status.annotate(state, rows)
+    assert asked == [] and rows[0].role is None
+    state, rows = lab("postgres-0", "postgres-0-1")
+    status.annotate(state, rows)
+    assert asked == [["postgres-0", "postgres-0-1"]]
+    assert [(r.role, r.lag_bytes) for r in rows] == [("primary", None), ("replica", 512)]

@@ -77,6 +77,17 @@ def test_a_write_through_the_api_is_read_on_a_replica_and_status_shows_the_roles
     assert asyncio.run(_on_replica(rows["postgres-0-1"]["address"], code)) == (True, target)
     assert asyncio.run(_on_replica(rows["postgres-1-1"]["address"], code, deadline_s=0))[0] is True
 
+    # Reads that tolerate staleness are served by the replica: the read routing found it in the URL.
+    with httpx.Client(base_url="http://127.0.0.1:8080", timeout=10) as client:
+        for _ in range(12):  # over every instance behind the balancer
+            assert client.get(f"/api/v1/links/{code}").status_code == 200
+    replica_reads = 0.0
+    for name in ("shortener-1", "shortener-2", "shortener-3"):
+        metrics = httpx.get(f"http://{rows[name]['address']}/metrics", timeout=10).text
+        replica_reads += sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                             if line.startswith("db_routed_reads_total{") and 'served_by="replica"' in line)
+    assert replica_reads > 0, "no read was served by the replica"
+
     project = replicated.env["COMPOSE_PROJECT_NAME"]
     env = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}", f"{project}-shortener-1-1"],
                                     capture_output=True, text=True).stdout)

@@ -1,7 +1,9 @@
-"""Compose mode with streaming replicas for real: ``sdlab up --compose --standin shortener --replicas 1
---replication sync``, a link created through the API, then read on a replica (a server in recovery).
+"""Compose mode with streaming replicas for real: ``sdlab up --compose --standin shortener shop --replicas 1
+--replication sync``; a link and a product created through the API, then read on a replica (a server in
+recovery), and reads through the API served by the replicas.
 
-A deployment of its own (the other compose test's holds the same ports), of one design to keep it short.
+A deployment of its own (the other compose test's holds the same ports), of two designs to keep it short:
+the shortener (one server) and the shop (sharded over both).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.test_compose_docker import engine  # noqa: F401  (the module's Docker engine fixture)
+from tests.e2e.test_compose_docker import _shop_smoke, engine  # noqa: F401  (engine: the Docker engine fixture)
 from tests.support.lab import Lab
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500)]
@@ -29,9 +31,9 @@ def replicated(engine, tmp_path_factory):  # noqa: F811
     lab = Lab(home=home, env={"SDLAB_HOME": str(home), "SDLAB_RESULTS": str(home / "results"),
                               "COMPOSE_PROJECT_NAME": f"sdlab-e2e-replicas-{os.getpid()}"})
     started = time.monotonic()
-    up = lab.run("up", "--compose", "--standin", "shortener", "--replicas", "1", "--replication", "sync",
+    up = lab.run("up", "--compose", "--standin", "shortener", "shop", "--replicas", "1", "--replication", "sync",
                  timeout=1200, check=False)
-    print(f"sdlab up --compose --standin shortener --replicas 1: {time.monotonic() - started:.0f} s")
+    print(f"sdlab up --compose --standin shortener shop --replicas 1: {time.monotonic() - started:.0f} s")
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         yield lab
@@ -54,6 +56,29 @@ async def _on_replica(address: str, code: str, deadline_s: float = 10.0) -> tupl
             if url is not None or time.monotonic() > end:
                 return in_recovery, url
             await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+def _replica_reads(rows: dict, instances: list[str]) -> float:
+    """Reads the instances' read routing sent to a replica, from their own /metrics."""
+    total = 0.0
+    for name in instances:
+        metrics = httpx.get(f"http://{rows[name]['address']}/metrics", timeout=10).text
+        total += sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                     if line.startswith("db_routed_reads_total{") and 'served_by="replica"' in line)
+    return total
+
+
+async def _product_on(address: str, product_id: str, deadline_s: float = 10.0) -> str | None:
+    end = time.monotonic() + deadline_s
+    conn = await asyncpg.connect(f"postgresql://postgres@{address}/postgres", timeout=5)
+    try:
+        while (name := await conn.fetchval("SELECT name FROM products WHERE id::text = $1", product_id)) is None:
+            if time.monotonic() > end:
+                return None
+            await asyncio.sleep(0.2)
+        return name
     finally:
         await conn.close()
 
@@ -81,12 +106,7 @@ def test_a_write_through_the_api_is_read_on_a_replica_and_status_shows_the_roles
     with httpx.Client(base_url="http://127.0.0.1:8080", timeout=10) as client:
         for _ in range(12):  # over every instance behind the balancer
             assert client.get(f"/api/v1/links/{code}").status_code == 200
-    replica_reads = 0.0
-    for name in ("shortener-1", "shortener-2", "shortener-3"):
-        metrics = httpx.get(f"http://{rows[name]['address']}/metrics", timeout=10).text
-        replica_reads += sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                             if line.startswith("db_routed_reads_total{") and 'served_by="replica"' in line)
-    assert replica_reads > 0, "no read was served by the replica"
+    assert _replica_reads(rows, ["shortener-1", "shortener-2", "shortener-3"]) > 0, "no read served by the replica"
 
     project = replicated.env["COMPOSE_PROJECT_NAME"]
     env = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Config.Env}}", f"{project}-shortener-1-1"],
@@ -97,3 +117,23 @@ def test_a_write_through_the_api_is_read_on_a_replica_and_status_shows_the_roles
 
     switchover = replicated.run("chaos", "switchover", "postgres-0", check=False)
     assert switchover.returncode == 2 and "needs local mode" in switchover.stderr
+
+
+def test_the_sharded_shop_writes_to_its_primaries_and_reads_its_replicas(replicated):
+    """Checkout (sync commits on both shards, the saga through the broker) works, and a product page is
+    served by the replica of the product's shard."""
+    rows = {r["name"]: r for r in replicated.status()["components"]}
+    _shop_smoke()
+    with httpx.Client(base_url="http://127.0.0.1:8082", timeout=10) as client:
+        admin = client.post("/api/v1/sessions", json={"user": "admin"}).json()["token"]
+        product = client.post("/api/v1/products", json={"name": f"replica mug {uuid.uuid4().hex[:6]}",
+                                                        "category": "mugs", "price_cents": 900, "stock": 3},
+                              headers={"Authorization": f"Bearer {admin}"})
+        assert product.status_code == 201, product.text
+        product_id = str(product.json()["id"])
+        found = [asyncio.run(_product_on(rows[r]["address"], product_id, deadline_s=d))
+                 for r, d in (("postgres-0-1", 5.0), ("postgres-1-1", 5.0))]
+        assert found.count(product.json()["name"]) == 1, found  # on its shard's replica, and only there
+        for _ in range(8):
+            assert client.get(f"/api/v1/products/{product_id}").status_code == 200
+    assert _replica_reads(rows, ["shop-1", "shop-2"]) > 0, "no product page served by a replica"

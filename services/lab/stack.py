@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from services.lab import binaries, replicated_stack, replication
+from services.lab import binaries, machine, replicated_stack, replication
 from services.lab.component import Component
 from services.lab.config import DEPLOY_DIR, LabSettings
 from services.lab.contract import Design
@@ -70,7 +70,8 @@ def _needs(designs: list[Design], part: str) -> bool:
 def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, str] | None = None) -> StackPlan:
     """The components for ``designs``; ``app_env`` adds settings for every app process (an
     experiment's variant, e.g. a design setting that turns a feature off)."""
-    replication.check(settings.postgres_replicas, settings.postgres_replication)
+    replication.check(settings.postgres_replicas, settings.postgres_replication, settings.postgres_shards,
+                      machine.size())
     home = settings.state_dir
     host = settings.host
     infra: list[Component] = []

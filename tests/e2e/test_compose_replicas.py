@@ -88,7 +88,7 @@ def test_a_write_through_the_api_is_read_on_a_replica_and_status_shows_the_roles
     assert {n: r["state"] for n, r in rows.items() if r["state"] != "ready"} == {}
     assert rows["postgres-0"]["role"] == "primary" and rows["postgres-1"]["role"] == "primary"
     assert rows["postgres-0-1"]["role"] == "replica (sync)" and rows["postgres-1-1"]["role"] == "replica (sync)"
-    assert isinstance(rows["postgres-0-1"]["lag_bytes"], int)
+    assert isinstance(rows["postgres-0-1"]["lag_bytes"], int) and isinstance(rows["postgres-0-1"]["lag_s"], float)
 
     target = f"https://example.com/{uuid.uuid4().hex}"
     with httpx.Client(base_url="http://127.0.0.1:8080", timeout=10) as client:

@@ -148,15 +148,15 @@ def test_replica_containers_are_postgres_servers():
 def test_roles_and_lag_from_the_servers_answers():
     answers = {
         "postgres-0": ServerAnswer(False, [{"application_name": "postgres-0-1", "sync_state": "sync", "lag": 0}]),
-        "postgres-0-1": ServerAnswer(True, []),
+        "postgres-0-1": ServerAnswer(True, [], 0.0),
         "postgres-1": ServerAnswer(False, [{"application_name": "postgres-1-1", "sync_state": "async", "lag": 8192}]),
-        "postgres-1-1": ServerAnswer(True, []),
+        "postgres-1-1": ServerAnswer(True, [], 1.25),
         "postgres-1-2": ServerAnswer(True, []),  # copied, but not streaming
         "postgres-2": ServerAnswer(None, []),  # did not answer
     }
-    assert roles_of(answers) == {"postgres-0": ("primary", None), "postgres-0-1": ("replica (sync)", 0),
-                                 "postgres-1": ("primary", None), "postgres-1-1": ("replica", 8192),
-                                 "postgres-1-2": ("replica (not streaming)", None)}
+    assert roles_of(answers) == {"postgres-0": ("primary", None, None), "postgres-0-1": ("replica (sync)", 0, 0.0),
+                                 "postgres-1": ("primary", None, None), "postgres-1-1": ("replica", 8192, 1.25),
+                                 "postgres-1-2": ("replica (not streaming)", None, None)}
 
 
 @pytest.mark.parametrize("argv, says", [
@@ -183,7 +183,7 @@ def test_status_asks_the_servers_only_when_the_deployment_has_replicas(monkeypat
         asked.append(sorted(urls))
         return {"postgres-0": ServerAnswer(False, [{"application_name": "postgres-0-1", "sync_state": "async",
                                                      "lag": 512}]),
-                "postgres-0-1": ServerAnswer(True, [])}
+                "postgres-0-1": ServerAnswer(True, [], 0.5)}
 
     monkeypatch.setattr(status, "_ask_all", ask_all)
 
@@ -202,4 +202,4 @@ def test_status_asks_the_servers_only_when_the_deployment_has_replicas(monkeypat
     state, rows = lab("postgres-0", "postgres-0-1")
     status.annotate(state, rows)
     assert asked == [["postgres-0", "postgres-0-1"]]
-    assert [(r.role, r.lag_bytes) for r in rows] == [("primary", None), ("replica", 512)]
+    assert [(r.role, r.lag_bytes, r.lag_s) for r in rows] == [("primary", None, None), ("replica", 512, 0.5)]

@@ -17,7 +17,6 @@ class ComposeBackend(Backend):
     name = "compose"
     refusals = {
         "sizing": "compose mode runs the file's topology: --instances and --shards are local mode only",
-        "replicas": "--replicas needs local mode for now: the compose file has no replica services yet",
         "add_postgres": "adding PostgreSQL servers needs local mode: a compose deployment runs the servers its file lists",
         "local_stacks": "the benchmark starts local stacks of its own, on the same ports: "
                         "take the compose deployment down first (`sdlab down`)",

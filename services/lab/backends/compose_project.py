@@ -150,7 +150,7 @@ def inspect(ids: list[str]) -> dict[str, dict]:
 
 def kind_of(service: str) -> tuple[str, str | None]:
     """(kind, design) of a compose service, by the names the file uses."""
-    base = re.sub(r"-\d+$", "", service)
+    base = re.sub(r"(-\d+)+$", "", service)  # postgres-0, and its replica postgres-0-1
     if base in ("redis", "postgres", "kafka", "caddy"):
         return base, None
     for design in design_names():

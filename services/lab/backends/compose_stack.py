@@ -13,7 +13,7 @@ import yaml
 
 from services.lab import budgets
 from services.lab import standin as standin_images
-from services.lab.backends import compose_project
+from services.lab.backends import compose_project, compose_replicas, compose_replication_status
 from services.lab.backends.compose_project import Deployment
 from services.lab.config import LabSettings
 from services.lab.designs import names as design_names, resolve
@@ -60,6 +60,7 @@ def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callabl
     previous = compose_project.recorded(settings)
     project = previous.project if previous else compose_project.default_project()
     dep = Deployment(project, files, names, standin)
+    _replicas_for(settings, dep)
     if set(names) != set(design_names()):
         dep.files.append(str(_balancer_for(settings, dep, names)))
     chosen = services(dep, names)
@@ -69,6 +70,18 @@ def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callabl
     compose_project.run(dep, "up", "-d", "--build", "--wait", "--remove-orphans", *chosen,
                 timeout_s=compose_project.UP_TIMEOUT_S, stream=True)
     return dep
+
+
+def _replicas_for(settings: LabSettings, dep: Deployment) -> None:
+    """With ``--replicas N``: the override that adds N streaming replicas per server (:mod:`.compose_replicas`)."""
+    path = settings.state_dir / "compose.replicas.yml"
+    path.unlink(missing_ok=True)
+    if not settings.postgres_replicas:
+        return
+    config = json.loads(compose_project.run(dep, "config", "--format", "json"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(compose_replicas.override_yaml(config, settings.postgres_replicas, settings.postgres_replication))
+    dep.files.append(str(path))
 
 
 def _balancer_for(settings: LabSettings, dep: Deployment, designs: list[str]) -> Path:
@@ -97,6 +110,7 @@ def down(settings: LabSettings, dep: Deployment, *, volumes: bool) -> str:
     variant_path(settings).unlink(missing_ok=True)
     (settings.state_dir / "compose.designs.yml").unlink(missing_ok=True)
     (settings.state_dir / "compose.budgets.yml").unlink(missing_ok=True)
+    (settings.state_dir / "compose.replicas.yml").unlink(missing_ok=True)
     return f"took down compose project {dep.project}" + (" and its volumes" if volumes else "")
 
 
@@ -121,6 +135,7 @@ def status(settings: LabSettings, dep: Deployment):
             continue  # a migration that finished
         lab_state, detail = status_of(row)
         out.append(ComponentStatus(c.name, c.kind, c.pid or None, c.address or row.get("Name", ""), lab_state, detail))
+    compose_replication_status.annotate(state, out)
     return state, out
 
 
@@ -133,6 +148,9 @@ def logs(dep: Deployment, service: str, lines: int, follow: bool) -> None:
 
 
 def chaos(dep: Deployment, action: str, service: str) -> str:
+    if action == "switchover":
+        raise LabCommandError("switchover needs local mode (`sdlab up --replicas N`, Patroni): compose replicas are "
+                              "plain streaming replicas, and nothing promotes one, on request or on failure")
     if action not in VERBS:
         raise LabCommandError(f"{action} is local mode only; in compose mode choose from {', '.join(VERBS)} "
                               "(or a Toxiproxy toxic, e.g. `sdlab chaos toxic postgres-0 latency`)")

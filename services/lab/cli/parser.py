@@ -30,13 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "cluster (DCS: the lab's etcd) of a primary and N replicas, with automatic failover "
                          f"within about {replication.FAILOVER_BOUND_S} s (ttl {replication.TTL_S} s, loop_wait "
                          f"{replication.LOOP_WAIT_S} s); the apps reach the primary by a multi-host URL "
-                         "(target_session_attrs=read-write). Starts on fresh data. Local mode only")
+                         "(target_session_attrs=read-write). Starts on fresh data. With --compose: N replica "
+                         "services per server (pg_basebackup -R), the same URLs, and no failover or switchover "
+                         "(those need local mode)")
     up.add_argument("--replication", choices=replication.MODES,
                     help="with --replicas: async (default; a commit returns before a replica has it, so a "
                          "failover can lose the last acknowledged writes) or sync (Patroni's synchronous_mode: "
                          "a commit returns once the synchronous replica has it, and only that replica is "
                          "promoted, so no acknowledged write is lost; with no healthy replica left the "
-                         "primary goes on alone)")
+                         "primary goes on alone; with --compose, synchronous_standby_names and "
+                         "synchronous_commit=on, and a primary waits for its replica, with no failover)")
     up.add_argument("--budget", action="append", metavar="NAME=CORES[,NAME=CORES...]",
                     help="CPU budgets, like a small machine per component: NAME is a component (postgres-1), "
                          "its kind (postgres) or a prefix (a design's name); every component it names gets CORES "

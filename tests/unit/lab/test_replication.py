@@ -125,7 +125,7 @@ def test_replicas_refuse_existing_servers(monkeypatch):
 @pytest.mark.parametrize("argv, says", [
     (["up", "shortener", "--replication", "sync"], "--replication sync needs a replica"),
     (["up", "shortener", "--replicas", "5"], "--replicas 5: at most 2"),
-    (["up", "shortener", "--compose", "--replicas", "1"], "--replicas needs local mode"),
+    (["up", "shortener", "--compose", "--replication", "sync"], "--replication sync needs a replica"),
     (["up", "shortener", "--shards", "4", "--replicas", "1"], "is 8 PostgreSQL servers; this machine (2 cores"),
 ])
 def test_cli_refusals_are_one_line_and_start_nothing(argv, says, capsys, monkeypatch, tmp_path):

@@ -40,6 +40,13 @@ COUNTS = (0, 1, 2)
 SCALE_GOAL = 1.6  # two replicas' reads/s over one's
 
 
+def budgets(replicas: int) -> dict[str, float]:
+    """The primary's budget and each replica's by name: ``postgres-0`` is also the kind of its replicas
+    (``postgres-0-1``), so naming the primary alone would give them its budget too."""
+    return {"postgres": MEMBER_BUDGET, "postgres-0": PRIMARY_BUDGET,
+            **{f"postgres-0-{m}": MEMBER_BUDGET for m in range(1, replicas + 1)}}
+
+
 def name_of(replicas: int) -> str:
     return f"{replicas} replica" + ("" if replicas == 1 else "s")
 
@@ -119,7 +126,7 @@ READ_REPLICAS = Experiment(
     load=LoadSpec(design="shortener", generator="k6", rate=3000, max_vus=IN_FLIGHT, duration_s=20, read_weight=20,
                   write_weight=1, warm=True),
     variants=[Variant(name_of(n), app_env=NO_CACHE, replicas=n or None, replication="async" if n else None,
-                      budgets={"postgres": MEMBER_BUDGET, "postgres-0": PRIMARY_BUDGET}) for n in COUNTS],
+                      budgets=budgets(n)) for n in COUNTS],
     evaluate=evaluate,
     charts=charts,
     columns=[("redirects/s", lambda r: f"{reads_per_s(r):,.0f}"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from loadtests.shortener.analysis import REDIRECT
 from loadtests.shortener.read_replicas import (COUNTS, MEMBER_BUDGET, PRIMARY_BUDGET, READ_REPLICAS, evaluate, max_lag, name_of,
                                                reads_per_s)
+from services.lab.budgets import resolve
 from services.lab.contract import LoadResult
 from services.lab.experiment import Variant, VariantResult
 
@@ -44,8 +45,15 @@ def test_no_lag_recorded_is_said_not_invented():
 
 def test_variants_turn_the_cache_off_and_budget_every_server():
     assert [v.replicas for v in READ_REPLICAS.variants] == [None, 1, 2]
-    assert all(v.app_env["SHORTENER_CACHE_ENABLED"] == "false" and v.budgets == {"postgres": MEMBER_BUDGET, "postgres-0": PRIMARY_BUDGET}
-               for v in READ_REPLICAS.variants)
+    assert all(v.app_env["SHORTENER_CACHE_ENABLED"] == "false" for v in READ_REPLICAS.variants)
+
+
+def test_the_primary_and_each_replica_get_their_own_budget():
+    # The lab's resolution, as `up` applies it: a replica is not given the primary's budget.
+    members = ["postgres-0", "postgres-0-1", "postgres-0-2", "postgres-1", "postgres-1-1", "postgres-1-2"]
+    given = resolve(READ_REPLICAS.variants[2].budgets, members, machine_cores=2)
+    assert given == {"postgres-0": PRIMARY_BUDGET, "postgres-0-1": MEMBER_BUDGET, "postgres-0-2": MEMBER_BUDGET,
+                     "postgres-1": MEMBER_BUDGET, "postgres-1-1": MEMBER_BUDGET, "postgres-1-2": MEMBER_BUDGET}
 
 
 def test_redirects_answered_503_are_not_reads_served():

@@ -8,7 +8,6 @@ leaves (paths that cannot be a code).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from datetime import datetime, timedelta
 
@@ -18,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.consistency import COMMIT_LSN_HEADER, ReadConsistency
 from services.errors import LabError, NotFound
+from services.forwarded import client_address, trusted_networks
 from services.http import lab_error_parts, read_consistency
 from shortener.domain import Link, ShortenUrl, is_code_shaped
 from shortener.service import ShortenerService
@@ -55,38 +55,6 @@ class ErrorBody(BaseModel):
 
 
 ERRORS = {s: {"model": ErrorBody} for s in (400, 404, 405, 409, 410, 422, 429, 503)}
-
-
-def client_address(request_client: str | None, forwarded_for: str | None,
-                   trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
-    """The client's address: X-Forwarded-For is believed only when it comes from a trusted proxy.
-
-    Of the forwarded chain, the rightmost address that is not a trusted proxy is the client as
-    our own proxy saw it; everything left of it could be forged by the client.
-    """
-    peer = request_client or "unknown"
-    if not forwarded_for or not _is_trusted(peer, trusted):
-        return peer
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            return peer
-        if not _is_trusted(hop, trusted):
-            return hop
-    return peer
-
-
-def _is_trusted(address: str, trusted) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in trusted)
-
-
-def trusted_networks(entries: list[str]) -> tuple:
-    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
 
 
 def build_router(service: ShortenerService) -> APIRouter:

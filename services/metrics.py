@@ -86,7 +86,8 @@ class ReadRoutingCounters(Collector):
                                     labels=["service", "served_by", "reason"])
         for served_by, reason, value in (("replica", "stale_ok", s.replica_reads), ("primary", "asked", s.primary_reads),
                                          ("primary", "replica_behind", s.fell_back_behind),
-                                         ("primary", "replica_unavailable", s.fell_back_unavailable)):
+                                         ("primary", "replica_unavailable", s.fell_back_unavailable),
+                                         ("none", "replica_timed_out", s.timed_out)):
             reads.add_metric([self.service, served_by, reason], value)
         yield reads
         yield from counter_families(self.service, [

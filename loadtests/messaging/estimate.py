@@ -13,8 +13,8 @@ import math
 
 from loadtests.messaging.samples import ACK, DELIVER
 from services.lab.errors import LabCommandError
-from services.lab.estimate import (EstimateModel, Line, Measured, Term, Workload, bytes_per_write, cores_line,
-                                   memory_line, statement_terms, statements_line, storage_line, terms)
+from services.lab.estimate import (PARTITION_RULE, POSTGRES, EstimateModel, Line, LineBuilder, Measured, Term,
+                                   Workload, cores_line, memory_line, terms)
 
 ROW_OVERHEAD_B = 120  # tuple header, ids, seq, sender, timestamps, and the (conversation, seq) index
 PAIR_DELIVERIES = 2.0  # the benchmark's end-to-end run sends in pairs only: both members' sockets
@@ -90,32 +90,25 @@ class MessagingEstimate(EstimateModel):
         cpu = cores_line("gateways", gateway_terms, u)
         connections = self._connections(work, assumptions)
         lines = [cpu] if connections is None else self._connection_lines(connections, cpu, work, facts, assumptions)
+        build = LineBuilder(work, measured)
         workers = cores_line("fan-out workers", fanout_terms, u)
-        brokers = cores_line("Kafka brokers", terms(measured, per_message, "kafka"), u, unit="brokers")
+        brokers = build.brokers(per_message)
+        storage = build.storage("PostgreSQL storage (messages)", (TABLE,), TABLE, ROW_OVERHEAD_B, "messages")
         lines += [
-            cores_line("API instances", terms(measured, per_message, r"messaging-\d+"), u),
+            build.cpu("API instances", per_message, r"messaging-\d+"),
             workers,
-            cores_line("load balancer (Caddy)", terms(measured, per_message, "caddy"), u),
-            cores_line("PostgreSQL primaries (1-core shards)", terms(measured, per_message, r"postgres-\d+"), u, "servers"),
-            statements_line("PostgreSQL statements", statement_terms(measured, per_message)),
-            cores_line("Redis (CPU)", terms(measured, per_message, "redis"), u, unit="servers"),
+            build.balancer(per_message),
+            build.cpu("PostgreSQL primaries (1-core shards)", per_message, POSTGRES, "servers"),
+            build.statements(per_message),
+            build.redis(per_message),
             brokers,
-            Line("Kafka partitions (message topic)", max(workers.count, brokers.count), "partitions",
-                 f"one per fan-out worker ({workers.count:.0f}), at least one per broker ({brokers.count:.0f})",
-                 measured=False),
+            build.partitions("message topic", workers, "fan-out worker", brokers),
+            storage,
         ]
-        found = bytes_per_write(facts, (TABLE,), TABLE)
-        row = found[0] if found else work.payload_bytes + ROW_OVERHEAD_B
-        storage = storage_line("PostgreSQL storage (messages)", work.average("write"), row, work.retention_years,
-                               bool(found), what="messages")
-        if found:
-            storage.arithmetic = f"{found[1]}; {storage.arithmetic}"
-        lines.append(storage)
-        if not found:
+        if not storage.measured:
             assumptions.append(f"Bytes per message row: {work.payload_bytes} B of text + {ROW_OVERHEAD_B} B of row and "
                                "index overhead (not measured: the run records no table sizes).")
-        assumptions.append("Kafka partitions follow a rule, not a measurement: a consumer group reads a partition "
-                           "with one consumer.")
+        assumptions.append(PARTITION_RULE)
         return lines, assumptions
 
     @staticmethod

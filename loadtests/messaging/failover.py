@@ -17,7 +17,7 @@ from services.lab.analysis import endpoint, fault_window, ms
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
 from services.lab.replication import LOOP_WAIT_S, TTL_S
-from services.lab.replication_status import member_role
+from services.lab.replication_status import failover_checks, member_role
 
 KILLED = "postgres-0"
 SILENCE_BOUND_S = TTL_S + 2 * LOOP_WAIT_S + 10
@@ -35,15 +35,12 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
         f = loss(r)
         silence = longest_silence(r.load.timeline, start)
         ack = endpoint(r, ACK)
+        schedule_ran, rejoined = failover_checks(name, r.summary, r.extra.get("rejoined_as"))
         checks += [
-            Check(f"{name}: the fault schedule ran (kill, then restart)",
-                  not r.summary.get("fault_errors")
-                  and [x["action"] for x in r.summary.get("faults", [])] == ["kill", "restart"],
-                  str(r.summary.get("fault_errors") or "")),
+            schedule_ran,
             Check(f"{name}: deliveries resumed within {SILENCE_BOUND_S} s of the kill", silence <= SILENCE_BOUND_S,
                   f"silent {silence} s"),
-            Check(f"{name}: the old primary rejoined as a replica",
-                  r.extra.get("rejoined_as") in ("replica", "sync_standby"), str(r.extra.get("rejoined_as"))),
+            rejoined,
         ]
         if r.variant.replication == "sync":
             checks.append(Check(f"{name}: RPO 0: no acknowledged message lost", f.get("lost") == 0,

@@ -10,8 +10,7 @@ Kafka carry both."""
 
 from __future__ import annotations
 
-from services.lab.estimate import (EstimateModel, Line, Measured, Workload, bytes_per_write, cores_line,
-                                   statement_terms, statements_line, storage_line, terms)
+from services.lab.estimate import PARTITION_RULE, POSTGRES, EstimateModel, Line, LineBuilder, Measured, Workload
 
 # A checkout leaves four rows that nothing prunes: the order, its item, its reservation and its
 # idempotency key (which stores the answer to replay); headers, ids, timestamps and their indexes.
@@ -42,39 +41,28 @@ class ShopEstimate(EstimateModel):
     def plan(self, work: Workload, measured: Measured) -> tuple[list[Line], list[str]]:
         both = {"read": work.peak("read"), "checkout": work.peak("write")}
         writes = {"checkout": both["checkout"]}
-        u = work.utilisation
-        worker = cores_line("order workers", terms(measured, writes, r"shop-worker-\d+"), u)
-        brokers = cores_line("Kafka brokers", terms(measured, both, "kafka"), u, unit="brokers")
+        build = LineBuilder(work, measured)
+        worker = build.cpu("order workers", writes, r"shop-worker-\d+")
+        brokers = build.brokers(both)
         lines = [
-            cores_line("API instances", terms(measured, both, r"shop-\d+"), u),
-            cores_line("load balancer (Caddy)", terms(measured, both, "caddy"), u),
+            build.cpu("API instances", both, r"shop-\d+"),
+            build.balancer(both),
             worker,
-            cores_line("payments", terms(measured, writes, r"shop-payments-\d+"), u),
-            cores_line("fulfilment", terms(measured, writes, r"shop-fulfillment-\d+"), u),
-            cores_line("PostgreSQL shards (1-core primaries)", terms(measured, writes, r"postgres-\d+"), u, "servers"),
-            cores_line("PostgreSQL read replicas", terms(measured, {"read": both["read"]}, r"postgres-\d+"), u,
-                       "servers", minimum=0),
-            statements_line("PostgreSQL statements", statement_terms(measured, both)),
-            cores_line("Redis (CPU)", terms(measured, both, "redis"), u, unit="servers"),
+            build.cpu("payments", writes, r"shop-payments-\d+"),
+            build.cpu("fulfilment", writes, r"shop-fulfillment-\d+"),
+            build.cpu("PostgreSQL shards (1-core primaries)", writes, POSTGRES, "servers"),
+            build.cpu("PostgreSQL read replicas", {"read": both["read"]}, POSTGRES, "servers", minimum=0),
+            build.statements(both),
+            build.redis(both),
             brokers,
-            Line("Kafka partitions (order events)", max(worker.count, brokers.count), "partitions",
-                 f"one per order worker ({worker.count:.0f}), at least one per broker ({brokers.count:.0f})",
-                 measured=False),
+            build.partitions("order events", worker, "order worker", brokers),
         ]
-        assumptions = ["Kafka partitions follow a rule, not a measurement: a consumer group reads a partition with "
-                       "one consumer.",
+        assumptions = [PARTITION_RULE,
                        "Read replicas also replay every shard's writes; that cost is not measured and not counted.",
                        "Checkouts are spread evenly over the shards (no hot product); a flash sale's hot row "
                        "is a ceiling of its own (`sdlab bench shop`: hot_row_ceiling_per_s)."]
-        found = bytes_per_write(measured.facts, KEPT, "orders")
-        if found:
-            row, how = found
-        else:
-            row, how = work.payload_bytes + ROW_OVERHEAD_B, ""
+        storage = build.storage("PostgreSQL storage (orders)", KEPT, "orders", ROW_OVERHEAD_B, "checkouts")
+        if not storage.measured:
             assumptions.append(f"Bytes per checkout: {work.payload_bytes} B of order data + {ROW_OVERHEAD_B} B of its "
                                "four rows and their indexes (not measured: the run records no table sizes).")
-        storage = storage_line("PostgreSQL storage (orders)", work.average("write"), row, work.retention_years,
-                               bool(found), what="checkouts")
-        if how:
-            storage.arithmetic = f"{how}; {storage.arithmetic}"
         return lines + [storage], assumptions

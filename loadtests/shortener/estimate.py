@@ -8,8 +8,8 @@ still ask of PostgreSQL (cache misses)."""
 from __future__ import annotations
 
 from shortener.config import ShortenerSettings
-from services.lab.estimate import (EstimateModel, Line, Measured, Workload, bytes_per_write, cores_line, memory_line,
-                                   statement_terms, statements_line, storage_line, terms)
+from services.lab.estimate import (PARTITION_RULE, POSTGRES, EstimateModel, Line, LineBuilder, Measured, Workload,
+                                   memory_line)
 
 ROW_OVERHEAD_B = 150  # tuple header, code, delete token, timestamps, and the code and URL-hash indexes
 REDIS_KEY_OVERHEAD_B = 100  # a Redis string key's bookkeeping (dict entry, object headers, TTL)
@@ -31,32 +31,23 @@ class ShortenerEstimate(EstimateModel):
     def plan(self, work: Workload, measured: Measured) -> tuple[list[Line], list[str]]:
         redirect = measured.costs.get("redirect")
         both = {"redirect": work.peak("read"), "create": work.peak("write")}
-        u = work.utilisation
-
-        analytics = cores_line("analytics consumers", terms(measured, both, r"shortener-analytics-\d+"), u)
-        brokers = cores_line("Kafka brokers", terms(measured, both, "kafka"), u, unit="brokers")
+        build = LineBuilder(work, measured)
+        analytics = build.cpu("analytics consumers", both, r"shortener-analytics-\d+")
+        brokers = build.brokers(both)
+        storage = build.storage("PostgreSQL storage (links)", (TABLE,), TABLE, ROW_OVERHEAD_B, "creates")
         lines = [
-            cores_line("API instances", terms(measured, both, r"shortener-\d+"), u),
-            cores_line("load balancer (Caddy)", terms(measured, both, "caddy"), u),
+            build.cpu("API instances", both, r"shortener-\d+"),
+            build.balancer(both),
             analytics,
-            cores_line("PostgreSQL primaries (1-core shards)",
-                       terms(measured, {"create": both["create"]}, r"postgres-\d+"), u, "servers"),
-            cores_line("PostgreSQL read replicas (cache misses)",
-                       terms(measured, {"redirect": both["redirect"]}, r"postgres-\d+"), u, "servers", minimum=0),
-            statements_line("PostgreSQL statements", statement_terms(measured, both)),
-            cores_line("Redis (CPU)", terms(measured, both, "redis"), u, unit="servers"),
+            build.cpu("PostgreSQL primaries (1-core shards)", {"create": both["create"]}, POSTGRES, "servers"),
+            build.cpu("PostgreSQL read replicas (cache misses)", {"redirect": both["redirect"]}, POSTGRES, "servers",
+                      minimum=0),
+            build.statements(both),
+            build.redis(both),
             brokers,
-            Line("Kafka partitions (click topic)", max(analytics.count, brokers.count), "partitions",
-                 f"one per analytics consumer ({analytics.count:.0f}), at least one per broker ({brokers.count:.0f})",
-                 measured=False),
+            build.partitions("click topic", analytics, "analytics consumer", brokers),
+            storage,
         ]
-        found = bytes_per_write(measured.facts, (TABLE,), TABLE)
-        row = found[0] if found else work.payload_bytes + ROW_OVERHEAD_B
-        storage = storage_line("PostgreSQL storage (links)", work.average("write"), row, work.retention_years,
-                               bool(found), what="creates")
-        if found:
-            storage.arithmetic = f"{found[1]}; {storage.arithmetic}"
-        lines.append(storage)
         ttl = ShortenerSettings.model_fields["cache_ttl_s"].default
         cached = min(work.average("read") * ttl, work.average("write") * 86_400 * 365 * work.retention_years)
         lines.append(memory_line("Redis memory (cached links, at most)", cached,
@@ -65,10 +56,10 @@ class ShortenerEstimate(EstimateModel):
         assumptions = [
             f"Redis memory is an upper bound: every redirect within the cache TTL ({ttl} s) taken as a different "
             f"link, each {work.payload_bytes} B of URL + {REDIS_KEY_OVERHEAD_B} B of Redis bookkeeping (not measured).",
-            "Kafka partitions follow a rule, not a measurement: a consumer group reads a partition with one consumer.",
+            PARTITION_RULE,
             "Read replicas also replay every primary's writes; that cost is not measured and not counted.",
         ]
-        if not found:
+        if not storage.measured:
             assumptions.append(f"Bytes per link row: {work.payload_bytes} B of URL + {ROW_OVERHEAD_B} B of row and "
                                f"index overhead (not measured: the run records no table sizes).")
         if redirect and not redirect.get("core_ms", {}).get("caddy"):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from loadtests.shortener.cache import CACHE
 from loadtests.shortener.db_outage import DB_OUTAGE
 from loadtests.shortener.ids import IDS
+from loadtests.shortener.read_replicas import READ_REPLICAS
+from loadtests.shortener.read_your_writes import READ_YOUR_WRITES
 from loadtests.shortener.instance_failure import INSTANCE_FAILURE
 from loadtests.shortener.redis_outage import REDIS_OUTAGE
 from loadtests.shortener.scale_out import SCALE_OUT
@@ -23,4 +25,5 @@ CAPACITY = capacity_experiment(
              "the highest rate whose p99 stays under 50 ms.",
 )
 
-EXPERIMENTS = [CACHE, REDIS_OUTAGE, INSTANCE_FAILURE, DB_OUTAGE, IDS, STAMPEDE, SCALE_OUT, CAPACITY]
+EXPERIMENTS = [CACHE, REDIS_OUTAGE, INSTANCE_FAILURE, DB_OUTAGE, IDS, STAMPEDE, SCALE_OUT, READ_REPLICAS, READ_YOUR_WRITES,
+               CAPACITY]

@@ -8,8 +8,11 @@ everything else goes to the primary. A read may instead ask for one of two stron
   ``pg_last_wal_replay_lsn()`` has reached it, for ``wait_s`` at most, then goes to the primary;
 - **from the primary**: no wait and no staleness, at the price of the primary's capacity.
 
-A replica that fails (down, or promoted since: its connections ask for a standby) is skipped for
-``skip_s`` and its reads go to the primary; every choice is counted (:class:`RoutingStats`), so that
+A replica that is gone (down, or promoted since: its connections ask for a standby) is skipped for
+``skip_s`` and its reads go to the primary; a replica that is only slow (a read past its deadline)
+keeps its reads, which fail as reads past a deadline do: sending an overloaded replica's reads to
+the primary would overload the primary and its writes with it (a cascade measured in
+``shortener.read-replicas``: every redirect and create answered 503). Every choice is counted (:class:`RoutingStats`), so that
 an experiment can say how many reads the replicas served and how many fell back, and why.
 
 The routing is written by hand because it is what the replication walkthrough teaches; the
@@ -28,7 +31,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 
-from services.clients.postgres import PgPool, dsn
+from services.clients.postgres import PgPool, dsn, is_broken_connection
 from services.consistency import ReadConsistency
 from services.settings import ServiceSettings
 
@@ -59,7 +62,8 @@ class RoutingStats:
     primary_reads: int = 0  # asked for, or no replica configured
     waited: int = 0  # read-your-writes reads that found the replica behind and waited
     fell_back_behind: int = 0  # the replica had not replayed the LSN within wait_s
-    fell_back_unavailable: int = 0  # no healthy replica, or the chosen one failed
+    fell_back_unavailable: int = 0  # no healthy replica, or the chosen one is down or promoted
+    timed_out: int = 0  # the replica did not answer within the deadline: failed, not sent to the primary
 
 
 class _Behind(Exception):
@@ -126,7 +130,13 @@ class ReadRouter:
         except _Behind:
             self.stats.fell_back_behind += 1
             return await self.primary.run(fn, deadline_s=deadline_s)
-        except replica.unavailable:
+        except replica.unavailable as exc:
+            if not is_broken_connection(exc.__cause__):
+                # Slow, not gone: the replica is overloaded. Its reads sent to the primary would
+                # overload the primary too (and the writes with it), so the read fails like any
+                # read past its deadline, and the replica keeps its turn.
+                self.stats.timed_out += 1
+                raise
             self._skip_until[i] = time.monotonic() + self.skip_s
             self.stats.fell_back_unavailable += 1
             return await self.primary.run(fn, deadline_s=deadline_s)

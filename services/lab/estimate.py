@@ -6,8 +6,10 @@ component, so that a reader can redo it on a whiteboard:
 
     rate (ops/s at peak) × cost (core-ms per op) ÷ 1000 = cores; cores ÷ utilisation = count
 
-A count is of one-core processes (or servers): the unit the lab measures in. A process is planned to
-use ``utilisation`` of its core at peak; the headroom is what is left of the counted cores then.
+The parts every design shares (balancer, Redis, Kafka, statements, partitions, storage) are priced
+by :class:`LineBuilder`. A count is of one-core processes (or servers): the unit the lab measures
+in. A process is planned to use ``utilisation`` of its core at peak; the headroom is what is left
+of the counted cores then.
 """
 
 from __future__ import annotations
@@ -243,3 +245,51 @@ class EstimateModel:
     def plan(self, work: Workload, measured: Measured) -> tuple[list[Line], list[str]]:
         """The plan's lines and the assumptions it rests on that no run measured."""
         raise NotImplementedError
+
+
+POSTGRES = r"postgres-\d+"  # every PostgreSQL server of a run, primaries and shards alike
+PARTITION_RULE = ("Kafka partitions follow a rule, not a measurement: a consumer group reads a partition with "
+                  "one consumer.")
+
+
+@dataclass(frozen=True)
+class LineBuilder:
+    """The lines every plan has, priced for one workload from one set of measured costs: a design's
+    model names its operations' rates and its own processes, the lab's shared parts are named here."""
+
+    work: Workload
+    measured: Measured
+
+    def cpu(self, component: str, rates: dict[str, float], pattern: str, unit: str = "processes",
+            minimum: int = 1) -> Line:
+        """Processes (or servers) for the components matching ``pattern``, each operation at its rate."""
+        return cores_line(component, terms(self.measured, rates, pattern), self.work.utilisation, unit, minimum)
+
+    def balancer(self, rates: dict[str, float]) -> Line:
+        return self.cpu("load balancer (Caddy)", rates, "caddy")
+
+    def redis(self, rates: dict[str, float]) -> Line:
+        return self.cpu("Redis (CPU)", rates, "redis", unit="servers")
+
+    def brokers(self, rates: dict[str, float]) -> Line:
+        return self.cpu("Kafka brokers", rates, "kafka", unit="brokers")
+
+    def statements(self, rates: dict[str, float]) -> Line:
+        return statements_line("PostgreSQL statements", statement_terms(self.measured, rates))
+
+    @staticmethod
+    def partitions(topic: str, consumers: Line, consumer: str, brokers: Line) -> Line:
+        """One partition per consumer of the topic's group, at least one per broker (:data:`PARTITION_RULE`)."""
+        return Line(f"Kafka partitions ({topic})", max(consumers.count, brokers.count), "partitions",
+                    f"one per {consumer} ({consumers.count:.0f}), at least one per broker ({brokers.count:.0f})",
+                    measured=False)
+
+    def storage(self, component: str, kept: tuple[str, ...], counted: str, row_overhead: int, what: str) -> Line:
+        """What the average writes keep: bytes per write from the runs' tables (that arithmetic first),
+        else the payload plus ``row_overhead`` bytes, and the line is then not measured."""
+        found = bytes_per_write(self.measured.facts, kept, counted)
+        row = found[0] if found else self.work.payload_bytes + row_overhead
+        line = storage_line(component, self.work.average("write"), row, self.work.retention_years, bool(found), what)
+        if found:
+            line.arithmetic = f"{found[1]}; {line.arithmetic}"
+        return line

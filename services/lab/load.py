@@ -4,8 +4,9 @@ Three generators, one output: Locust (closed loop, simulated users: user behavio
 loop at an arrival rate: the latencies to quote), or a design's own open-loop generator where k6
 drives its protocol poorly (:mod:`services.lab.generators.script_driver`). Either way the run writes
 ``results/<timestamp>-<name>/`` with a per-second timeline (``timeline.jsonl``, with the CPU and memory of
-every component and of the load generator), a scrape of every service's ``/metrics`` before and
-after, the generator's own output, and ``summary.json`` with the same fields.
+every component and of the load generator, and with replicas each replica's lag), a scrape of every
+service's ``/metrics`` before and after, the generator's own output, and ``summary.json`` with the
+same fields.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from services.lab.faults import FaultRunner, FaultStep, parse_schedule
 from services.lab.generators.k6_driver import K6Driver, rate_stages
 from services.lab.generators.locust_driver import SHAPES as LOCUST_SHAPES, LocustDriver
 from services.lab.generators.script_driver import ScriptDriver
+from services.lab.replication_status import LagSampler
 from services.lab.run_summary import fill, progress_line, summarize
 
 GENERATORS = ("locust", "k6", "script")
@@ -137,6 +139,7 @@ def run_load(
     proc = driver.start(t0_wall, REPO_ROOT)
     sampler = CpuSampler(state, psutil.Process(proc.pid))
     budget_sampler = backend.budget_sampler(state)
+    lag_sampler = LagSampler(state, t0_wall)
     runner = None
     if steps:
         if apply_fault is None:
@@ -155,6 +158,7 @@ def run_load(
     last_print = 0.0
     interactive = sys.stdout.isatty()
     marks: dict = {}  # the generator's checkpoints (its operations' start and end): the stack's readings then
+    lag_sampler.start()
     try:
         while proc.poll() is None:
             for _ in range(10):
@@ -186,6 +190,7 @@ def run_load(
         proc.wait(timeout=30)
         raise
     finally:
+        lag_sampler.stop()
         if interactive:
             sys.stdout.write("\n")
     seconds += driver.finish()
@@ -203,6 +208,8 @@ def run_load(
         row["machine_cpu"] = machine_rows.get(row["t"])  # % of all cores, every process on the machine
         if state.budgets:  # per budgeted component: cores used, share of its periods throttled
             row["budget"] = budget_rows.get(row["t"], {})
+        if lag_sampler.active:  # per replica: its role and replication lag in bytes and seconds
+            row["replication"] = lag_sampler.rows.get(row["t"], {})
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     summary = summarize(spec, driver, timeline, seconds, elapsed, before, after, runner)
     op, ops = plugin.cost_unit(spec, summary)

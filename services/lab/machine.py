@@ -35,6 +35,12 @@ def git_commit() -> str:
     return f"{sha}{'+dirty' if dirty else ''}" if sha else "unknown"
 
 
+def size() -> tuple[int, int]:
+    """(the cores this process may run on, the machine's memory in MiB): what a stack must fit in."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores, psutil.virtual_memory().total // 2**20
+
+
 def machine_spec() -> dict:
     return {
         "cpu_model": cpu_model(),

@@ -21,6 +21,12 @@ import re
 from services.lab.errors import LabCommandError
 
 MAX_REPLICAS = 2  # per shard: with 2 shards, 6 PostgreSQL servers on a 2-core machine
+# What a machine holds (replicas only: a lab without them keeps its shards as they are). A core
+# carries 3 PostgreSQL servers beside the apps, broker and load generator (2 shards x 3 members on 2
+# cores, as MAX_REPLICAS was sized); a member takes ~384 MiB (128 MB of shared buffers, its backends,
+# Patroni's Python), and the servers may take half the memory.
+SERVERS_PER_CORE = 3
+MEMBER_MIB = 384
 MEMBER_STRIDE = 10  # member m of shard i listens on base + 10*m + i; shards are at most 8
 MODES = ("async", "sync")
 TTL_S = 20  # Patroni's minimum
@@ -41,8 +47,9 @@ _CLUSTER_PARAMETERS = {
 }
 
 
-def check(replicas: int, mode: str) -> None:
-    """One line for a replication the lab cannot or should not run."""
+def check(replicas: int, mode: str, shards: int = 1, machine: tuple[int, int] | None = None) -> None:
+    """One line for a replication the lab cannot or should not run; ``machine``: (cores, memory in MiB),
+    see :func:`services.lab.machine.size`, None to skip what depends on it."""
     if mode not in MODES:
         raise LabCommandError(f"--replication {mode}: choose async or sync")
     if replicas < 0:
@@ -52,6 +59,14 @@ def check(replicas: int, mode: str) -> None:
                               "(each is a full PostgreSQL server)")
     if mode == "sync" and replicas == 0:
         raise LabCommandError("--replication sync needs a replica to wait for: add --replicas 1")
+    if replicas and machine is not None:
+        cores, memory_mib = machine
+        servers, most = shards * (replicas + 1), min(SERVERS_PER_CORE * cores, memory_mib // 2 // MEMBER_MIB)
+        if servers > most:
+            raise LabCommandError(
+                f"--replicas {replicas} with {shards} shard(s) is {servers} PostgreSQL servers; this machine "
+                f"({cores} cores, {memory_mib / 1024:.1f} GiB) holds at most {most} ({SERVERS_PER_CORE} a core, "
+                f"{MEMBER_MIB} MiB each in half the memory): fewer --replicas or --shards")
 
 
 def member_name(shard: int, member: int) -> str:

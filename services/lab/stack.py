@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from services.lab import binaries, replicated_stack, replication
+from services.lab import binaries, machine, replicated_stack, replication
 from services.lab.component import Component
 from services.lab.config import DEPLOY_DIR, LabSettings
 from services.lab.contract import Design
@@ -74,7 +74,8 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
     experiment's variant, e.g. a design setting that turns a feature off); ``secrets`` are the
     home's generated secrets (:func:`services.lab.lab_secrets.ensure`; without them the designs'
     public defaults apply, which their settings refuse beyond loopback)."""
-    replication.check(settings.postgres_replicas, settings.postgres_replication)
+    replication.check(settings.postgres_replicas, settings.postgres_replication, settings.postgres_shards,
+                      machine.size())
     home = settings.state_dir
     host = settings.host
     infra: list[Component] = []

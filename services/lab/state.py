@@ -50,6 +50,7 @@ class ComponentStatus:
     budget_cores: float | None = None  # its CPU budget (sdlab up --budget); None: unlimited
     role: str | None = None  # a replicated PostgreSQL member: primary | replica (sync) ...
     lag_bytes: int | None = None  # a replica's replication lag, as Patroni reports it
+    lag_s: float | None = None  # the same in seconds (services/lab/replication_status.lag_seconds)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """``sdlab top``: a live view of the running stack, refreshed every second.
 
 Per component: its state, CPU% and memory, as its backend samples them (a local process's whole
-tree; a container's figures from ``docker stats``). Per service
+tree; a container's figures from ``docker stats``); with replicas (``sdlab up --replicas N``), each
+PostgreSQL member's role and replication lag in bytes and seconds, as ``sdlab status`` reads them. Per service
 process: request rate, p50/p99 and error share from its own ``/metrics`` histograms. Then each
 design's own gauges, from its plugin. This is how a user watches the bottleneck move
 while ``sdlab load`` runs in another terminal.
@@ -35,6 +36,12 @@ class ComponentRow:
     rss_mib: float | None
     budget_cores: float | None = None  # its CPU budget; None: unlimited
     throttled: float | None = None  # share of its budget's periods the kernel stopped it (0-1)
+    role: str | None = None  # a replicated PostgreSQL member: primary | replica (sync) ...
+    lag_bytes: int | None = None
+    lag_s: float | None = None
+
+
+_REPLICATION_FIELDS = ("role", "lag_bytes", "lag_s")
 
 
 @dataclass
@@ -92,7 +99,8 @@ def frame(backend: Backend, usage: ResourceSampler, before: dict[str, str],
     for s in statuses:
         cpu, rss = used.get(s.name, (None, None))
         out.components.append(ComponentRow(s.name, s.state, s.pid, cpu, rss, s.budget_cores,
-                                           throttling.get(s.name, {}).get("throttled")))
+                                           throttling.get(s.name, {}).get("throttled"), s.role, s.lag_bytes,
+                                           s.lag_s))
     for c in state.components.values():
         if c.kind == "app":
             http = window.http([c.name]) if c.name in after and c.name in before else {}
@@ -106,12 +114,29 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def replicated(f: Frame) -> bool:
+    return any(c.role is not None for c in f.components)
+
+
+def as_dict(f: Frame) -> dict:
+    """The frame ``--json`` prints: a stack without replicas has no replication fields."""
+    out = asdict(f)
+    if not replicated(f):
+        for row in out["components"]:
+            for name in _REPLICATION_FIELDS:
+                del row[name]
+    return out
+
+
 def render(f: Frame) -> Group:
     parts = Table(title=f"System Design Lab: components (CPU: 100% = one core; window {f.seconds:.1f} s)",
                   title_justify="left")
     budgeted = any(c.budget_cores is not None for c in f.components)
+    with_replicas = replicated(f)
     columns = [("component", "left"), ("state", "left"), ("pid", "right"), ("CPU %", "right"), ("RSS MiB", "right")]
-    for col, justify in columns + ([("CPU % of budget", "right"), ("throttled %", "right")] if budgeted else []):
+    columns += [("CPU % of budget", "right"), ("throttled %", "right")] if budgeted else []
+    columns += [("role", "left"), ("lag B", "right"), ("lag s", "right")] if with_replicas else []
+    for col, justify in columns:
         parts.add_column(col, justify=justify)
     for c in f.components:
         style = STATE_STYLE.get(c.state, "")
@@ -121,6 +146,8 @@ def render(f: Frame) -> Group:
                          else c.cpu_percent / c.budget_cores)
             cells += [_num(of_budget, ".0f") + ("" if c.budget_cores is None else f" of {c.budget_cores:g}"),
                       _num(None if c.throttled is None else 100 * c.throttled, ".0f")]
+        if with_replicas:
+            cells += [c.role or "-", _num(c.lag_bytes, ","), _num(c.lag_s, ".1f")]
         parts.add_row(*cells)
     services = Table(title="services (from each process's /metrics)", title_justify="left")
     for col in ("service", "req/s", "p50 ms", "p99 ms", "errors %", "in flight"):
@@ -150,7 +177,7 @@ def run_top(backend: Backend, *, once: bool = False, as_json: bool = False, inte
         time.sleep(interval_s)
         f, _, _ = frame(backend, usage, before, started, budgets)
         if as_json:
-            console.file.write(json.dumps(asdict(f), indent=2) + "\n")
+            console.file.write(json.dumps(as_dict(f), indent=2) + "\n")
         else:
             console.print(render(f))
         return

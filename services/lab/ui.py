@@ -55,6 +55,14 @@ class Progress:
                 console.print(f"[{elapsed:5.1f}s] waiting for {waiting}", style="dim", markup=False)
 
 
+def lag_text(lag_bytes: int | None, lag_s: float | None) -> str:
+    """A replica's lag as ``status`` and ``top`` print it: bytes, then seconds when known."""
+    if lag_bytes is None and lag_s is None:
+        return "-"
+    return " / ".join(part for part in ("" if lag_bytes is None else f"{lag_bytes:,} B",
+                                        "" if lag_s is None else f"{lag_s:.1f} s") if part)
+
+
 def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bool, host: str) -> None:
     if as_json:
         payload = {
@@ -73,7 +81,7 @@ def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bo
         style = STATE_STYLE.get(r.state, "")
         cells = [r.name, str(r.pid or "-"), r.address, f"[{style}]{r.state}[/]", r.detail[:60]]
         if replicated:
-            cells += [r.role or "-", "-" if r.lag_bytes is None else f"{r.lag_bytes:,} B"]
+            cells += [r.role or "-", lag_text(r.lag_bytes, r.lag_s)]
         if budgeted:
             cells.append("-" if r.budget_cores is None else f"{r.budget_cores:g} core")
         table.add_row(*cells)

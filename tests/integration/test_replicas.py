@@ -5,10 +5,12 @@ leaves no Patroni, etcd or PostgreSQL behind."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -112,6 +114,23 @@ def test_reads_go_to_the_replica_and_a_read_after_its_writes_lsn_always_sees_the
     assert _replica_reads(replicated) - before >= 5  # the replica served the reads it could
     bad = api.get(f"/api/v1/links/{code}", headers={"X-Read-After-LSN": "soon"})
     assert bad.status_code == 422
+
+
+def test_top_and_a_runs_timeline_carry_the_replicas_lag_in_bytes_and_seconds(replicated):
+    frame = json.loads(replicated.run("top", "--once", "--json").stdout)
+    rows = {c["name"]: c for c in frame["components"]}
+    assert rows["postgres-0"]["role"] == "primary" and rows["postgres-0"]["lag_bytes"] is None
+    replica = rows["postgres-0-1"]
+    assert replica["role"] == "replica" and replica["lag_bytes"] >= 0 and replica["lag_s"] >= 0, replica
+    assert "lag s" in replicated.run("top", "--once").stdout
+    out = replicated.run("load", "shortener", "--open", "--rate", "50", "--duration", "4", "--read-write", "1:1",
+                         "--seed", "20", timeout=180).stdout
+    folder = Path(re.search(r"results: (\S+)", out).group(1))
+    timeline = [json.loads(line) for line in (folder / "timeline.jsonl").read_text().splitlines()]
+    sampled = [row["replication"]["postgres-0-1"] for row in timeline if row.get("replication")]
+    assert sampled, timeline
+    assert all(s["role"] == "replica" and s["lag_s"] is not None and s["lag_s"] >= 0 for s in sampled), sampled
+    assert all("postgres-0" not in row.get("replication", {}) for row in timeline)  # the primary has no lag
 
 
 def test_killing_the_primary_promotes_the_replica_and_writes_resume_through_the_app(replicated):

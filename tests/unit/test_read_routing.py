@@ -35,9 +35,9 @@ class _Conn:
 class _Pool:
     unavailable = StoreUnavailable
 
-    def __init__(self, name: str, *, down: bool = False, replayed: str = "0/0",
+    def __init__(self, name: str, *, down: bool = False, slow: bool = False, replayed: str = "0/0",
                  catch_up_after: int | None = None) -> None:
-        self.name, self.down, self.replayed = name, down, _lsn(replayed)
+        self.name, self.down, self.slow, self.replayed = name, down, slow, _lsn(replayed)
         self.catch_up_after = catch_up_after  # polls before the replica has replayed what is asked
         self.polls = 0
         self.runs = 0
@@ -45,7 +45,9 @@ class _Pool:
     async def run(self, fn, deadline_s=None):
         self.runs += 1
         if self.down:
-            raise StoreUnavailable(f"{self.name} is down")
+            raise StoreUnavailable(f"{self.name} is down") from ConnectionRefusedError("refused")
+        if self.slow:
+            raise StoreUnavailable(f"no answer from {self.name} within the deadline")  # as within_deadline says it
         return await fn(_Conn(self))
 
     async def fetchval(self, sql: str, *args):
@@ -77,6 +79,16 @@ async def test_a_failed_replica_sends_its_reads_to_the_primary_and_is_skipped_fo
     assert await router.read(_who) == "primary"  # r1 failed: this read is answered all the same
     assert [await router.read(_who) for _ in range(3)] == ["r2", "r2", "r2"]
     assert down.runs == 1 and router.stats.fell_back_unavailable == 1
+
+
+async def test_a_slow_replica_keeps_its_reads_and_they_fail_rather_than_overload_the_primary():
+    primary, slow = _Pool("primary"), _Pool("r1", slow=True)
+    router = ReadRouter(primary, [slow], skip_s=60)
+    for _ in range(3):
+        with pytest.raises(StoreUnavailable, match="within the deadline"):
+            await router.read(_who)
+    assert slow.runs == 3 and primary.runs == 0
+    assert router.stats.timed_out == 3 and router.stats.fell_back_unavailable == 0
 
 
 async def test_read_your_writes_is_served_by_a_replica_that_has_replayed_the_write():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.lab import budgets, replication, ui
+from services.lab import budgets, machine, replication, ui
 from services.lab.backends.selection import backend_for_up
 from services.lab.backends.toxiproxy import TOXICS, toxic_calls
 from services.lab.cli.common import backend_of, settings_of
@@ -20,7 +20,8 @@ def cmd_up(args: argparse.Namespace) -> None:
         backend.require("sizing")
     if settings.postgres_replicas or args.replication is not None:
         backend.require("replicas")
-        replication.check(settings.postgres_replicas, settings.postgres_replication)
+        replication.check(settings.postgres_replicas, settings.postgres_replication, settings.postgres_shards,
+                          machine.size())
     budget = budgets.merge(*(budgets.parse(b) for b in args.budget or []))
     backend.up(args.designs, on_event=ui.Progress(), say=ui.say, standin=args.standin, budget=budget)
     state, rows = backend.status()

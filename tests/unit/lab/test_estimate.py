@@ -106,6 +106,31 @@ def test_statements_per_second_are_rate_times_statements_per_op():
     assert line.count == 500 and "get not measured" in line.arithmetic
 
 
+def test_the_line_builder_prices_the_shared_parts_from_their_components():
+    measured_ = Measured({"put": table("put", {"caddy": 1.0, "kafka": 2.0, "redis": 0.5, "postgres-0": 1.5,
+                                               "postgres-1": 0.5, "app-1": 3.0})}, {}, [])
+    build = est.LineBuilder(work(), measured_)  # 200 puts/s at peak, 0.5 of a core a process
+    brokers = build.brokers({"put": 200})
+    assert (brokers.component, brokers.unit, brokers.count, brokers.cores) == ("Kafka brokers", "brokers", 1, 0.4)
+    assert build.balancer({"put": 200}).cores == 0.2 and build.redis({"put": 200}).unit == "servers"
+    shards = build.cpu("db", {"put": 200}, est.POSTGRES, "servers")
+    assert shards.cores == 0.4 and shards.count == 1 and shards.unit == "servers"
+    assert build.statements({"put": 200}).count == 200
+    consumers = build.cpu("app", {"put": 200}, r"app-\d+")  # 0.6 cores ÷ 0.5 = 1.2 → 2
+    partitions = est.LineBuilder.partitions("events", consumers, "consumer", brokers)
+    assert partitions.count == 2 and not partitions.measured and partitions.component == "Kafka partitions (events)"
+    assert partitions.arithmetic == "one per consumer (2), at least one per broker (1)"
+
+
+def test_the_line_builder_stores_measured_bytes_per_write_or_the_payload_and_an_overhead():
+    tables = {"tables": {"orders": {"rows": 1000, "bytes": 400_000}, "items": {"rows": 3000, "bytes": 600_000}}}
+    measured_ = est.LineBuilder(work(), Measured({}, tables, [])).storage("db", ("orders", "items"), "orders", 50,
+                                                                          "orders")
+    assert measured_.measured and measured_.arithmetic.startswith("(orders 390.6 KiB + items 585.9 KiB) ÷ 1,000")
+    assert "100 orders/s × 86,400 × 365 × 1,000 B" in measured_.arithmetic
+    assumed = est.LineBuilder(work(), Measured({}, {}, [])).storage("db", ("orders",), "orders", 50, "orders")
+    assert not assumed.measured and assumed.arithmetic.startswith("100 orders/s × 86,400 × 365 × 150 B")
+
 def _run(root, name: str, summary: dict):
     folder = root / name
     folder.mkdir()

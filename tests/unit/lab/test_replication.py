@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from services.lab import replicated_stack, replication, supervisor
+from services.lab import machine, replicated_stack, replication, supervisor
 from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
 from services.lab.designs import resolve
@@ -15,6 +16,12 @@ from services.lab.replication_status import roles_of
 from services.lab.stack import plan_stack
 from services.lab.state import LabState, RunningComponent
 from services.settings import split_urls
+
+
+@pytest.fixture(autouse=True)
+def _two_cores(monkeypatch):
+    """The machine these plans must fit (3 servers a core): the same verdicts on any test host."""
+    monkeypatch.setattr(machine, "size", lambda: (2, 24_000))
 
 
 def _settings(**kw) -> LabSettings:
@@ -87,6 +94,28 @@ def test_bad_replication_is_refused_in_one_line(replicas, mode, says):
         plan_stack(_settings(postgres_replicas=replicas, postgres_replication=mode), resolve(["shortener"]))
 
 
+@pytest.mark.parametrize("shards, replicas, machine", [
+    (2, 2, (2, 24_000)),  # 6 servers on 2 cores: the most
+    (3, 1, (2, 24_000)),
+    (8, 0, (1, 1_000)),  # no replicas: the shards alone are never refused here
+    (1, 1, (8, 1_536)),  # 2 x 384 MiB in half of 1.5 GiB
+])
+def test_a_replication_the_machine_holds_is_accepted(shards, replicas, machine):
+    replication.check(replicas, "async", shards, machine)
+
+
+@pytest.mark.parametrize("shards, replicas, machine, says", [
+    (4, 1, (2, 24_000), "--replicas 1 with 4 shard(s) is 8 PostgreSQL servers; this machine (2 cores, 23.4 GiB) "
+                        "holds at most 6"),
+    (2, 2, (1, 24_000), "is 6 PostgreSQL servers; this machine (1 cores, 23.4 GiB) holds at most 3"),
+    (2, 1, (8, 2_048), "is 4 PostgreSQL servers; this machine (8 cores, 2.0 GiB) holds at most 2"),
+])
+def test_a_replica_count_the_machine_cannot_hold_is_refused_in_one_line(shards, replicas, machine, says):
+    with pytest.raises(LabCommandError, match=re.escape(says)) as refused:
+        replication.check(replicas, "sync", shards, machine)
+    assert "\n" not in str(refused.value) and "fewer --replicas or --shards" in str(refused.value)
+
+
 def test_replicas_refuse_existing_servers(monkeypatch):
     monkeypatch.setenv("DATABASE_URLS", "postgresql://a@db1/x")
     with pytest.raises(LabCommandError, match="unset DATABASE_URLS"):
@@ -97,6 +126,7 @@ def test_replicas_refuse_existing_servers(monkeypatch):
     (["up", "shortener", "--replication", "sync"], "--replication sync needs a replica"),
     (["up", "shortener", "--replicas", "5"], "--replicas 5: at most 2"),
     (["up", "shortener", "--compose", "--replicas", "1"], "--replicas needs local mode"),
+    (["up", "shortener", "--shards", "4", "--replicas", "1"], "is 8 PostgreSQL servers; this machine (2 cores"),
 ])
 def test_cli_refusals_are_one_line_and_start_nothing(argv, says, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("SDLAB_HOME", str(tmp_path))

@@ -3,8 +3,12 @@ switchover itself runs against real Patroni in tests/integration/test_replicas.p
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
+from services.lab import replicated_stack, switchover as switchover_module
+from services.lab.cli import entry as cli
+from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
 from services.lab.state import LabState, RunningComponent
 from services.lab.switchover import plan, switchover
@@ -44,3 +48,23 @@ def test_a_lab_without_replicas_is_told_how_to_get_them(tmp_path):
         switchover(state, "postgres-0")
     with pytest.raises(LabCommandError, match="takes a PostgreSQL shard"):
         switchover(state, "redis")
+
+
+def test_a_shard_without_a_healthy_replica_is_refused_in_one_line_before_patroni_is_asked(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SDLAB_HOME", str(tmp_path))
+    settings = LabSettings(postgres_replicas=1, postgres_shards=1)
+    state = LabState(home=settings.state_dir, marker=str(settings.state_dir), designs=["shortener"])
+    for member in replicated_stack.shard_members(settings, 0):
+        state.components[member.name] = RunningComponent(**member.to_dict(), pid=1, create_time=0.0, log="")
+    state.save()
+    # The replica is still copying its data from the primary: nothing to hand the role to.
+    cluster = {"members": [{"name": "postgres-0", "role": "leader", "state": "running"},
+                           {"name": "postgres-0-1", "role": "replica", "state": "creating replica"}]}
+    monkeypatch.setattr(switchover_module, "_cluster", lambda client, addresses: cluster)
+    monkeypatch.setattr(httpx.Client, "post", lambda *a, **kw: pytest.fail("asked Patroni to switch over"))
+    assert cli.main(["chaos", "switchover", "postgres-0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert err == ("sdlab: error: postgres-0 has no healthy replica to switch over to (members: postgres-0 "
+                   "(leader, running), postgres-0-1 (replica, creating replica))")

@@ -30,8 +30,12 @@ Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE, json_schema_ext
 
 
 class CreateConversation(BaseModel):
-    members: list[str] = Field(..., max_length=MAX_MEMBERS,
-                               description=f"user names ({USER_NAME_RULE}); the caller is added if missing",
+    # The others only, at most MAX_MEMBERS - 1: the caller joins too, so no list the schema admits
+    # makes more than MAX_MEMBERS members (which names are distinct from the caller's depends on
+    # who calls, a rule no schema can state).
+    members: list[str] = Field(..., max_length=MAX_MEMBERS - 1,
+                               description=f"user names ({USER_NAME_RULE}), at most {MAX_MEMBERS - 1}; the caller "
+                                           f"is added if missing (a conversation holds at most {MAX_MEMBERS})",
                                json_schema_extra={"items": {"type": "string", "pattern": USER_NAME.pattern}})
     title: Title | None = Field(None, description="not blank, no NUL character")
 

@@ -32,7 +32,9 @@ ID = "^[0-9]{1,19}$"
 NO_NUL = r"^[^\u0000]*[^ \t\n\r\u0000][^\u0000]*$"
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": True,
-    "description": "any unique string (a UUID); send the same key again to retry the same checkout safely",
+    "description": ("any unique string (a UUID); send the same key again to retry the same checkout safely: "
+                    "the same key with the same body replays the first answer (Idempotent-Replayed: true); "
+                    "with another body it is 409 idempotency_key_reused"),
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY, "pattern": "^[ -~]*[!-~][ -~]*$"},
 }
 CHECKOUT_KEY = " on checkout (any unique string, e.g. a UUID; send the same key again to retry safely)"
@@ -141,7 +143,8 @@ def build_router(service: ShopService, saga: CheckoutSaga, signer: TokenSigner, 
                                 400: "no Idempotency-Key header, or the body is not JSON",
                                 402: "the payment was declined, or not taken (the provider did not answer)",
                                 404: "an item names no product",
-                                409: "out of stock, the cart is empty, or a checkout with this key is still running",
+                                409: "out of stock, the cart is empty, a checkout with this key is still running, "
+                                     "or this key was used with another body",
                                 429: "too many checkouts at once on this instance; retry after Retry-After",
                                 **common})})
     async def checkout(body: CheckoutIn | None = None, user: str = Depends(user_dep),

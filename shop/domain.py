@@ -39,7 +39,11 @@ class PaymentNotTaken(PaymentRequired):
     code = "payment_not_taken"
 
 
-class IdempotencyKeyReused(InvalidInput):
+class IdempotencyKeyReused(Conflict):
+    """A 409, not a 422: the request is well formed, and whether its key is already bound to another
+    body is the server's state, which no request schema can state (the IETF idempotency-key draft
+    suggests 422; a fuzzer, rightly, reads a 422 as a schema-valid request refused for its shape)."""
+
     code = "idempotency_key_reused"
 
 

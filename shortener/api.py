@@ -6,66 +6,42 @@ traffic. The FastAPI route of the same path documents it and answers what the fa
 leaves (paths that cannot be a code).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: the create route's body model is built per router
+# (its maxLength is a setting), and FastAPI resolves string annotations in module globals only.
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.consistency import COMMIT_LSN_HEADER, ReadConsistency
 from services.errors import LabError, NotFound
 from services.forwarded import client_address, trusted_networks
-from services.http import lab_error_parts, read_consistency
+from services.http import error_responses, lab_error_parts, read_consistency
 from shortener.domain import Link, ShortenUrl, is_code_shaped
+from shortener.schemas import LinkInfo, LinkOut, create_link_body
 from shortener.service import ShortenerService
 
 
-class CreateLink(BaseModel):
-    # The patterns document the rules; the domain enforces them with messages that name the
-    # problem (a scheme, credentials, this shortener's own host), which a schema cannot say.
-    url: str = Field(..., description="http(s) URL to shorten, up to 2048 characters",
-                     json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/@\\s]+", "maxLength": 2048})
-    alias: str | None = Field(None, description="custom code: 3-32 of A-Z a-z 0-9 _ -, not a reserved path",
-                              json_schema_extra={"pattern": "^[A-Za-z0-9_-]{3,32}$"})
-    expires_in: int | None = Field(None, ge=1, le=315_360_000, description="seconds until the link expires")
-
-
-class LinkOut(BaseModel):
-    code: str
-    short_url: str
-    url: str
-    expires_at: datetime | None
-    delete_token: str | None = Field(None, description="only for the creator; needed to delete the link")
-
-
-class LinkInfo(BaseModel):
-    code: str
-    short_url: str
-    url: str
-    created_at: datetime
-    expires_at: datetime | None
-    clicks: int
-
-
-class ErrorBody(BaseModel):
-    error: dict
-
-
-ERRORS = {s: {"model": ErrorBody} for s in (400, 404, 405, 409, 410, 422, 429, 503)}
+ERRORS = error_responses({
+    400: "the body is not JSON", 404: "no such link", 405: "method not allowed", 409: "the alias is taken",
+    410: "the link expired", 422: "the body breaks the schema (the message names the problem)",
+    429: "too many creates from this client", 503: "the database did not answer",
+})
 
 
 def build_router(service: ShortenerService) -> APIRouter:
     settings = service.settings
     trusted = trusted_networks(settings.trusted_proxies)
     router = APIRouter()
+    CreateLink = create_link_body(settings.max_url_length)
 
     def short_url(code: str) -> str:
         return f"{settings.public_base}/{code}"
 
-    @router.post("/api/v1/links", status_code=201, response_model=LinkOut, responses={200: {"model": LinkOut}, **ERRORS},
+    @router.post("/api/v1/links", status_code=201, response_model=LinkOut,
+                 responses={200: {"model": LinkOut}, **ERRORS,
+                            **error_responses({403: "the url points at this shortener (its hosts are a setting)"})},
                  summary="Shorten a URL (201 new; 200 when this URL already has a link)")
     async def create_link(body: CreateLink, request: Request, response: Response) -> LinkOut:
         client = client_address(request.client.host if request.client else None,
@@ -86,7 +62,8 @@ def build_router(service: ShortenerService) -> APIRouter:
         return LinkInfo(code=link.code, short_url=short_url(link.code), url=link.url, created_at=link.created_at,
                         expires_at=link.expires_at, clicks=link.clicks)
 
-    @router.delete("/api/v1/links/{code}", status_code=204, responses={403: {"model": ErrorBody}, **ERRORS},
+    @router.delete("/api/v1/links/{code}", status_code=204,
+                   responses={**ERRORS, **error_responses({403: "the delete token does not match"})},
                    summary="Delete a link with the token returned at creation")
     async def delete_link(code: str, x_delete_token: str = Header(..., description="the creation's delete_token")) -> Response:
         await service.delete(code, x_delete_token)

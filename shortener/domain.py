@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from services.errors import Gone, InvalidInput
+from services.errors import Forbidden, Gone, InvalidInput
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{3,32}$")
@@ -78,7 +78,8 @@ class LinkClicked:
 # --- validation ----------------------------------------------------------------------------
 
 def validate_url(url: str, own_hosts: frozenset[str], max_length: int = 2048) -> str:
-    """The URL as it will be stored and sent in ``Location`` (ASCII), or InvalidInput naming the problem.
+    """The URL as it will be stored and sent in ``Location`` (ASCII), or InvalidInput naming the
+    problem (Forbidden for a URL pointing at this shortener).
 
     Every check runs on the normalised URL, so a Unicode spelling of a host (full-width
     letters, an ideographic full stop) cannot slip past the own-host check.
@@ -106,7 +107,9 @@ def validate_url(url: str, own_hosts: frozenset[str], max_length: int = 2048) ->
                            code="url_too_long")
     host = _canonical_host(urlsplit(stored).hostname or "")
     if host in own_hosts or host in {_canonical_host(h) for h in own_hosts}:
-        raise InvalidInput(f"url points at this shortener ({host}); links to itself would loop", code="url_self")
+        # Forbidden, not InvalidInput: the URL is well formed, and which hosts are this shortener's is
+        # a deployment's setting that no request schema can state.
+        raise Forbidden(f"url points at this shortener ({host}); links to itself would loop", code="url_self")
     return stored
 
 

@@ -1,10 +1,10 @@
 """``shortener.read-replicas``: redirects read from 0, 1 and 2 streaming replicas, the cache off.
 
-With the cache off every redirect is a PostgreSQL read, and every server (the primary and each
-replica) runs on the same small CPU budget, like a small database machine each. With no replica
-the primary serves the reads and the writes; with one, the reads move to the replica (the primary
-keeps the writes: no more read capacity, a primary with room for writes); with two, the reads
-spread over both and the ceiling should double. The offered rate is far above any variant's
+With the cache off every redirect is a PostgreSQL read, and each replica runs on a small CPU
+budget, like a small database machine, the primary on a larger one. With no replica the primary
+serves the reads and the writes (a reference point: the machine, not a budget, may be its limit);
+with one, the reads move to the replica; with two, they spread over both and the ceiling should
+double. The offered rate is far above any variant's
 ceiling (open loop; k6 drops what it cannot start), with requests in flight capped so that queueing
 stays inside the database deadline. A replica that cannot keep up fails its reads (503) rather than
 passing them to the primary (see :mod:`services.clients.read_routing`). Also measured: the replicas' replication lag under the write
@@ -19,11 +19,23 @@ from services.lab.analysis import endpoint
 from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
 from services.lab.load import LoadSpec
 
-# A redirect read costs PostgreSQL ~0.06 core-ms (shortener.cache): 0.03 core carries ~500 reads/s,
-# so two replicas' ~1,000/s leave the machine room for the instances, Caddy and the generator.
-MEMBER_BUDGET = 0.03
-IN_FLIGHT = 40
-NO_CACHE = {"SHORTENER_CACHE_ENABLED": "false", "SHORTENER_LOCAL_CACHE_SIZE": "0"}
+# One server on 0.05 core carried ~1,300 redirects/s (cache off), and two replicas of 0.05 core
+# ran the machine to 83% before either reached its budget: the app tier's ~0.4 core-ms a request
+# is the wall near 1,900 redirects/s. On 0.035 core two replicas stalled (p99 0.6-0.8 s: Patroni's
+# Python loop shares each member's budget, and a burst of it throttles the server for several
+# periods) and 40 requests in flight could not keep them busy. On 0.03 core a new backend (a
+# pool's connection, or the one asyncpg opens to cancel a statement past its deadline) costs about
+# a second of wall time, and the replicas' reads timed out in a spiral.
+MEMBER_BUDGET = 0.04
+# The primary gets a larger machine: every redirect is a click, and the clicks come back to the
+# primary as batched UPDATEs whose WAL it ships to every replica, so its writes grow with the reads
+# the replicas serve. On the replicas' 0.04 core the primary ran out first with two replicas
+# (throttled in 89% of periods, the replicas at 0.034 of 0.04): the write path, not the reads.
+PRIMARY_BUDGET = 0.1
+MAX_FAILED = 0.001  # of redirects: an open-loop overload may time out a few at its start
+IN_FLIGHT = 64
+# Pools of 4 per instance: 8 backends per server carry its reads, and few to start on a small budget.
+NO_CACHE = {"SHORTENER_CACHE_ENABLED": "false", "SHORTENER_LOCAL_CACHE_SIZE": "0", "SHORTENER_DB_POOL_SIZE": "4"}
 COUNTS = (0, 1, 2)
 SCALE_GOAL = 1.6  # two replicas' reads/s over one's
 
@@ -68,16 +80,18 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
         Check("the replicas were what ran out (each at its budget)",
               bool(usage_one) and bool(usage_two) and all(u.at_budget for u in usage_one + usage_two),
               f"1: {_used(usage_one)}; 2: {_used(usage_two)}"),
-        Check("the machine below 90% busy in every variant (else inconclusive)",
-              all(m is not None and m < bottleneck.MACHINE_BUSY for m in machine.values()),
+        Check("the machine below 90% busy with 1 and 2 replicas (else inconclusive)",
+              all(machine[n] is not None and machine[n] < bottleneck.MACHINE_BUSY for n in COUNTS[1:]),
               ", ".join(f"{name_of(n)} {m:.0%}" if m is not None else f"{name_of(n)} unknown"
                         for n, m in machine.items())),
-        Check("no failed redirect", not any(errors.values()), str(errors)),
+        Check(f"failed redirects below {MAX_FAILED:.1%} in every variant",
+              all(errors[n] <= MAX_FAILED * max(1, endpoint(results[name_of(n)], REDIRECT)["requests"]) for n in COUNTS),
+              ", ".join(f"{name_of(n)}: {errors[n]:,}" for n in COUNTS)),
     ]
     lag_bytes, lag_s = max_lag(two)
     lag = "not recorded" if lag_bytes is None else f"{lag_bytes:,.0f} bytes / {lag_s:.2f} s"
-    claim = (f"With the cache off and every PostgreSQL server on {MEMBER_BUDGET:g} core: "
-             f"{rates[0]:,.0f} redirects/s with no replica, {rates[1]:,.0f} with one (the reads moved off the primary), "
+    claim = (f"With the cache off, each replica on {MEMBER_BUDGET:g} core and the primary on {PRIMARY_BUDGET:g}: "
+             f"{rates[0]:,.0f} redirects/s with no replica (the primary alone), {rates[1]:,.0f} with one, "
              f"{rates[2]:,.0f} with two ({ratio:.2f}x one); largest replication lag with two replicas: {lag}.")
     facts = {name_of(n): bottleneck.name(bottleneck.usage_over(results[name_of(n)].load.timeline,
                                                                results[name_of(n)].summary.get("budgets") or {}),
@@ -105,7 +119,7 @@ READ_REPLICAS = Experiment(
     load=LoadSpec(design="shortener", generator="k6", rate=3000, max_vus=IN_FLIGHT, duration_s=20, read_weight=20,
                   write_weight=1, warm=True),
     variants=[Variant(name_of(n), app_env=NO_CACHE, replicas=n or None, replication="async" if n else None,
-                      budgets={"postgres": MEMBER_BUDGET}) for n in COUNTS],
+                      budgets={"postgres": MEMBER_BUDGET, "postgres-0": PRIMARY_BUDGET}) for n in COUNTS],
     evaluate=evaluate,
     charts=charts,
     columns=[("redirects/s", lambda r: f"{reads_per_s(r):,.0f}"),

@@ -59,6 +59,9 @@ class LabSettings(BaseSettings):
     # App instances take consecutive ports from here.
     app_port: int = Field(8100, ge=1, le=65535)
     ready_timeout_s: float = Field(60.0, gt=0)
+    # How long Caddy keeps an idle connection to an instance; each instance keeps it open
+    # APP_KEEP_ALIVE_MARGIN_S longer (see services/lab/stack.py). A test waits these out: it sets them short.
+    upstream_keepalive_s: int = Field(60, ge=2, le=3600)
     # Before each load run the stack is watched idle this long; its background is subtracted
     # from the run's cost per operation.
     cost_idle_s: float = Field(3.0, gt=0, le=60)

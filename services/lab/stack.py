@@ -45,7 +45,15 @@ class StackPlan:
         return self.infra + self.apps + ([self.balancer] if self.balancer else [])
 
 
-def uvicorn_cmd(app: str, host: str, port: int, *, factory: bool = True) -> list[str]:
+# An instance keeps an idle connection this much longer than Caddy does (Caddy's keepalive in
+# deploy/caddy/): the other way round, a request written onto a connection the instance is closing
+# is lost, and Caddy answers it 502 (it retries GETs only).
+APP_KEEP_ALIVE_MARGIN_S = 15
+UPSTREAM_KEEPALIVE_DEFAULT_S = 60
+
+
+def uvicorn_cmd(app: str, host: str, port: int, *, factory: bool = True,
+                keep_alive_s: int = UPSTREAM_KEEPALIVE_DEFAULT_S + APP_KEEP_ALIVE_MARGIN_S) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", app, *(["--factory"] if factory else []),
         "--host", host, "--port", str(port),
@@ -54,8 +62,7 @@ def uvicorn_cmd(app: str, host: str, port: int, *, factory: bool = True) -> list
         # The app decides whom to believe about X-Forwarded-For (its <PREFIX>_TRUSTED_PROXIES).
         "--no-proxy-headers",
         "--timeout-graceful-shutdown", "5",
-        # Longer than Caddy keeps an idle upstream connection (keepalive 60s in deploy/caddy/): see there.
-        "--timeout-keep-alive", "75",
+        "--timeout-keep-alive", str(keep_alive_s),
     ]
 
 
@@ -186,16 +193,17 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
         design_env[design.name] = env
         instances = range(1, settings.design_instances(design) + 1)
         upper = design.name.upper()
+        serve = partial(uvicorn_cmd, keep_alive_s=settings.upstream_keepalive_s + APP_KEEP_ALIVE_MARGIN_S)
         # (name, command builder, the Caddy variable listing it, or None for a worker or a service)
         processes = []
         for service, app in design.services:  # first: their URLs go into everyone's environment
             env[f"{prefix}{service.upper()}_URL"] = f"http://{host}:{next_port + len(processes)}"
-            processes.append((f"{design.name}-{service}-1", partial(uvicorn_cmd, app), None))
-        processes += [(f"{design.name}-{i}", partial(uvicorn_cmd, design.app), f"{upper}_UPSTREAMS") for i in instances]
+            processes.append((f"{design.name}-{service}-1", partial(serve, app), None))
+        processes += [(f"{design.name}-{i}", partial(serve, design.app), f"{upper}_UPSTREAMS") for i in instances]
         for role, module in design.servers:
             processes += [(f"{design.name}-{role}-{i}", partial(module_cmd, module), f"{upper}_{role.upper()}_UPSTREAMS")
                           for i in instances]
-        processes += [(f"{design.name}-{worker}-{i}", partial(uvicorn_cmd, app), None) for worker, app in design.workers
+        processes += [(f"{design.name}-{worker}-{i}", partial(serve, app), None) for worker, app in design.workers
                       for i in range(1, settings.design_workers(design) + 1)]
         upstreams: dict[str, list[str]] = {}
         for name, command, upstream_var in processes:
@@ -216,6 +224,7 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
                 )
             )
         caddy_env[f"{upper}_PORT"] = str(public_port)
+        caddy_env["SDLAB_UPSTREAM_KEEPALIVE"] = f"{settings.upstream_keepalive_s}s"
         caddy_env.update({var: " ".join(addrs) for var, addrs in upstreams.items()})
 
     balancer = None

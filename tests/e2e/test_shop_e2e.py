@@ -99,7 +99,7 @@ def test_cart_checkout_and_idempotent_replay(base, admin):
         assert again.status_code == 201 and again.json() == order and again.headers["idempotent-replayed"] == "true"
         reused = client.post("/api/v1/checkout", json={"items": [{"product_id": product, "quantity": 1}]},
                              headers={**buyer, **key})
-        assert reused.status_code == 422 and reused.json()["error"]["code"] == "idempotency_key_reused"
+        assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
         # The same key is another user's own key: no clash across users.
         theirs = client.post("/api/v1/checkout", json={"items": [{"product_id": product, "quantity": 1}]},
                              headers={**other, **key})

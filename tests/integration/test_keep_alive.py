@@ -4,7 +4,8 @@ over Caddy's idle timeout, and for exactly the instances' own (the instant an in
 connection: with the timeouts the other way round, a request written then is lost, a 502), all get
 their 201.
 
-Slow by nature (it waits the timeouts out: about two and a half minutes)."""
+Slow by nature (it waits the timeouts out), so the lab runs with Caddy's idle timeout at 5 s
+(SDLAB_UPSTREAM_KEEPALIVE_S) and the instances' 15 s longer, the same rule as the 60 s default."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ import time
 import httpx
 
 from loadtests.shortener.seed import random_client_address
-from services.lab.stack import uvicorn_cmd
 from tests.support.lab import Lab
-from tests.unit.lab.test_keep_alive import keep_alive_s, reverse_proxies
 
 CONNECTIONS = 16  # concurrent requests: as many pooled connections between Caddy and the instance
+PROXY_IDLE_S = 5
 
 
 async def _burst(base_url: str, tag: str) -> list[int]:
@@ -33,11 +33,16 @@ async def _burst(base_url: str, tag: str) -> list[int]:
 
 
 def test_pooled_connections_reused_at_either_timeout_get_no_502(tmp_path):
-    proxy_idle_s = reverse_proxies()["SHORTENER_UPSTREAMS"]["transport"]["keep_alive"]["idle_timeout"] / 1e9
-    app_keep_alive_s = keep_alive_s(uvicorn_cmd("shortener.main:create_app", "127.0.0.1", 8000))
-    lab = Lab.create(tmp_path / "lab", port_start=27000)
+    lab = Lab.create(tmp_path / "lab", port_start=27000, SDLAB_UPSTREAM_KEEPALIVE_S=str(PROXY_IDLE_S))
     lab.run("up", "shortener", "--instances", "1", timeout=240)
     try:
+        # What the stack runs, read back: Caddy's idle timeout from its environment, the instance's
+        # keep-alive from its command line.
+        caddy, instance = lab.state["components"]["caddy"], lab.state["components"]["shortener-1"]
+        proxy_idle_s = int(caddy["env"]["SDLAB_UPSTREAM_KEEPALIVE"].rstrip("s"))
+        cmd = instance["cmd"]
+        app_keep_alive_s = int(cmd[cmd.index("--timeout-keep-alive") + 1])
+        assert (proxy_idle_s, app_keep_alive_s) == (PROXY_IDLE_S, PROXY_IDLE_S + 15)
         url = f"http://127.0.0.1:{lab.env['SDLAB_SHORTENER_PORT']}"
         answers = {"warm": asyncio.run(_burst(url, "warm"))}
         last = time.monotonic()

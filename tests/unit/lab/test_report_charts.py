@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from loadtests.messaging.ordering import ORDERING
 from services.lab import report

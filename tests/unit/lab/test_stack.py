@@ -103,3 +103,14 @@ def test_out_of_range_flags_are_one_line_errors(capsys, monkeypatch, tmp_path):
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and err.startswith(f"sdlab: error: {flag}: input should be"), err
     assert not (tmp_path / "state.json").exists(), "nothing was started"
+
+
+def test_caddy_and_the_instances_take_their_idle_timeouts_from_one_setting():
+    plan = plan_stack(_settings(upstream_keepalive_s=5), resolve(["shortener"]))
+    assert plan.balancer.env["SDLAB_UPSTREAM_KEEPALIVE"] == "5s"
+    for app in plan.apps:
+        if "uvicorn" in app.cmd:
+            assert app.cmd[app.cmd.index("--timeout-keep-alive") + 1] == "20"  # Caddy's + 15 s
+    default = plan_stack(_settings(), resolve(["shortener"]))
+    assert default.balancer.env["SDLAB_UPSTREAM_KEEPALIVE"] == "60s"
+    assert {a.cmd[a.cmd.index("--timeout-keep-alive") + 1] for a in default.apps if "uvicorn" in a.cmd} == {"75"}

@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from services.admission import Admission
 from services.app import create_service_app
 from services.auth import LoginGuard, TokenSigner, sessions_router
-from shop.api import build_router
+from services.idempotency import MAX_IDEMPOTENCY_KEY
+from shop.api import ID, NO_NUL, build_router
 from shop.config import ShopSettings
-from shop.domain import OrderStatus
+from shop.domain import MAX_NAME, MAX_PRICE_CENTS, OrderStatus
 from shop.saga import CheckoutSaga
 from shop.service import ShopService
 from shop.sharding import compose_id
@@ -259,12 +260,26 @@ def test_a_checkout_is_created_once_and_replayed_identically(api):
     assert api.catalog.inventory.products[int(api.lamp)].available == 3
 
 
-def test_a_key_reused_for_another_body_is_422(api):
+def test_a_key_reused_for_another_body_is_409(api):
     assert api.checkout("alice", "k1", _items((api.lamp, 1))).status_code == 201
     reused = api.checkout("alice", "k1", _items((api.lamp, 2)))
-    assert reused.status_code == 422 and _error(reused) == "idempotency_key_reused"
+    assert reused.status_code == 409 and _error(reused) == "idempotency_key_reused"
     # Keys are per user: another user's "k1" is a new checkout.
     assert api.checkout("bob", "k1", _items((api.lamp, 2))).status_code == 201
+
+
+def test_the_openapi_document_states_the_rules_the_handlers_enforce(api):
+    doc = api.client.get("/openapi.json").json()
+    checkout = doc["paths"]["/api/v1/checkout"]["post"]
+    key = next(p for p in checkout["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["required"] and key["schema"]["maxLength"] == MAX_IDEMPOTENCY_KEY
+    assert "409 idempotency_key_reused" in key["description"]
+    assert "another body" in checkout["responses"]["409"]["description"]
+    product_id = doc["paths"]["/api/v1/products/{product_id}"]["get"]["parameters"][0]
+    assert product_id["schema"]["pattern"] == ID
+    product = doc["components"]["schemas"]["ProductIn"]["properties"]
+    assert (product["name"]["maxLength"], product["name"]["pattern"]) == (MAX_NAME, NO_NUL)
+    assert product["price_cents"]["maximum"] == MAX_PRICE_CENTS
 
 
 def test_out_of_stock_is_409_and_is_replayed(api):

@@ -93,7 +93,10 @@ async def test_create_of_a_known_url_returns_200_with_the_same_code_and_no_token
     ({"url": URL, "alias": "healthz"}, "alias_reserved", "healthz"),
     ({"url": URL, "expires_in": 0}, "invalid_input", "expires_in"),
     ({"alias": "my-link"}, "invalid_input", "url"),
-    ({"url": "https://sho.rt/abc1234"}, "url_self", "sho.rt"),
+    ({"url": "http://bücher.example/"}, "url_invalid", "ASCII"),
+    ({"url": "http://example.com:70000/"}, "url_invalid", "Port out of range"),
+    ({"url": "http://[::1/"}, "url_invalid", "IPv6"),
+    ({"url": "http://x[::1]junk/"}, "url_invalid", "IPv6"),
 ])
 async def test_invalid_create_is_422_with_a_message_naming_the_problem(api, body, code, names):
     resp = await api.client.post(LINKS, json=body)
@@ -102,6 +105,32 @@ async def test_invalid_create_is_422_with_a_message_naming_the_problem(api, body
     assert error["code"] == code
     assert names in error["message"]
     assert api.fakes.repo.rows == {}
+
+
+async def test_url_pointing_at_the_shortener_is_403_naming_its_host(api):
+    resp = await api.client.post(LINKS, json={"url": "https://sho.rt/abc1234"})
+    assert resp.status_code == 403
+    error = error_of(resp)
+    assert error["code"] == "url_self" and "sho.rt" in error["message"]
+    assert api.fakes.repo.rows == {}
+
+
+async def test_url_at_the_configured_limit_is_accepted_and_one_more_is_422(make_api):
+    api = make_api(max_url_length=100)
+    base = "https://example.com/"
+    assert (await api.client.post(LINKS, json={"url": base + "a" * (100 - len(base))})).status_code == 201
+    resp = await api.client.post(LINKS, json={"url": base + "a" * (101 - len(base))})
+    assert resp.status_code == 422 and error_of(resp)["code"] == "url_too_long"
+
+
+@pytest.mark.parametrize("expires_in", [True, "3600", 3600.5])
+async def test_expires_in_is_a_json_integer_not_a_boolean_or_a_string(api, expires_in):
+    resp = await api.client.post(LINKS, json={"url": URL, "expires_in": expires_in})
+    assert resp.status_code == 422 and "expires_in" in error_of(resp)["message"]
+
+
+async def test_expires_in_may_be_an_integral_float(api):
+    assert (await api.client.post(LINKS, json={"url": URL, "expires_in": 3600.0})).status_code == 201
 
 
 async def test_missing_url_message_says_the_field_is_required(api):

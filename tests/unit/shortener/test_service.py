@@ -320,7 +320,7 @@ async def test_invalid_url_is_refused_before_the_database():
 
 async def test_link_to_the_public_host_is_refused():
     service, _ = make_service(public_url="https://sho.rt")
-    with pytest.raises(InvalidInput) as info:
+    with pytest.raises(Forbidden) as info:
         await shorten(service, url="https://sho.rt/abc1234")
     assert info.value.code == "url_self"
 

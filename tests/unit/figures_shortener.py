@@ -1,0 +1,154 @@
+"""docs/shortener.md's figures and where in their evidence each one is read (see tests/unit/doc_figures.py)."""
+
+from tests.unit.doc_figures import Figure
+
+DOC = "shortener.md"
+OFF, ON = 'variants["cache off"]', 'variants["cache on"]'
+CAP = 'variants["{} req-s{}"]'
+KILLED = 'variants["one of three killed"]'
+PAUSED = 'variants["postgres paused"]'
+REDIS = 'variants["redis killed"]'
+COST = "shortener/cost/{}"
+WIN = "{v}.fault_windows[0].end_s - {v}.fault_windows[0].start_s"  # how long a fault lasted
+
+
+def cap(rate: int, again: bool = False) -> str:
+    return CAP.format(rate, " again" if again else "")
+
+
+FIGURES = [
+    # E1: the cache, PostgreSQL on a 0.05-core budget
+    Figure(DOC, "E1", "hit ratio **100%**", ('facts["hit ratio (on)"]#0',)),
+    Figure(DOC, "E1", "PostgreSQL reads **700/s → 0/s**", ('facts["db reads/s (off, on)"]#0',
+                                                           'facts["db reads/s (off, on)"]#1')),
+    Figure(DOC, "E1", "throttled in **100%** of periods", ('facts["PostgreSQL CPU (off)"]#2',)),
+    Figure(DOC, "E1", "**0.018 of 0.05 core**", ('facts["PostgreSQL CPU (on)"]#0', 'facts["PostgreSQL CPU (on)"]#1')),
+    Figure(DOC, "E1", "redirect p50 **8.9 → 0.36 ms**", (f'{OFF}.endpoints["/{{code}}"].p50_ms',
+                                                           f'{ON}.endpoints["/{{code}}"].p50_ms')),
+    Figure(DOC, "E1", "p99 **71.8 → 1.6 ms**", (f'{OFF}.endpoints["/{{code}}"].p99_ms', f'{ON}.endpoints["/{{code}}"].p99_ms')),
+    Figure(DOC, "E1", "creates included: p99 87 → 2.9 ms", (f"{OFF}.p99_ms", f"{ON}.p99_ms")),
+    Figure(DOC, "E1", "(899 of 900 req/s, 33 arrivals dropped)", (f"{OFF}.achieved_rps", f"{OFF}.offered_rps",
+                                                                  f"{OFF}.dropped_iterations")),
+    Figure(DOC, "E1", "(redirect p99 72 ms)", (f'{OFF}.endpoints["/{{code}}"].p99_ms',), "shortener/cache"),
+    Figure(DOC, "E1", "core) and the redirect p99 is 1.6 ms", (f'{ON}.endpoints["/{{code}}"].p99_ms',), "shortener/cache"),
+    # E2: Redis killed
+    Figure(DOC, "E2", "Redis killed for 16 s at 600 req/s", (WIN.format(v=REDIS), f"{REDIS}.offered_rps")),
+    Figure(DOC, "E2", "p99 **18 ms before, 26 ms during**", ('facts["p99 before / during (ms)"]#0',
+                                                            'facts["p99 before / during (ms)"]#1')),
+    Figure(DOC, "E2", "0 of 2,487 acknowledged creates lost", (f"{REDIS}.loss.lost", f"{REDIS}.loss.acknowledged")),
+    Figure(DOC, "E2", "**100%** of redirects", ('facts["redirect success"]#0',)),
+    # E3: an instance killed
+    Figure(DOC, "E3", "killed for 18 s at 600 req/s", (WIN.format(v=KILLED), f"{KILLED}.offered_rps")),
+    Figure(DOC, "E3", "**100%** of 26,907 requests", ('facts["GET success"]#0', f"{KILLED}.requests")),
+    # E4: PostgreSQL hung
+    Figure(DOC, "E4", "for 14 s at 500 req/s", (WIN.format(v=PAUSED), f"{PAUSED}.offered_rps")),
+    Figure(DOC, "E4", "**100%** of 5,424 redirects", ('facts["redirects during outage"]#1',
+                                                     'facts["redirects during outage"]#0')),
+    Figure(DOC, "E4", "all 593 creates failed", ('facts["creates during outage"]#0',)),
+    Figure(DOC, "E4", "the slowest in **1,006 ms**", ('facts["creates during outage"]#1',)),
+    Figure(DOC, "E4", "0 of 1,410 acknowledged creates lost", (f"{PAUSED}.loss.lost", f"{PAUSED}.loss.acknowledged")),
+    # E5: ID schemes
+    Figure(DOC, "E5", "collisions among 1,000,000 offline codes: **0 / 0 / 0**", (
+        "variants.hash.extra.offline_codes", "variants.hash.extra.offline_collisions",
+        "variants.counter.extra.offline_collisions", "variants.random.extra.offline_collisions")),
+    Figure(DOC, "E5", "(birthday expectation 0.14)", ("variants.hash.extra.offline_expected_birthday",)),
+    Figure(DOC, "E5", "create p99 **27 / 20 / 1,474 ms**", (
+        "variants.hash.p99_ms", "variants.counter.p99_ms", "variants.random.p99_ms")),
+    Figure(DOC, "E5", "(4,261 of 4,286 creates acknowledged, 25 refused)", (
+        "variants.random.loss.acknowledged", "variants.random.requests", "variants.random.failures")),
+    Figure(DOC, "E5", "prefix 0% of the time obfuscated, 100% for a plain counter", (
+        "variants.counter.extra.adjacent_prefix_share", "variants.counter.extra.plain_counter_prefix_share"), scale=100),
+    # E6: stampede
+    Figure(DOC, "E6", "**1.9** database reads per expiry with single-flight, **33.7** without", (
+        'facts["reads per expiry (on, off)"]#0', 'facts["reads per expiry (on, off)"]#1')),
+    # E7: scale-out, each instance on a 0.05-core budget
+    Figure(DOC, "E7", "**243 / 557 / 1,049 req/s**", (
+        "scaling.points[0].throughput", "scaling.points[1].throughput", "scaling.points[2].throughput")),
+    Figure(DOC, "E7", "efficiency **1.15 at N=2, 1.08 at N=4**", (
+        'scaling.efficiency["2"]', "scaling.points[1].n", 'scaling.efficiency["4"]', "scaling.points[2].n")),
+    Figure(DOC, "E7", "the machine 9 / 17 / 33% busy", (
+        "scaling.points[0].machine_cpu_pct", "scaling.points[1].machine_cpu_pct", "scaling.points[2].machine_cpu_pct")),
+    Figure(DOC, "E7", "Lifting each instance to 0.3 core: **3,918 req/s**", (
+        'variants["4 instances, budget lifted"].budgets["shortener-1"]',
+        'variants["4 instances, budget lifted"].achieved_rps')),
+    Figure(DOC, "E7", "(94% busy; k6 55%", ('facts["budget lifted"]#1',
+                                           'variants["4 instances, budget lifted"].generator_cpu_avg')),
+    Figure(DOC, "E7", "0.41 core-ms of the stack at N=1 and 0.34 at N=4", (
+        'variants["1 instance"].cost_per_op.core_ms_total', "scaling.points[0].n",
+        'variants["4 instances"].cost_per_op.core_ms_total', "scaling.points[2].n")),
+    Figure(DOC, "E7", "1,049 req/s **[E7]**", ("scaling.points[2].throughput",), "shortener/scale-out",
+           where="instances carry 243, 557 and"),
+    Figure(DOC, "E7", "instances carry 243, 557 and", ("scaling.points[0].throughput", "scaling.points[1].throughput"),
+           "shortener/scale-out", where="instances carry 243, 557 and"),
+    # E8: the bench
+    Figure(DOC, "E8", "**31,569 req/s** (p50 1.92 ms, p99 7.4 ms)", (
+        "figures[1].rps", "figures[1].p50_ms", "figures[1].p99_ms")),
+    Figure(DOC, "E8", "a ceiling of 65,147 req/s (p50 0.94 ms, p99 1.77 ms): **0.49×**", (
+        "figures[0].rps", "figures[0].p50_ms", "figures[0].p99_ms", "ratio")),
+    Figure(DOC, "E8", "a redirect costs **0.03 core-ms** and 0 statements, a create **1.26 core-ms** and **1 statement**", (
+        "redirect_core_ms", "redirect_pg_statements", "create_core_ms", "create_pg_statements")),
+    Figure(DOC, "E8", "(create p99 5.6 ms); at rest the stack uses 0.01 cores and 0 statements/s", (
+        "create_p99_ms", "idle_cores", "idle_pg_statements_per_s")),
+    Figure(DOC, "E8", "reaches **0.49×** its requests/s", ("ratio",), "shortener/bench"),
+    Figure(DOC, "E8", "a create costs 1.26 core-ms of the whole stack", ("create_core_ms",), "shortener/bench"),
+    Figure(DOC, "E8", "31,569 redirects/s", ("figures[1].rps",), "shortener/bench"),
+    Figure(DOC, "E8", "× 0.795 core-ms", ('create_cost.core_ms["shortener-1"]',), "shortener/bench"),
+    Figure(DOC, "E8", "× 0.031 =", ('redirect_cost.core_ms["shortener-1"]',), "shortener/bench"),
+    Figure(DOC, "E8", "(0.145 core-ms each)", ('create_cost.core_ms["postgres-0"]',), "shortener/bench"),
+    Figure(DOC, "E8", "**0.03 core-ms** a redirect and 0 statements", ("redirect_core_ms", "redirect_pg_statements"),
+           "shortener/bench"),
+    # E9: clicks counted, from each experiment it names
+    Figure(DOC, "E9", "32,720 of 32,720 in E1", (f"{ON}.loss.clicks.clicks_counted", f"{ON}.loss.clicks.redirects_ok"),
+           "shortener/cache", where="| E9 |"),
+    Figure(DOC, "E9", "24,436 of 24,436 through the Redis kill", (
+        f"{REDIS}.loss.clicks.clicks_counted", f"{REDIS}.loss.clicks.redirects_ok"), "shortener/redis-outage",
+        where="| E9 |"),
+    Figure(DOC, "E9", "20,344 of 20,344 through the PostgreSQL pause", (
+        f"{PAUSED}.loss.clicks.clicks_counted", f"{PAUSED}.loss.clicks.redirects_ok"), "shortener/db-outage",
+        where="| E9 |"),
+    Figure(DOC, "E9", "the instance kill lost **26 of 24,471**", (
+        f"{KILLED}.loss.clicks.clicks_missing", f"{KILLED}.loss.clicks.redirects_ok"), "shortener/instance-failure",
+        where="| E9 |"),
+    # E10: capacity
+    Figure(DOC, "E10", "**4,000 req/s** offered (p50 1.68 ms, p99 47 ms, 0 errors of 39,943)", (
+        'facts["knee (req/s)"]', f"{cap(4000)}.p50_ms", f"{cap(4000)}.p99_ms", f"{cap(4000)}.failures",
+        f"{cap(4000)}.requests")),
+    Figure(DOC, "E10", "at 6,000 req/s the p99 was **420 and 360 ms** in two runs (achieved 3,278 and 3,593", (
+        f"{cap(6000)}.offered_rps", f"{cap(6000)}.p99_ms", f"{cap(6000, True)}.p99_ms", f"{cap(6000)}.achieved_rps",
+        f"{cap(6000, True)}.achieved_rps")),
+    Figure(DOC, "E10", "27 k and 24 k arrivals dropped", (f"{cap(6000)}.dropped_iterations",
+                                                         f"{cap(6000, True)}.dropped_iterations"), scale=1e-3),
+    Figure(DOC, "E10", "at 8,000 req/s 390-475 ms", (f"{cap(8000)}.offered_rps", f"{cap(8000)}.p99_ms",
+                                                    f"{cap(8000, True)}.p99_ms")),
+    Figure(DOC, "E10", "(k6 51%", (f"{cap(4000)}.generator_cpu_avg",)),
+    Figure(DOC, "E10", "a request cost 0.30 core-ms and 0.10 statements on average", (
+        f"{cap(4000)}.cost_per_op.core_ms_total", f"{cap(4000)}.cost_per_op.pg_statements")),
+    Figure(DOC, "E10", "tried 6,000 req/s twice: p99 420 and 360 ms", (
+        f"{cap(6000)}.offered_rps", f"{cap(6000)}.p99_ms", f"{cap(6000, True)}.p99_ms"), "shortener/capacity",
+        where="tried 6,000 req/s twice"),
+    # E11: what the generator adds
+    Figure(DOC, "E11", "k6 open loop at 300 req/s: redirect p50 **1.04 ms**", (
+        "offered_rps", 'endpoints["/{code}"].p50_ms')),
+    # C1-C4: the cost tables before and after the lean paths
+    Figure(DOC, "C1", "| **5.0** (the pre-ping's", ("cost_per_op.pg_statements",), COST.format("before-create"),
+           where="| create (200/s): PostgreSQL statements |"),
+    Figure(DOC, "C3", "| **1.0** (one INSERT) |", ("cost_per_op.pg_statements",), COST.format("after-create"),
+           where="| create (200/s): PostgreSQL statements |"),
+    Figure(DOC, "C1", "every process | 2.4 |", ("cost_per_op.core_ms_total",), COST.format("before-create"),
+           where="| create: [core-ms]"),
+    Figure(DOC, "C3", "| 1.4 |", ("cost_per_op.core_ms_total",), COST.format("after-create"), where="| create: [core-ms]"),
+    Figure(DOC, "C2", "cold cache): statements | 0.33 |", ("cost_per_op.pg_statements",), COST.format("before-redirect"),
+           where="| redirect (1,000/s"),
+    Figure(DOC, "C4", "| 0.08 |", ("cost_per_op.pg_statements",), COST.format("after-redirect"), where="| redirect (1,000/s"),
+    Figure(DOC, "C2", "| redirect: core-ms | 0.42 |", ("cost_per_op.core_ms_total",), COST.format("before-redirect"),
+           where="| redirect: core-ms |"),
+    Figure(DOC, "C4", "| 0.39 |", ("cost_per_op.core_ms_total",), COST.format("after-redirect"), where="| redirect: core-ms |"),
+    Figure(DOC, "C1", "statements/s | 9.9 |", ("cost_per_op.idle.pg_statements_per_s",), COST.format("before-create"),
+           where="| the stack at rest: statements/s |"),
+    Figure(DOC, "C3", "| 0 |", ("cost_per_op.idle.pg_statements_per_s",), COST.format("after-create"),
+           where="| the stack at rest: statements/s |"),
+    Figure(DOC, "C3", "**1.4 core-ms** for the whole stack", ("cost_per_op.core_ms_total",), COST.format("after-create"),
+           where="**1.4 core-ms** for the whole stack"),
+    Figure(DOC, "C1", "(it was 2.4\n  core-ms and 5 statements", ("cost_per_op.core_ms_total", "cost_per_op.pg_statements"),
+           COST.format("before-create"), where="**1.4 core-ms** for the whole stack"),
+]

@@ -7,16 +7,16 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from services.settings import ServiceSettings
+from services.settings import LoginSettings
 
 
-class MessagingSettings(ServiceSettings):
+class MessagingSettings(LoginSettings):
     model_config = SettingsConfigDict(env_prefix="MESSAGING_", extra="ignore", frozen=True)
 
     public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8081")
-    # Signs the lab login's tokens; set it in any shared deployment. Shop uses its own setting.
+    # Signs the lab login's tokens. The default is public: refused beyond loopback (`sdlab up`
+    # generates one per lab home). Shop uses its own setting.
     token_secret: SecretStr = SecretStr("sdlab-dev-token-secret-change-me")
-    token_ttl_s: int = Field(7 * 24 * 3600, ge=60)
 
     # Where the truth is first written: PostgreSQL then Kafka (outbox), or Kafka then PostgreSQL.
     write_path: Literal["db-first", "log-first"] = "db-first"

@@ -38,6 +38,7 @@ from services.clients.postgres import dsn
 from services.consumer_loop import Batch, ConsumerLoop, Record
 from services.logging import get_logger
 from services.metrics import ClientGauges, counter_families
+from services.settings import load_settings
 from services.tasks import BackgroundLoop
 
 log = get_logger(__name__)
@@ -180,7 +181,7 @@ class FanoutCollector(Collector):
 
 
 def create_app(settings: MessagingSettings | None = None) -> FastAPI:
-    settings = settings or MessagingSettings()
+    settings = settings or load_settings(MessagingSettings)
     w = wire(settings)
     outbox = PgOutbox(dsn(str(settings.database_urls[0])), settings.database_timeout_s)
     relay = Relay(settings, w.service, outbox)

@@ -36,6 +36,7 @@ from services.auth import bearer_token
 from services.errors import Unauthorized
 from services.logging import configure_logging, get_logger
 from services.metrics import ClientGauges
+from services.settings import load_settings
 
 log = get_logger(__name__)
 SERVICE = "messaging-gateway"
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     import uvloop
 
-    uvloop.run(Gateway(MessagingSettings()).run(args.host, args.port))
+    uvloop.run(Gateway(load_settings(MessagingSettings)).run(args.host, args.port))
 
 
 if __name__ == "__main__":

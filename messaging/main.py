@@ -15,13 +15,14 @@ from messaging.config import MessagingSettings
 from messaging.ports import StoreUnavailable
 from messaging.service import MessagingService, Publisher, Router
 from services.app import create_service_app
-from services.auth import TokenSigner, sessions_router
+from services.auth import LoginGuard, TokenSigner, sessions_router
 from services.clients.kafka import KafkaProducer, TopicSpec
 from services.clients.postgres import PgPool
 from services.clients.read_routing import ReadRouter, read_router
 from services.clients.redis import RedisClient
 from services.ratelimit import LocalTokenBucket
 from services.metrics import ClientGauges, ReadRoutingCounters
+from services.settings import load_settings
 
 SERVICE = "messaging"
 
@@ -69,7 +70,7 @@ def wire(settings: MessagingSettings, *, client_id: str | None = None) -> Wiring
 
 
 def create_app(settings: MessagingSettings | None = None) -> FastAPI:
-    settings = settings or MessagingSettings()
+    settings = settings or load_settings(MessagingSettings)
     w = wire(settings)
     # The API serves logins, conversations and history: PostgreSQL is critical, Redis (presence) is not.
     w.db.critical = True
@@ -77,7 +78,7 @@ def create_app(settings: MessagingSettings | None = None) -> FastAPI:
         service=SERVICE,
         settings=settings,
         resources=[w.redis, w.db, w.reads],
-        routers=[sessions_router(w.signer), build_router(w.service, w.signer)],
+        routers=[sessions_router(w.signer, LoginGuard.from_settings(settings)), build_router(w.service, w.signer)],
         description="Messaging: REST API of the chat (login, conversations, history, presence). "
                     "Messages flow over the WebSocket gateways at /ws.",
     )

@@ -7,19 +7,20 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from services.settings import ServiceSettings, split_csv
+from services.settings import LoginSettings, split_csv
 
 InventoryStrategy = Literal["conditional-update", "select-for-update", "redis-gate"]
 
 
-class ShopSettings(ServiceSettings):
+class ShopSettings(LoginSettings):
     model_config = SettingsConfigDict(env_prefix="SHOP_", extra="ignore", frozen=True)
 
     public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8082")
-    # Signs the lab login's tokens (the same login as messaging, its own secret).
+    # Signs the lab login's tokens (the same login as messaging, its own secret). The default is
+    # public: refused beyond loopback (`sdlab up` generates one per lab home).
     token_secret: SecretStr = SecretStr("sdlab-dev-shop-token-secret-change-me")
-    token_ttl_s: int = Field(7 * 24 * 3600, ge=60)
-    # Users who may create products.
+    # Users who may create products. The default holds only while the shop is not guarded (loopback):
+    # a guarded shop has the admins SHOP_ADMINS names, none without it (see admin_users).
     admins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["admin"])
 
     # Sharding. The number of buckets is fixed for the life of the data (ids carry the bucket);
@@ -102,6 +103,12 @@ class ShopSettings(ServiceSettings):
     @classmethod
     def _split_admins(cls, value: object) -> object:
         return split_csv(value)
+
+    @property
+    def admin_users(self) -> frozenset[str]:
+        if self.guarded and "admins" not in self.model_fields_set:
+            return frozenset()
+        return frozenset(self.admins)
 
     @property
     def event_topics(self) -> list[str]:

@@ -31,6 +31,7 @@ from services.clients.kafka import KafkaConsumer, KafkaProducer, TopicSpec
 from services.consumer_loop import Batch, ConsumerLoop
 from services.logging import get_logger
 from services.metrics import ClientGauges, counter_families
+from services.settings import load_settings
 from services.tasks import BackgroundLoop
 from shop.adapters.outbox import OutboxRow, SqlOutbox
 from shop.config import ShopSettings
@@ -228,7 +229,7 @@ class WorkerCollector(Collector):
 
 
 def create_app(settings: ShopSettings | None = None) -> FastAPI:
-    settings = settings or ShopSettings()
+    settings = settings or load_settings(ShopSettings)
     w = wire(settings)
     outbox = SqlOutbox(w.router)
     producer = KafkaProducer(settings.kafka_bootstrap_servers, client_id=settings.instance_id,

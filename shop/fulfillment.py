@@ -18,6 +18,7 @@ from services.clients.kafka import KafkaConsumer
 from services.clients.postgres import PgPool
 from services.logging import get_logger
 from services.metrics import ClientGauges, counter_families
+from services.settings import load_settings
 from shop.config import ShopSettings
 from shop.consumers import EventConsumer, event_topics
 from shop.ports import ShardUnavailable
@@ -74,7 +75,7 @@ class FulfillmentCollector(Collector):
 
 
 def create_fulfillment(settings: ShopSettings | None = None) -> FastAPI:
-    settings = settings or ShopSettings()
+    settings = settings or load_settings(ShopSettings)
     db = PgPool(str(settings.database_urls[0]), timeout_s=settings.database_timeout_s, max_size=2,
                 unavailable=ShardUnavailable)
     consumer = KafkaConsumer(settings.kafka_bootstrap_servers, group_id=settings.fulfillment_group,

@@ -9,9 +9,10 @@ from fastapi import FastAPI
 
 from services.admission import Admission
 from services.app import create_service_app
-from services.auth import TokenSigner, sessions_router
+from services.auth import LoginGuard, TokenSigner, sessions_router
 from services.clients.redis import RedisClient
 from services.metrics import ClientGauges, ReadRoutingCounters
+from services.settings import load_settings
 from shop.adapters.payments import HttpPayments
 from shop.adapters.redis import RedisCarts, RedisProductCache, RedisStockGate
 from shop.adapters.shards import ShardRouter
@@ -56,7 +57,7 @@ def wire(settings: ShopSettings) -> Wiring:
 
 
 def create_app(settings: ShopSettings | None = None) -> FastAPI:
-    settings = settings or ShopSettings()
+    settings = settings or load_settings(ShopSettings)
     w = wire(settings)
     signer = TokenSigner(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
     admission = Admission(settings.checkout_max_in_flight, settings.checkout_queue_s, what="checkouts")
@@ -64,7 +65,7 @@ def create_app(settings: ShopSettings | None = None) -> FastAPI:
         service=SERVICE,
         settings=settings,
         resources=[w.redis, w.router, w.payments],
-        routers=[sessions_router(signer), build_router(w.service, w.saga, signer, admission)],
+        routers=[sessions_router(signer, LoginGuard.from_settings(settings)), build_router(w.service, w.saga, signer, admission)],
         description="Shop: catalog, cart, checkout (a saga over sharded PostgreSQL and a payment provider) "
                     "and orders. Ids are decimal strings.",
     )

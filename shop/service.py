@@ -30,7 +30,7 @@ class ShopService:
 
     # --- catalog ---------------------------------------------------------------------------
     async def create_product(self, user: str, product: NewProduct) -> Product:
-        if user not in self._settings.admins:
+        if user not in self._settings.admin_users:
             raise Forbidden(f"only admins may create products ({user!r} is not one)", code="not_admin")
         # Products spread evenly over the buckets; the id then carries its bucket.
         created = await self._catalog.create(random.randrange(self._settings.buckets), product)

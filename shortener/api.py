@@ -8,7 +8,6 @@ leaves (paths that cannot be a code).
 
 # No ``from __future__ import annotations``: the create route's body model is built per router
 # (its maxLength is a setting), and FastAPI resolves string annotations in module globals only.
-import ipaddress
 import json
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.consistency import COMMIT_LSN_HEADER, ReadConsistency
 from services.errors import LabError, NotFound
+from services.forwarded import client_address, trusted_networks
 from services.http import error_responses, lab_error_parts, read_consistency
 from shortener.domain import Link, ShortenUrl, is_code_shaped
 from shortener.schemas import LinkInfo, LinkOut, create_link_body
@@ -28,38 +28,6 @@ ERRORS = error_responses({
     410: "the link expired", 422: "the body breaks the schema (the message names the problem)",
     429: "too many creates from this client", 503: "the database did not answer",
 })
-
-
-def client_address(request_client: str | None, forwarded_for: str | None,
-                   trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
-    """The client's address: X-Forwarded-For is believed only when it comes from a trusted proxy.
-
-    Of the forwarded chain, the rightmost address that is not a trusted proxy is the client as
-    our own proxy saw it; everything left of it could be forged by the client.
-    """
-    peer = request_client or "unknown"
-    if not forwarded_for or not _is_trusted(peer, trusted):
-        return peer
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            return peer
-        if not _is_trusted(hop, trusted):
-            return hop
-    return peer
-
-
-def _is_trusted(address: str, trusted) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in trusted)
-
-
-def trusted_networks(entries: list[str]) -> tuple:
-    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
 
 
 def build_router(service: ShortenerService) -> APIRouter:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
@@ -13,17 +13,18 @@ from services.settings import ServiceSettings, split_csv
 
 class ShortenerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SHORTENER_", extra="ignore", frozen=True)
+    # The counter scheme's key is refused at its default in every scheme: a variant may switch the
+    # scheme by one setting, and codes must not turn predictable with it.
+    public_default_secrets: ClassVar[tuple[str, ...]] = ("id_secret",)
 
     public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
     # Extra host names that are this shortener too (links to them would loop).
     own_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
-    # Peers (addresses or CIDR networks) allowed to tell us the client address in
-    # X-Forwarded-For: the load balancer only.
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1"])
 
     id_scheme: Literal["hash", "counter", "random"] = "hash"
     code_length: int = Field(7, ge=5, le=12)
-    # Keys the counter scheme's permutation; set it in production so codes are not predictable.
+    # Keys the counter scheme's permutation: whoever knows it can turn codes back into counter values
+    # and list every link (links can be private). The default is public: refused beyond loopback.
     id_secret: SecretStr = SecretStr("sdlab-dev-secret")
     counter_lease_size: int = Field(1000, ge=1)
     max_url_length: int = Field(2048, ge=64)
@@ -53,22 +54,10 @@ class ShortenerSettings(ServiceSettings):
     analytics_max_pending_codes: int = Field(200_000, ge=1)
     clicks_topic: str = "link-clicked"
 
-    @field_validator("own_hosts", "trusted_proxies", mode="before")
+    @field_validator("own_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         return split_csv(value)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, entries: list[str]) -> list[str]:
-        import ipaddress
-
-        for entry in entries:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(f"trusted proxy {entry!r} is not an IP address or network") from None
-        return entries
 
     @property
     def public_base(self) -> str:

@@ -15,6 +15,7 @@ from services.app import create_service_app
 from services.clients.kafka import KafkaConsumer
 from services.clients.postgres import PgPool
 from services.metrics import ClientGauges, counter_families
+from services.settings import load_settings
 from shortener.adapters.kafka import ClickAggregator
 from shortener.adapters.sql import SqlLinkRepository
 from shortener.config import ShortenerSettings
@@ -38,7 +39,7 @@ class AggregatorCollector(Collector):
 
 
 def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
-    settings = settings or ShortenerSettings()
+    settings = settings or load_settings(ShortenerSettings)
     db = PgPool(str(settings.database_urls[0]), timeout_s=settings.database_timeout_s, max_size=4,
                 unavailable=StoreUnavailable)
     consumer = KafkaConsumer(settings.kafka_bootstrap_servers, group_id=GROUP_ID, topics=[clicks_topic(settings)],

@@ -15,6 +15,7 @@ from services.clients.read_routing import ReadRouter, read_router
 from services.clients.redis import RedisClient
 from services.metrics import ClientGauges, ReadRoutingCounters
 from services.resources import Resource
+from services.settings import load_settings
 from shortener.adapters.kafka import ClickPublisher
 from shortener.adapters.redis import (
     InvalidationListener,
@@ -81,7 +82,7 @@ def wire(settings: ShortenerSettings) -> Wiring:
 
 
 def create_app(settings: ShortenerSettings | None = None) -> FastAPI:
-    settings = settings or ShortenerSettings()
+    settings = settings or load_settings(ShortenerSettings)
     w = wire(settings)
     app = create_service_app(
         service=SERVICE,

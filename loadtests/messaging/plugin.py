@@ -33,6 +33,7 @@ class MessagingPlugin(DesignPlugin):
         workers=(("fanout", "messaging.consumers:create_app"),),
         servers=(("gateway", "messaging.gateway"),),
         port=8081,
+        secrets=("TOKEN_SECRET", "LAB_PASSWORD"),
     )
     locustfile = HERE / "locustfile.py"
     k6_script = None

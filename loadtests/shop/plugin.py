@@ -51,6 +51,7 @@ class ShopPlugin(DesignPlugin):
         workers=(("worker", "shop.consumers:create_app"), ("fulfillment", "shop.fulfillment:create_fulfillment")),
         services=(("payments", "shop.payments.main:create_app"),),
         port=8082,
+        secrets=("TOKEN_SECRET", "LAB_PASSWORD"),
     )
     locustfile = HERE / "locustfile.py"
     k6_script = HERE / "load.k6.js"

@@ -27,6 +27,7 @@ class ShortenerPlugin(DesignPlugin):
         migrate_module="shortener.migrate",
         workers=(("analytics", "shortener.consumers:create_app"),),
         port=8080,
+        secrets=("ID_SECRET",),
     )
     locustfile = HERE / "locustfile.py"
     k6_script = HERE / "load.k6.js"

@@ -68,6 +68,9 @@ class Design:
     caddy_site: Path | None = None
     port: int = 8080  # the public port (the load balancer's), unless SDLAB_<DESIGN>_PORT says otherwise
     instances: int = 2  # app instances behind the balancer, unless SDLAB_<DESIGN>_INSTANCES says otherwise
+    # Settings (without the prefix) the lab fills with random values, one set per lab home
+    # (:mod:`services.lab.lab_secrets`): those whose built-in default is public.
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass

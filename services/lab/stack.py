@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -74,9 +75,12 @@ def _needs(designs: list[Design], part: str) -> bool:
     return any(part in d.needs for d in designs)
 
 
-def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, str] | None = None) -> StackPlan:
+def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, str] | None = None,
+               secrets: Mapping[str, str] | None = None) -> StackPlan:
     """The components for ``designs``; ``app_env`` adds settings for every app process (an
-    experiment's variant, e.g. a design setting that turns a feature off)."""
+    experiment's variant, e.g. a design setting that turns a feature off); ``secrets`` are the
+    home's generated secrets (:func:`services.lab.lab_secrets.ensure`; without them the designs'
+    public defaults apply, which their settings refuse beyond loopback)."""
     replication.check(settings.postgres_replicas, settings.postgres_replication, settings.postgres_shards,
                       machine.size())
     home = settings.state_dir
@@ -174,6 +178,10 @@ def plan_stack(settings: LabSettings, designs: list[Design], app_env: dict[str, 
             f"{prefix}PUBLIC_URL": f"http://{host}:{public_port}",
             f"{prefix}LOG_FORMAT": "json",
             f"{prefix}TRUSTED_PROXIES": host,
+            # Every process of the design listens on host (its uvicorn --host, its server's --host):
+            # beyond loopback its settings refuse public secrets and guard its login.
+            f"{prefix}BIND_HOST": host,
+            **{name: value for name, value in (secrets or {}).items() if name.startswith(prefix)},
             **{k: v for k, v in (app_env or {}).items() if k.startswith(prefix)},
         }
         if "redis" in design.needs:

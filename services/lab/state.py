@@ -94,7 +94,10 @@ class LabState:
             "cgroup_tag": self.cgroup_tag,
         }
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
+        tmp.unlink(missing_ok=True)
+        # Private: the components' environments hold the home's secrets (services.lab.lab_secrets).
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(json.dumps(data, indent=2))
         os.replace(tmp, self.path)  # atomic: a crash never leaves half a state file
 
     def any_alive(self) -> bool:

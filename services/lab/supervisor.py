@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from services.lab import budgets, local_budgets, procs, replicated_stack, replication_status, throttle
+from services.lab import budgets, lab_secrets, local_budgets, procs, replicated_stack, replication_status, throttle
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import Design
 from services.lab.designs import resolve
@@ -127,7 +127,7 @@ def up(
     home = settings.state_dir
     with exclusive(home):
         existing = load_state(home)
-        plan = plan_stack(settings, designs, app_env)
+        plan = plan_stack(settings, designs, app_env, lab_secrets.ensure(home, designs))
         if existing is not None and existing.any_alive():
             wanted = {c.name for c in plan.components}
             if set(existing.components) == wanted and all(c.ref.alive() for c in existing.components.values()):

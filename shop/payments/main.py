@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from services.app import create_service_app
 from services.clients.postgres import PgPool
 from services.metrics import ClientGauges, counter_families
+from services.settings import load_settings
 from shop.config import ShopSettings
 from shop.payments.api import ChargeStore, Counters, build_router
 from shop.payments.store import SqlCharges, StoreUnavailable
@@ -36,7 +37,7 @@ class PaymentsCollector(Collector):
 
 def create_app(settings: ShopSettings | None = None, *, store: ChargeStore | None = None,
                rng: random.Random | None = None) -> FastAPI:
-    settings = settings or ShopSettings()
+    settings = settings or load_settings(ShopSettings)
     db = None
     if store is None:
         # The store is the service: without PostgreSQL it cannot answer anything, hence critical.

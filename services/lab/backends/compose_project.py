@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from services.lab import lab_secrets
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.designs import names as design_names
 from services.lab.errors import LabCommandError
@@ -42,6 +43,8 @@ class Deployment:
     designs: list[str] = field(default_factory=list)
     standin: bool = False
     started_at: float = field(default_factory=time.time)
+    # The home's generated secrets (services.lab.lab_secrets), read by the compose file's ${...}.
+    env_file: str | None = None
 
     @property
     def marker(self) -> str:
@@ -85,7 +88,8 @@ def discover(settings: LabSettings) -> Deployment | None:
     recorded from here on, so later commands find it at once. None where Docker is absent or idle."""
     if shutil.which("docker") is None:
         return None
-    found = Deployment(default_project(), [str(COMPOSE_FILE)])
+    secrets = lab_secrets.secrets_path(settings.state_dir)
+    found = Deployment(default_project(), [str(COMPOSE_FILE)], env_file=str(secrets) if secrets.exists() else None)
     try:
         running = [r for r in containers(found) if r.get("State") == "running"]
     except (LabCommandError, OSError, ValueError, subprocess.TimeoutExpired):
@@ -115,7 +119,8 @@ def cli() -> list[str]:
 
 def command(dep: Deployment, *args: str) -> list[str]:
     files = [a for f in dep.files for a in ("-f", f)]
-    return [*cli(), "-p", dep.project, "--project-directory", str(REPO_ROOT), *files, *args]
+    env_file = ["--env-file", dep.env_file] if dep.env_file else []
+    return [*cli(), "-p", dep.project, "--project-directory", str(REPO_ROOT), *env_file, *files, *args]
 
 
 def run(dep: Deployment, *args: str, timeout_s: float = 120, stream: bool = False) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from services.lab import budgets
+from services.lab import budgets, lab_secrets
 from services.lab import standin as standin_images
 from services.lab.backends import compose_project, compose_replicas, compose_replication_status
 from services.lab.backends.compose_project import Deployment
@@ -59,7 +59,9 @@ def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callabl
         files.append(str(standin_images.STANDIN_FILE))
     previous = compose_project.recorded(settings)
     project = previous.project if previous else compose_project.default_project()
-    dep = Deployment(project, files, names, standin)
+    # Every design's: the compose file names them all, whichever designs run.
+    lab_secrets.ensure(settings.state_dir, resolve([]))
+    dep = Deployment(project, files, names, standin, env_file=str(lab_secrets.secrets_path(settings.state_dir)))
     _replicas_for(settings, dep)
     if set(names) != set(design_names()):
         dep.files.append(str(_balancer_for(settings, dep, names)))
@@ -219,5 +221,5 @@ def apply_variant(settings: LabSettings, dep: Deployment, design: str, app_env: 
         path.unlink(missing_ok=True)
     say(f"recreating {len(ours)} {design} service(s)" + (f" with {', '.join(f'{k}={v}' for k, v in env.items())}"
                                                          if env else " with the file's settings"))
-    compose_project.run(Deployment(dep.project, files, dep.designs, dep.standin, dep.started_at),
+    compose_project.run(Deployment(dep.project, files, dep.designs, dep.standin, dep.started_at, dep.env_file),
                 "up", "-d", "--wait", "--no-deps", "--force-recreate", *ours, timeout_s=compose_project.UP_TIMEOUT_S)

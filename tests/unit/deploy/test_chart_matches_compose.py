@@ -16,9 +16,6 @@ from tests.unit.deploy import chart_rules as rules
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
 # The chart's edge is an Ingress instead of Caddy; Toxiproxy (the lab's chaos), Prometheus and Grafana stay local.
 COMPOSE_ONLY = {"caddy", "toxiproxy", "prometheus", "grafana"}
-# Set by docker-compose.yml (and the local lab, services/lab/stack.py) for every design, read by the
-# shortener's settings only: messaging and shop ignore them. The chart sets none of them.
-READ_BY_NO_SETTINGS = {"MESSAGING_TRUSTED_PROXIES", "SHOP_TRUSTED_PROXIES"}
 
 
 def _image_cmd() -> list[str]:
@@ -47,25 +44,25 @@ def test_the_chart_and_docker_compose_yml_run_the_same_components_the_same_way()
     assert workloads["postgres"]["spec"]["replicas"] == sum(1 for n in services if kind_of(n) == "postgres")
     assert rules.of_kind(objs, "Ingress"), "the chart's edge stands where compose's caddy does"
 
-    # Both set only names the design's settings class has, but for the known gap in compose.
+    # Both set only names the design's settings class has.
     compose_env = {name: set(s.get("environment", {})) for name, s in services.items() if _design(name)}
     stray = {var for name, env in compose_env.items()
              for var in env if var.removeprefix(f"{_design(name).upper()}_").lower()
              not in rules.settings_class(_design(name)).model_fields}
-    assert stray == READ_BY_NO_SETTINGS
+    assert stray == set()
     assert rules.env_problems(objs) == []
 
     for name, service in apps.items():
         pod = rules.pod_spec(workloads[kind_of(name)])
         container = pod["containers"][0]
-        assert {v["name"] for v in container["env"]} == compose_env[name] - READ_BY_NO_SETTINGS, name
+        assert {v["name"] for v in container["env"]} == compose_env[name], name
         assert _target(container["command"]) == _target(service.get("command") or _image_cmd()), name
         assert "/readyz" in " ".join(service["healthcheck"]["test"]) and \
             container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
         migrate = COMPOSE[f"{_design(name)}-migrate"]
         init = {c["name"]: c for c in pod["initContainers"]}["migrate"]
         assert init["command"] == migrate["command"], name
-        assert {v["name"] for v in init["env"]} == compose_env[f"{_design(name)}-migrate"] - READ_BY_NO_SETTINGS
+        assert {v["name"] for v in init["env"]} == compose_env[f"{_design(name)}-migrate"]
 
     for part in ("redis", "postgres", "kafka"):
         compose_image = next(s["image"] for n, s in services.items() if kind_of(n) == part)

@@ -23,7 +23,9 @@ def _compose_instances(design: str) -> int:
 
 def _local_plan():
     counts = {f"{d}_instances": _compose_instances(d) for d in design_names()}
-    return plan_stack(LabSettings(home="/tmp/sdlab-compose-check", **counts), resolve([]))
+    # With the generated secrets, so compose is held to pass every one of them too.
+    secrets = {f"{d.env_prefix}{name}": "generated" for d in resolve([]) for name in d.secrets}
+    return plan_stack(LabSettings(home="/tmp/sdlab-compose-check", **counts), resolve([]), secrets=secrets)
 
 
 def test_same_services():

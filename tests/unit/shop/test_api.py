@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from services.admission import Admission
 from services.app import create_service_app
-from services.auth import TokenSigner, sessions_router
+from services.auth import LoginGuard, TokenSigner, sessions_router
 from services.idempotency import MAX_IDEMPOTENCY_KEY
 from shop.api import ID, NO_NUL, build_router
 from shop.config import ShopSettings
@@ -33,8 +33,10 @@ class Api:
     lamp: str
     mug: str
 
+    password: str | None = None  # the lab password, when the shop is guarded
+
     def login(self, user: str) -> dict[str, str]:
-        response = self.client.post("/api/v1/sessions", json={"user": user})
+        response = self.client.post("/api/v1/sessions", json={"user": user, "password": self.password})
         assert response.status_code == 201, response.text
         return {"Authorization": f"Bearer {response.json()['token']}"}
 
@@ -60,8 +62,14 @@ def payments(request) -> FakePayments:
 
 
 @pytest.fixture
-def api(payments: FakePayments) -> Iterator[Api]:
-    settings = ShopSettings(idempotency_lease_s=10, reservation_ttl_s=60)
+def shop_settings(request) -> ShopSettings:
+    """Overridden by ``@pytest.mark.parametrize("shop_settings", [{...}], indirect=True)``."""
+    return ShopSettings(idempotency_lease_s=10, reservation_ttl_s=60, **getattr(request, "param", {}))
+
+
+@pytest.fixture
+def api(payments: FakePayments, shop_settings: ShopSettings) -> Iterator[Api]:
+    settings = shop_settings
     clock = Clock()
     catalog = FakeCatalog(shards=3, clock=clock)
     orders, carts, cache = FakeOrders(clock, catalog.map), FakeCarts(), FakeCache()
@@ -70,11 +78,13 @@ def api(payments: FakePayments) -> Iterator[Api]:
     admission = Admission(settings.checkout_max_in_flight, settings.checkout_queue_s)
     signer = TokenSigner(settings.token_secret.get_secret_value(), ttl_s=settings.token_ttl_s)
     app = create_service_app(service="shop", settings=settings,
-                             routers=[sessions_router(signer), build_router(service, saga, signer, admission)])
+                             routers=[sessions_router(signer, LoginGuard.from_settings(settings)),
+                                      build_router(service, saga, signer, admission)])
     lamp = catalog.add(3, "Desk lamp", 1999, stock=5, category="lamps")
     mug = catalog.add(200, "Mug", 500, stock=2, category="kitchen")
     with TestClient(app) as client:
-        yield Api(client, catalog, orders, carts, cache, payments, str(lamp.id), str(mug.id))
+        password = settings.lab_password.get_secret_value() if settings.lab_password else None
+        yield Api(client, catalog, orders, carts, cache, payments, str(lamp.id), str(mug.id), password)
 
 
 # -- sessions and products --------------------------------------------------------------------------
@@ -105,6 +115,27 @@ def test_only_an_admin_creates_products(api):
     assert int(body["id"]) in api.cache.pages  # the page is cached as it is created
     fetched = api.client.get(f"/api/v1/products/{body['id']}")
     assert fetched.status_code == 200 and fetched.json() == body
+
+
+GUARDED = {"bind_host": "0.0.0.0", "token_secret": "a-generated-secret-of-at-least-32-bytes", "lab_password": "pw"}
+
+
+@pytest.mark.parametrize("shop_settings", [GUARDED], indirect=True)
+def test_a_forged_admin_is_403_outside_loopback(api):
+    """Beyond loopback nobody is an admin by default: a login named admin (with the lab password) is a user."""
+    product = {"name": "Chair", "category": "home", "price_cents": 4500, "stock": 3}
+    refused = api.client.post("/api/v1/products", json=product, headers=api.login("admin"))
+    assert refused.status_code == 403 and _error(refused) == "not_admin"
+    assert api.catalog.called("create") == []
+    no_password = api.client.post("/api/v1/sessions", json={"user": "admin"})
+    assert no_password.status_code == 401
+
+
+@pytest.mark.parametrize("shop_settings", [{**GUARDED, "admins": ["ops"]}], indirect=True)
+def test_outside_loopback_the_named_admins_create_products(api):
+    product = {"name": "Chair", "category": "home", "price_cents": 4500, "stock": 3}
+    assert api.client.post("/api/v1/products", json=product, headers=api.login("ops")).status_code == 201
+    assert api.client.post("/api/v1/products", json=product, headers=api.login("admin")).status_code == 403
 
 
 @pytest.mark.parametrize("fields, code, words", [

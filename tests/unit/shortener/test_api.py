@@ -11,7 +11,8 @@ import pytest
 from starlette.middleware import Middleware
 
 from services.app import create_service_app
-from shortener.api import RedirectFastPath, build_router, client_address, trusted_networks
+from services.forwarded import client_address, trusted_networks
+from shortener.api import RedirectFastPath, build_router
 from shortener.domain import LinkClicked
 from tests.unit.shortener.fakes import Fakes, link, make_service, utcnow
 

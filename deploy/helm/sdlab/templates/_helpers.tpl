@@ -125,6 +125,18 @@ affinity:
   value: {{ printf "%s://%s" $root.Values.ingress.scheme $spec.host | quote }}
 - name: {{ $prefix }}LOG_FORMAT
   value: {{ $root.Values.logFormat | quote }}
+{{- /* Pods listen on 0.0.0.0: the settings refuse the public default secrets, so they come from the Secret. */}}
+- name: {{ $prefix }}BIND_HOST
+  value: "0.0.0.0"
+- name: {{ $prefix }}EXPOSED
+  value: {{ $root.Values.security.exposed | toString | quote }}
+{{- range $secret := include "sdlab.designSecrets" .design | fromJsonArray }}
+- name: {{ $prefix }}{{ $secret }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "sdlab.secretName" $root }}
+      key: {{ include "sdlab.secretKey" (list $prefix $secret) }}
+{{- end }}
 {{- range $component, $c := $spec.components }}
 {{- if eq $c.tier "service" }}
 - name: {{ $prefix }}{{ trimPrefix (printf "%s-" $.design) $component | upper | replace "-" "_" }}_URL
@@ -135,4 +147,20 @@ affinity:
 - name: {{ $prefix }}{{ $name | upper }}
   value: {{ $value | toString | quote }}
 {{- end }}
+{{- end -}}
+
+
+{{/* The settings each design refuses at their public defaults, as Design.secrets in loadtests/<design>/plugin.py. */}}
+{{- define "sdlab.designSecrets" -}}
+{{- $all := dict "shortener" (list "ID_SECRET") "messaging" (list "TOKEN_SECRET" "LAB_PASSWORD") "shop" (list "TOKEN_SECRET" "LAB_PASSWORD") -}}
+{{- index $all . | toJson -}}
+{{- end -}}
+
+{{/* One lab password for every design (key LAB_PASSWORD); each other secret under its variable's name. */}}
+{{- define "sdlab.secretKey" -}}
+{{- if eq (index . 1) "LAB_PASSWORD" -}}LAB_PASSWORD{{- else -}}{{- printf "%s%s" (index . 0) (index . 1) -}}{{- end -}}
+{{- end -}}
+
+{{- define "sdlab.secretName" -}}
+{{- .Values.security.existingSecret | default (printf "%s-secrets" .Release.Name) -}}
 {{- end -}}

@@ -11,9 +11,10 @@ everything else goes to the primary. A read may instead ask for one of two stron
 A replica that is gone (down, or promoted since: its connections ask for a standby) is skipped for
 ``skip_s`` and its reads go to the primary; a replica that is only slow (a read past its deadline)
 keeps its reads, which fail as reads past a deadline do: sending an overloaded replica's reads to
-the primary would overload the primary and its writes with it (a cascade measured in
-``shortener.read-replicas``: every redirect and create answered 503). Every choice is counted (:class:`RoutingStats`), so that
-an experiment can say how many reads the replicas served and how many fell back, and why.
+the primary would overload the primary and its writes with it (a cascade an early run of
+``shortener.read-replicas`` went through: the primary ran out, the breaker that reads and writes
+share opened, and creates failed with the redirects). Every choice is counted
+(:class:`RoutingStats`), so that an experiment can say where reads were served, and why.
 
 The routing is written by hand because it is what the replication walkthrough teaches; the
 replicas are found from the primary's multi-host URL (every member of the shard).
@@ -168,6 +169,9 @@ class ReadRouter:
 def read_router(primary: PgPool, settings: ServiceSettings, *, max_size: int) -> ReadRouter:
     """The router of a design's one PostgreSQL server: a pool per member of its URL (none when the URL
     names one server, or when ``read_from_replicas`` is off), each as bounded as the primary's."""
+    # Every member, the primary's host included: which one leads changes with a failover. The leader's
+    # pool asks for a standby and fails, so it is skipped, and tried again every skip_s (one refused
+    # connection per instance every 2 s): a primary demoted by a failover takes reads again.
     urls = member_urls(primary.url) if settings.read_from_replicas else []
     replicas = [PgPool(url, timeout_s=primary.timeout_s, max_size=max_size, name=f"{primary.name}-replica-{i}",
                        unavailable=primary.unavailable) for i, url in enumerate(urls)]

@@ -41,9 +41,13 @@ def copy_evidence(run: Path, root: Path = EVIDENCE_ROOT) -> Path:
     if not run.is_dir():
         raise LabCommandError(f"no run folder at {run}")
     design, name = _identify(run)
-    target = root / design / name
+    return copy_run(run, root / design / name)
+
+
+def copy_run(run: Path, target: Path) -> Path:
+    """What a reader needs of ``run``, into ``target`` (a newer reference run replaces the old one whole)."""
     if target.exists():
-        shutil.rmtree(target)  # a newer reference run replaces the old one whole
+        shutil.rmtree(target)
     target.mkdir(parents=True)
     for path in sorted(run.iterdir()):
         if path.name in KEPT or path.suffix == ".png" or (path.name.startswith("wrk-") and path.suffix == ".txt"):

@@ -108,8 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--interval", type=float, default=1.0, help="seconds between frames (default 1)")
     _compose_flag(tp)
 
-    ev = sub.add_parser("evidence", help="copy a reference run (report, charts, summary) into docs/evidence/")
-    ev.add_argument("run", type=Path, help="the run's folder under results/")
+    ev = sub.add_parser("evidence", help="copy a reference run (report, charts, summary) into docs/evidence/, "
+                                          "or run every reference run again (--remeasure)")
+    ev.add_argument("run", type=Path, nargs="?", help="the run's folder under results/")
+    ev.add_argument("--remeasure", action="store_true",
+                    help="run the command each docs/evidence/ folder names again, one at a time on a clean working "
+                         "tree (every run at one commit), and replace its evidence; before-* baselines are kept")
+    ev.add_argument("--only", metavar="GLOB",
+                    help="with --remeasure: the folders to run again, a glob under docs/evidence/ (e.g. '<design>/*')")
+    ev.add_argument("--dry-run", action="store_true", help="with --remeasure: list what would run, run nothing")
 
     dm = sub.add_parser("demo", help="start the stack, run a short load on each design, print the numbers")
     dm.add_argument("--duration", type=float, default=20, help="seconds of load per design (default 20)")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from services.lab import load, report, target_load, ui
+from services.lab import load, remeasure, report, target_load, ui
 from services.lab.backends.selection import local_backend
 from services.lab.cli.common import backend_of, design_options, read_write, settings_of
 from services.lab.cli.parser import CommandParser
 from services.lab.designs import names as design_names, plugin_for
 from services.lab.errors import LabCommandError
+from services.lab.evidence import EVIDENCE_ROOT, copy_evidence
 
 
 def open_loop_generator(design: str) -> str:
@@ -84,10 +86,28 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_evidence(args: argparse.Namespace) -> None:
-    from services.lab.evidence import copy_evidence
-
-    target = copy_evidence(args.run)
-    ui.console.print(f"copied to {target}", markup=False)
+    if not args.remeasure:
+        if args.run is None:
+            raise LabCommandError("name a run folder (sdlab evidence results/<run>), or --remeasure")
+        target = copy_evidence(args.run)
+        ui.console.print(f"copied to {target}", markup=False)
+        return
+    items, skipped = remeasure.plan(only=args.only)
+    for label, why in skipped:
+        ui.console.print(f"skipped {label}: {why}", markup=False)
+    if args.dry_run:
+        for item in items:
+            ui.console.print(f"would run {item.label(EVIDENCE_ROOT)}: sdlab {' '.join(item.command)}", markup=False)
+        return
+    commit = remeasure.require_clean_tree()
+    scratch = settings_of(args).home / "remeasure" / commit
+    ui.console.print(f"re-measuring {len(items)} reference runs at {commit}; runs under {scratch}", markup=False)
+    outcomes = remeasure.run_all(items, scratch, say=lambda line: ui.console.print(line, markup=False))
+    (scratch / "outcomes.json").write_text(json.dumps(outcomes, indent=2))
+    failed = [o["evidence"] for o in outcomes if o["passed"] is not True]
+    ui.console.print(f"done: {len(outcomes) - len(failed)} passed, {len(failed)} not: {', '.join(failed) or 'none'}; "
+                     "run the unit tests: tests/unit/test_doc_figures.py names every figure the new runs changed",
+                     markup=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

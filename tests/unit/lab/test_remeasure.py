@@ -1,0 +1,65 @@
+"""``sdlab evidence --remeasure``: every reference run's own command again, its run copied over its evidence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from services.lab import remeasure
+from services.lab.evidence import EVIDENCE_ROOT
+
+
+def _evidence(root: Path, label: str, command: str | None) -> Path:
+    folder = root / label
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"command": command} if command else {}))
+    (folder / "report.md").write_text("old\n")
+    return folder
+
+
+def test_every_folder_runs_its_own_command_and_baselines_are_kept(tmp_path):
+    _evidence(tmp_path, "shop/reshard", "sdlab experiment shop.reshard")
+    _evidence(tmp_path, "shortener/cost/after-create", "sdlab load shortener --open --rate 200 --read-write 0:1")
+    _evidence(tmp_path, "shortener/cost/before-create", "sdlab load shortener --open --rate 200")
+    _evidence(tmp_path, "messaging/odd", None)
+    items, skipped = remeasure.plan(tmp_path)
+    assert [(i.label(tmp_path), i.command) for i in items] == [
+        ("shop/reshard", ["experiment", "shop.reshard"]),
+        ("shortener/cost/after-create", ["load", "shortener", "--open", "--rate", "200", "--read-write", "0:1"])]
+    assert [label for label, _ in skipped] == ["messaging/odd", "shortener/cost/before-create"]
+    only, _ = remeasure.plan(tmp_path, only="shop/*")
+    assert [i.label(tmp_path) for i in only] == ["shop/reshard"]
+
+
+def test_each_new_run_replaces_its_evidence_and_a_run_that_made_nothing_leaves_it(tmp_path):
+    root = tmp_path / "evidence"
+    _evidence(root, "shop/reshard", "sdlab experiment shop.reshard")
+    _evidence(root, "shop/flash-sale", "sdlab experiment shop.flash-sale")
+    calls = []
+
+    def runner(args, env):
+        calls.append((args, env["SDLAB_RESULTS"]))
+        if args[1] == "shop.reshard":  # a run that finished (and failed its checks)
+            run = Path(env["SDLAB_RESULTS"]) / "20261207-experiment-shop.reshard"
+            run.mkdir()
+            (run / "summary.json").write_text(json.dumps({"passed": False, "command": "sdlab experiment shop.reshard"}))
+            (run / "report.md").write_text("new\n")
+            (run / "acks.jsonl").write_text("raw\n")
+            return 1
+        return 2  # died before making a run folder
+
+    said = []
+    outcomes = remeasure.run_all(remeasure.plan(root)[0], tmp_path / "scratch", said.append, root=root, runner=runner)
+    assert [(o["evidence"], o["exit"], o["passed"]) for o in outcomes] == [
+        ("shop/flash-sale", 2, None), ("shop/reshard", 1, False)]
+    assert (root / "shop/reshard/report.md").read_text() == "new\n"
+    assert not (root / "shop/reshard/acks.jsonl").exists()  # raw output stays in results/
+    assert (root / "shop/flash-sale/report.md").read_text() == "old\n"
+    assert len({results for _, results in calls}) == 2  # a results folder per run
+    assert said[0].startswith("1/2 shop/flash-sale: sdlab experiment shop.flash-sale")
+
+
+def test_the_repositorys_evidence_names_its_commands():
+    items, skipped = remeasure.plan(EVIDENCE_ROOT)
+    assert len(items) >= 30
+    assert all(why.startswith("a before/after baseline") for _, why in skipped), skipped

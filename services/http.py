@@ -176,11 +176,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
+# Typed without ``| None`` though optional: FastAPI documents ``str | None`` as "a string or null",
+# and a client (schemathesis, for one) may then send the header as the text ``null``.
 def read_consistency(
-    x_read_after_lsn: str | None = Header(None, pattern=LSN_PATTERN, description=(
+    x_read_after_lsn: str = Header(None, pattern=LSN_PATTERN, description=(
         "read-your-writes: the X-Commit-LSN a write answered; a replica serves the read only once it has "
         "replayed that far (it waits briefly, else the primary answers)")),
-    x_read_from: Literal["primary", "replica"] | None = Header(None, description=(
+    x_read_from: Literal["primary", "replica"] = Header(None, description=(
         "primary: no staleness; replica (the default): as stale as the replica's replication lag")),
 ) -> ReadConsistency:
     """A read endpoint's dependency: how fresh the caller needs the answer (see :mod:`services.consistency`)."""

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from services.clients.read_routing import ReadRouter, member_urls
 from services.consistency import BadConsistency, ReadConsistency
 from services.metrics import ReadRoutingCounters
+from shortener.config import ShortenerSettings
+from shortener.main import create_app
 from shortener.ports import StoreUnavailable
 
 
@@ -156,3 +158,12 @@ async def test_the_counters_sum_the_routers_of_every_server():
     registry.register(ReadRoutingCounters("shop", lambda: [first, second, ReadRouter(_Pool("p3"), [])]))
     assert 'db_routed_reads_total{reason="stale_ok",served_by="replica",service="shop"} 2.0' in (
         generate_latest(registry).decode())
+
+
+def test_the_consistency_headers_are_documented_as_strings_a_client_may_omit():
+    # "a string or null" invited schemathesis to send the header as the text "null" (a 422 for a valid request).
+    params = {p["name"]: p for p in create_app(ShortenerSettings()).openapi()["paths"]["/api/v1/links/{code}"]["get"]
+              ["parameters"]}
+    assert params["x-read-after-lsn"]["schema"]["type"] == "string" and not params["x-read-after-lsn"]["required"]
+    assert params["x-read-from"]["schema"]["enum"] == ["primary", "replica"]
+    assert "anyOf" not in params["x-read-after-lsn"]["schema"] and "anyOf" not in params["x-read-from"]["schema"]

@@ -15,8 +15,10 @@ from services.errors import InvalidInput
 COMMIT_LSN_HEADER = "X-Commit-LSN"
 READ_AFTER_HEADER = "X-Read-After-LSN"
 READ_FROM_HEADER = "X-Read-From"
-# PostgreSQL's pg_lsn text form: two hexadecimal halves of a 64-bit WAL position.
-LSN_PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
+# A WAL position as the number of bytes since its start (pg_lsn - '0/0'), in decimal: a form a schema
+# states exactly (schema fuzzers ignore a header's pattern and send "0"), and 19 digits stay below
+# pg_lsn's 2**64.
+LSN_PATTERN = r"^[0-9]{1,19}$"
 _LSN = re.compile(LSN_PATTERN)
 
 
@@ -28,7 +30,7 @@ class BadConsistency(InvalidInput):
 
 @dataclass(frozen=True)
 class ReadConsistency:
-    after_lsn: str | None = None
+    after_lsn: int | None = None
     primary: bool = False
 
     @classmethod
@@ -36,8 +38,8 @@ class ReadConsistency:
         if read_from is not None and read_from.strip().lower() not in ("primary", "replica"):
             raise BadConsistency(f"{READ_FROM_HEADER} must be 'primary' or 'replica', not {read_from[:40]!r}")
         if read_after is not None and not _LSN.match(read_after.strip()):
-            raise BadConsistency(f"{READ_AFTER_HEADER} must be an LSN as {COMMIT_LSN_HEADER} gave it (like 0/16B3748)")
-        return cls(after_lsn=read_after.strip() if read_after else None,
+            raise BadConsistency(f"{READ_AFTER_HEADER} must be the WAL position {COMMIT_LSN_HEADER} gave (1-19 digits)")
+        return cls(after_lsn=int(read_after) if read_after is not None else None,
                    primary=read_from is not None and read_from.strip().lower() == "primary")
 
 

@@ -37,10 +37,10 @@ from services.consistency import ReadConsistency
 from services.settings import ServiceSettings
 
 T = TypeVar("T")
-# The token travels as text: asyncpg encodes a pg_lsn parameter from an int, not from its text form.
-_REPLAYED = "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
+# The token is a WAL position in bytes (services/consistency.py), sent as text to stay clear of codecs.
+_REPLAYED = "SELECT pg_last_wal_replay_lsn() >= '0/0'::pg_lsn + $1::text::numeric"
 # The end of the WAL written so far: after a commit returned, at or past that commit's record.
-_COMMIT_LSN = "SELECT pg_current_wal_lsn()::text"
+_COMMIT_LSN = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text"
 
 
 def member_urls(url: str, *, session_attrs: str = "standby") -> list[str]:
@@ -144,13 +144,13 @@ class ReadRouter:
         self.stats.replica_reads += 1
         return result
 
-    def _after(self, lsn: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]
+    def _after(self, lsn: int, fn: Callable[[asyncpg.Connection], Awaitable[T]]
                ) -> Callable[[asyncpg.Connection], Awaitable[T]]:
         async def waiting(conn: asyncpg.Connection) -> T:
             deadline = time.monotonic() + self.wait_s
-            if not await conn.fetchval(_REPLAYED, lsn):
+            if not await conn.fetchval(_REPLAYED, str(lsn)):
                 self.stats.waited += 1
-                while not await conn.fetchval(_REPLAYED, lsn):
+                while not await conn.fetchval(_REPLAYED, str(lsn)):
                     if time.monotonic() >= deadline:
                         raise _Behind(lsn)
                     await asyncio.sleep(self.poll_s)

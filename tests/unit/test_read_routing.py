@@ -14,9 +14,8 @@ from shortener.main import create_app
 from shortener.ports import StoreUnavailable
 
 
-def _lsn(text: str) -> int:
-    high, low = text.split("/")
-    return (int(high, 16) << 32) | int(low, 16)
+def _lsn(text: str | int) -> int:
+    return int(text)
 
 
 class _Conn:
@@ -30,14 +29,14 @@ class _Conn:
                 self.pool.replayed = max(self.pool.replayed, _lsn(args[0]))
             return self.pool.replayed >= _lsn(args[0])
         if "pg_current_wal_lsn" in sql:
-            return "0/3000060"
+            return "50331744"
         return self.pool.name
 
 
 class _Pool:
     unavailable = StoreUnavailable
 
-    def __init__(self, name: str, *, down: bool = False, slow: bool = False, replayed: str = "0/0",
+    def __init__(self, name: str, *, down: bool = False, slow: bool = False, replayed: str = "0",
                  catch_up_after: int | None = None) -> None:
         self.name, self.down, self.slow, self.replayed = name, down, slow, _lsn(replayed)
         self.catch_up_after = catch_up_after  # polls before the replica has replayed what is asked
@@ -72,7 +71,7 @@ async def test_stale_tolerant_reads_take_the_replicas_in_turn_and_the_primary_wh
     assert [await router.read(_who) for _ in range(4)] == ["r1", "r2", "r1", "r2"]
     assert await router.read(_who, ReadConsistency(primary=True)) == "primary"
     assert (router.stats.replica_reads, router.stats.primary_reads) == (4, 1)
-    assert await router.commit_lsn() == "0/3000060"
+    assert await router.commit_lsn() == "50331744"
 
 
 async def test_a_failed_replica_sends_its_reads_to_the_primary_and_is_skipped_for_a_while():
@@ -94,23 +93,23 @@ async def test_a_slow_replica_keeps_its_reads_and_they_fail_rather_than_overload
 
 
 async def test_read_your_writes_is_served_by_a_replica_that_has_replayed_the_write():
-    replica = _Pool("r1", replayed="0/3000060")
+    replica = _Pool("r1", replayed="50331744")
     router = ReadRouter(_Pool("primary"), [replica])
-    assert await router.read(_who, ReadConsistency(after_lsn="0/3000060")) == "r1"
+    assert await router.read(_who, ReadConsistency(after_lsn=50331744)) == "r1"
     assert replica.polls == 1 and router.stats.waited == 0
 
 
 async def test_read_your_writes_waits_for_a_replica_catching_up():
-    replica = _Pool("r1", replayed="0/1000000", catch_up_after=3)
+    replica = _Pool("r1", replayed="16777216", catch_up_after=3)
     router = ReadRouter(_Pool("primary"), [replica], wait_s=1.0, poll_s=0.001)
-    assert await router.read(_who, ReadConsistency(after_lsn="0/3000060")) == "r1"
+    assert await router.read(_who, ReadConsistency(after_lsn=50331744)) == "r1"
     assert replica.polls == 4 and router.stats.waited == 1 and router.stats.fell_back_behind == 0
 
 
 async def test_read_your_writes_asks_the_primary_when_the_replica_stays_behind():
-    replica = _Pool("r1", replayed="0/1000000")
+    replica = _Pool("r1", replayed="16777216")
     router = ReadRouter(_Pool("primary"), [replica], wait_s=0.02, poll_s=0.001)
-    assert await router.read(_who, ReadConsistency(after_lsn="0/3000060")) == "primary"
+    assert await router.read(_who, ReadConsistency(after_lsn=50331744)) == "primary"
     assert replica.polls > 2 and router.stats.fell_back_behind == 1 and router.stats.replica_reads == 0
 
 
@@ -123,22 +122,23 @@ def test_member_urls_name_each_server_of_a_multi_host_url():
 
 
 @pytest.mark.parametrize(("after", "source", "message"), [
-    ("tomorrow", None, "X-Read-After-LSN"), ("0/1'--", None, "X-Read-After-LSN"), (None, "nearest", "X-Read-From")])
+    ("tomorrow", None, "X-Read-After-LSN"), ("0/16B3748", None, "X-Read-After-LSN"),
+    ("99999999999999999999", None, "X-Read-After-LSN"), ("1'--", None, "X-Read-After-LSN"), (None, "nearest", "X-Read-From")])
 def test_consistency_headers_that_cannot_be_honoured_say_which(after, source, message):
     with pytest.raises(BadConsistency, match=message):
         ReadConsistency.from_headers(after, source)
 
 
 def test_consistency_headers_as_clients_send_them():
-    assert ReadConsistency.from_headers(" 0/16B3748 ", None) == ReadConsistency(after_lsn="0/16B3748")
+    assert ReadConsistency.from_headers("23803720", None) == ReadConsistency(after_lsn=23803720)
     assert ReadConsistency.from_headers(None, "Primary") == ReadConsistency(primary=True)
     assert ReadConsistency.from_headers(None, None) == ReadConsistency()
 
 
 async def test_metrics_say_where_reads_were_served_and_why():
-    router = ReadRouter(_Pool("primary"), [_Pool("r1", replayed="0/1000000")], wait_s=0.005, poll_s=0.001)
+    router = ReadRouter(_Pool("primary"), [_Pool("r1", replayed="16777216")], wait_s=0.005, poll_s=0.001)
     await router.read(_who)
-    await router.read(_who, ReadConsistency(after_lsn="0/3000060"))
+    await router.read(_who, ReadConsistency(after_lsn=50331744))
     registry = CollectorRegistry()
     registry.register(ReadRoutingCounters("shortener", lambda: [router]))
     text = generate_latest(registry).decode()

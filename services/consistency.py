@@ -37,9 +37,9 @@ class ReadConsistency:
     def from_headers(cls, read_after: str | None, read_from: str | None) -> ReadConsistency:
         if read_from is not None and read_from.strip().lower() not in ("primary", "replica"):
             raise BadConsistency(f"{READ_FROM_HEADER} must be 'primary' or 'replica', not {read_from[:40]!r}")
-        if read_after is not None and not _LSN.match(read_after.strip()):
+        if read_after is not None and not _LSN.fullmatch(read_after.strip()):
             raise BadConsistency(f"{READ_AFTER_HEADER} must be the WAL position {COMMIT_LSN_HEADER} gave (1-19 digits)")
-        return cls(after_lsn=int(read_after) if read_after is not None else None,
+        return cls(after_lsn=int(read_after.strip()) if read_after is not None else None,
                    primary=read_from is not None and read_from.strip().lower() == "primary")
 
 

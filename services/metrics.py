@@ -7,12 +7,18 @@ bounded. A fast path that answers before routing names itself with ``scope["lab.
 from __future__ import annotations
 
 import time
-from typing import Any
-
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import SimpleNamespace
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

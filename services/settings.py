@@ -11,8 +11,17 @@ import ipaddress
 import re
 from typing import Annotated, ClassVar, Literal, TypeVar
 
-from pydantic import (AnyUrl, Field, PostgresDsn, RedisDsn, SecretStr, UrlConstraints, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    AnyUrl,
+    Field,
+    PostgresDsn,
+    RedisDsn,
+    SecretStr,
+    UrlConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KafkaBootstrap = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["kafka", "tcp"])]

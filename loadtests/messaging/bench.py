@@ -30,11 +30,11 @@ from loadtests.messaging.floor import floor
 from loadtests.messaging.samples import DELIVER
 from loadtests.messaging.seed import seed
 from messaging.config import MessagingSettings
+from services.lab.backends.local.supervisor import down, down_if_running, up
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import BenchOptions
-from services.lab.load import LoadSpec, results_dir, run_load, verify
 from services.lab.machine import invoked_command, machine_spec
-from services.lab.supervisor import down, down_if_running, up
+from services.lab.measure.load import LoadSpec, results_dir, run_load, verify
 
 RATE = 1000  # messages/s for the end-to-end figure the issue names
 LOW_RATE = 100  # and one this machine carries below its knee, to compare with the floor there too

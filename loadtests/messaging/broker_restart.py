@@ -9,8 +9,14 @@ from __future__ import annotations
 from loadtests.messaging.analysis import longest_silence, loss
 from loadtests.messaging.samples import ACK, DELIVER
 from services.lab.analysis import endpoint, fault_window, ms
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def _down_s(r: VariantResult) -> float:

@@ -6,8 +6,14 @@ What an idle WebSocket costs in memory, and what compression adds.
 from __future__ import annotations
 
 from loadtests.messaging.analysis import rss_per_connection
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 IDLE_CONNECTIONS = 5000
 

@@ -13,8 +13,19 @@ import math
 
 from loadtests.messaging.samples import ACK, DELIVER
 from services.lab.errors import LabCommandError
-from services.lab.estimate import (PARTITION_RULE, POSTGRES, EstimateModel, Line, LineBuilder, Measured, Term,
-                                   Workload, cores_line, memory_line, terms)
+from services.lab.estimate.fleet import (
+    PARTITION_RULE,
+    POSTGRES,
+    EstimateModel,
+    Line,
+    LineBuilder,
+    Measured,
+    Term,
+    Workload,
+    cores_line,
+    memory_line,
+    terms,
+)
 
 ROW_OVERHEAD_B = 120  # tuple header, ids, seq, sender, timestamps, and the (conversation, seq) index
 PAIR_DELIVERIES = 2.0  # the benchmark's end-to-end run sends in pairs only: both members' sockets

@@ -16,8 +16,8 @@ from loadtests.messaging.gateway_failure import GATEWAY_FAILURE
 from loadtests.messaging.ordering import ORDERING
 from loadtests.messaging.scale_out import SCALE_OUT
 from loadtests.messaging.slow_consumer import SLOW_CONSUMER
-from services.lab.capacity import capacity_experiment
-from services.lab.load import LoadSpec
+from services.lab.experiments.capacity import capacity_experiment
+from services.lab.measure.load import LoadSpec
 
 # Pairs only, so a message is two deliveries and the rate means one thing (fan-out has its own
 # experiment). A chat message seen within 100 ms reads as instant.

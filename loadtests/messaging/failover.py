@@ -14,10 +14,16 @@ from __future__ import annotations
 from loadtests.messaging.analysis import longest_silence, loss
 from loadtests.messaging.samples import ACK
 from services.lab.analysis import endpoint, fault_window, ms
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
-from services.lab.replication import LOOP_WAIT_S, TTL_S
-from services.lab.replication_status import failover_checks, member_role
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
+from services.lab.replication.layout import LOOP_WAIT_S, TTL_S
+from services.lab.replication.status import failover_checks, member_role
 
 KILLED = "postgres-0"
 SILENCE_BOUND_S = TTL_S + 2 * LOOP_WAIT_S + 10

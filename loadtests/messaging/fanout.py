@@ -8,8 +8,15 @@ from __future__ import annotations
 from loadtests.messaging.analysis import p99
 from loadtests.messaging.samples import DELIVER
 from services.lab.analysis import endpoint, ms
-from services.lab.experiment import Check, Experiment, Measure, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Measure,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 GROUPS = (2, 10, 100, 1000)
 

@@ -9,8 +9,14 @@ from __future__ import annotations
 from loadtests.messaging.analysis import loss, p99
 from loadtests.messaging.samples import RECONNECT
 from services.lab.analysis import endpoint, ms
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def _gateway_failure(results: dict[str, VariantResult]) -> Outcome:

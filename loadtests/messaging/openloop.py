@@ -32,7 +32,7 @@ from loadtests.messaging.frames import text_for
 from loadtests.messaging.inflight import InFlight
 from loadtests.messaging.samples import Samples
 from loadtests.messaging.seed import load_seed
-from services.lab.checkpoints import checkpoint
+from services.lab.generators.checkpoints import checkpoint
 
 MAX_PENDING = 1000
 CONNECT_CONCURRENCY = 200

@@ -8,8 +8,14 @@ from __future__ import annotations
 from loadtests.messaging.analysis import loss, median_p99, p99, worst_second_p99
 from loadtests.messaging.samples import ACK
 from services.lab.analysis import ms
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def _ordering(results: dict[str, VariantResult]) -> Outcome:

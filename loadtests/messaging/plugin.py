@@ -17,7 +17,13 @@ from loadtests.messaging.experiments import EXPERIMENTS
 from loadtests.messaging.gauges import gauges
 from loadtests.messaging.samples import ACK
 from loadtests.messaging.seed import group_sizes, refresh, seed
-from services.lab.contract import Design, DesignPlugin, RunContext, Verification, completed
+from services.lab.contract import (
+    Design,
+    DesignPlugin,
+    RunContext,
+    Verification,
+    completed,
+)
 from services.lab.errors import LabCommandError
 
 HERE = Path(__file__).resolve().parent

@@ -14,14 +14,14 @@ with a bound on messages in flight (:mod:`loadtests.messaging.inflight`) so that
 the drain after the last send, stay short. Throughput is **messages delivered per second**: log-first
 acknowledgements measure the gateways' produce to the log, not the workers; what the workers
 carry shows as messages arriving on their members' sockets. The engine's scaling experiment judges
-it (:mod:`services.lab.scaling`) over the seconds the sends ran (not the connection storm before).
+it (:mod:`services.lab.experiments.scaling`) over the seconds the sends ran (not the connection storm before).
 """
 
 from __future__ import annotations
 
 from loadtests.messaging.samples import ACK, DELIVER
-from services.lab.load import LoadSpec
-from services.lab.scaling import Scaling, scaling_experiment
+from services.lab.experiments.scaling import Scaling, scaling_experiment
+from services.lab.measure.load import LoadSpec
 
 WORKERS = (1, 2, 4)
 # A worker's cost is mostly per batch, not per message, so a busy one gets cheaper per message

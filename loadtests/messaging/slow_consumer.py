@@ -8,8 +8,14 @@ from __future__ import annotations
 from loadtests.messaging.analysis import median_p99, p99, peak_rss, worst_second_p99
 from loadtests.messaging.samples import DELIVER_SLOW
 from services.lab.analysis import ms
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 SLOW_OPTIONS = {"group_sizes": "100", "group_share": "0.5", "text_bytes": "2000"}
 

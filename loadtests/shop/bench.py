@@ -32,14 +32,25 @@ from pathlib import Path
 import asyncpg
 
 from loadtests.shop.checks import part_url
+from loadtests.shop.flash_sale import (
+    accepted_times_ms,
+    load_start_ms,
+    measure,
+    paid_order_times,
+    selling,
+)
 from services.lab.analysis import read_jsonl
-from loadtests.shop.flash_sale import accepted_times_ms, load_start_ms, measure, paid_order_times, selling
+from services.lab.backends.local.supervisor import (
+    down,
+    down_if_running,
+    experiment_home,
+    up,
+)
 from services.lab.config import LabSettings
 from services.lab.contract import BenchOptions
-from services.lab.load import LoadSpec, results_dir, run_load, verify
 from services.lab.machine import invoked_command, machine_spec
+from services.lab.measure.load import LoadSpec, results_dir, run_load, verify
 from services.lab.state import LabState
-from services.lab.supervisor import down, down_if_running, experiment_home, up
 
 STRATEGY = "conditional-update"
 FLASH_ENV = {"SHOP_INVENTORY_STRATEGY": "redis-gate", "SHOP_CHECKOUT_MODE": "async"}

@@ -18,10 +18,10 @@ from services.lab.backends.selection import select_backend
 from services.lab.config import LabSettings
 from services.lab.contract import DesignCommand
 from services.lab.errors import LabCommandError
-from services.lab.load import results_dir
 from services.lab.machine import invoked_command, machine_spec
+from services.lab.measure.load import results_dir
 from shop import migrate
-from shop.reshard import ReshardError, ReshardReport, Resharder
+from shop.reshard import Resharder, ReshardError, ReshardReport
 
 
 def _arguments(parser) -> None:

@@ -10,7 +10,15 @@ Kafka carry both."""
 
 from __future__ import annotations
 
-from services.lab.estimate import PARTITION_RULE, POSTGRES, EstimateModel, Line, LineBuilder, Measured, Workload
+from services.lab.estimate.fleet import (
+    PARTITION_RULE,
+    POSTGRES,
+    EstimateModel,
+    Line,
+    LineBuilder,
+    Measured,
+    Workload,
+)
 
 # A checkout leaves four rows that nothing prunes: the order, its item, its reservation and its
 # idempotency key (which stores the answer to replay); headers, ids, timestamps and their indexes.

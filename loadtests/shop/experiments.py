@@ -13,10 +13,10 @@ from loadtests.shop.idempotency import IDEMPOTENCY
 from loadtests.shop.outage import SHARD_OUTAGE
 from loadtests.shop.reshard import RESHARD
 from loadtests.shop.saga_failure import SAGA_FAILURE
-from loadtests.shop.shard_scaling import SHARD_SCALING
 from loadtests.shop.scatter_gather import SCATTER_GATHER
-from services.lab.capacity import capacity_experiment
-from services.lab.load import LoadSpec
+from loadtests.shop.shard_scaling import SHARD_SCALING
+from services.lab.experiments.capacity import capacity_experiment
+from services.lab.measure.load import LoadSpec
 
 CAPACITY = capacity_experiment(
     design="shop",

@@ -20,10 +20,16 @@ from __future__ import annotations
 from loadtests.shop import analysis as a
 from loadtests.shop.checks import part_url
 from services.lab.analysis import fault_window, ms, pct, percentile, read_jsonl
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
-from services.lab.replication import LOOP_WAIT_S, TTL_S
-from services.lab.replication_status import failover_checks, member_role
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
+from services.lab.replication.layout import LOOP_WAIT_S, TTL_S
+from services.lab.replication.status import failover_checks, member_role
 
 KILLED, KILLED_SHARD = "postgres-1", 1
 # Kill -> promotion is bounded by the leader's lease and one HA loop; then a connection to the new

@@ -27,11 +27,17 @@ from pathlib import Path
 import asyncpg
 
 from loadtests.shop.checks import part_url
-from services.lab import report
 from services.lab.analysis import endpoint, ms, percentile, read_jsonl
 from services.lab.config import LabSettings
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadResult, LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadResult, LoadSpec
+from services.lab.report import charts as report
 from services.lab.state import LabState
 
 CHECKOUT = "/api/v1/checkout"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.lab.metrics_window import MetricsWindow
+from services.lab.measure.metrics_window import MetricsWindow
 
 
 def gauges(window: MetricsWindow) -> list[tuple[str, str]]:

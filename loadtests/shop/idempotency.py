@@ -14,8 +14,14 @@ from __future__ import annotations
 from loadtests.shop import analysis as a
 from loadtests.shop.checks import part_url
 from services.lab.analysis import pct, read_jsonl
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 VARIANT = "hostile retries"
 PAYMENT_MS = 100
@@ -79,7 +85,7 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
 
 
 def charts(out, results: dict[str, VariantResult]):
-    from services.lab.report import bar_chart
+    from services.lab.report.charts import bar_chart
 
     x = results[VARIANT].extra
     f = results[VARIANT].summary.get("loss") or {}

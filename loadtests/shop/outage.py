@@ -16,8 +16,14 @@ from pathlib import Path
 from loadtests.shop import analysis as a
 from loadtests.shop.checks import part_url
 from services.lab.analysis import fault_window, ms, pct, read_jsonl
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 DOWN, DOWN_SHARD = "postgres-1", 1
 DEADLINE_S = 0.25
@@ -160,7 +166,7 @@ def _seconds(x: float | None) -> str:
 
 
 def charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
-    from services.lab.report import COLORS, legend_outside, plt, save
+    from services.lab.report.charts import COLORS, legend_outside, plt, save
 
     r = results[VARIANT]
     f = r.extra

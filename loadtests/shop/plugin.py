@@ -12,7 +12,13 @@ from loadtests.shop.estimate import ShopEstimate
 from loadtests.shop.experiments import EXPERIMENTS
 from loadtests.shop.gauges import gauges
 from loadtests.shop.seed import ADMIN, seed
-from services.lab.contract import Design, DesignPlugin, RunContext, Verification, completed
+from services.lab.contract import (
+    Design,
+    DesignPlugin,
+    RunContext,
+    Verification,
+    completed,
+)
 from services.lab.errors import LabCommandError
 
 HERE = Path(__file__).resolve().parent

@@ -10,8 +10,14 @@ import json
 
 from loadtests.shop.analysis import CHECKOUT_ROUTE, figures
 from services.lab.analysis import endpoint, ms
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def reshard_figures(r: VariantResult) -> dict:

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from loadtests.shop.analysis import CHECKOUT_ROUTE, figures
 from services.lab.analysis import endpoint, ms
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def _saga_failure(results: dict[str, VariantResult]) -> Outcome:

@@ -14,8 +14,14 @@ from pathlib import Path
 
 from loadtests.shop import analysis as a
 from services.lab.analysis import fault_window, ms, pct, read_jsonl
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 DEADLINE_S = 0.25
 SLOW, DUTY = "postgres-1", "400/500"
@@ -81,7 +87,7 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
 
 
 def charts(out: Path, results: dict[str, VariantResult]) -> list[Path]:
-    from services.lab.report import COLORS, legend_outside, log_axis, plt, save
+    from services.lab.report.charts import COLORS, legend_outside, log_axis, plt, save
 
     names = list(results)
     x = [results[n].extra for n in names]

@@ -12,7 +12,7 @@ fulfillment's table live there whatever the shard count, so it does work no shar
 scale (at 4 shards it would do ~1.5x the others' work and cap the efficiency near 0.75). Here it
 holds no buckets (``SHOP_HOME_HOLDS_BUCKETS=false``) and has a budget of its own, so N counts data
 shards, as a sharded shop with a separate coordinator database would run. The engine's scaling experiment
-judges it (:mod:`services.lab.scaling`); this module adds the shop's own figures: checkouts/s
+judges it (:mod:`services.lab.experiments.scaling`); this module adds the shop's own figures: checkouts/s
 from the acknowledgements, what each checkout cost each part, and every answer's status.
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 from loadtests.shop import analysis as a
 from loadtests.shop.checks import part_url
 from services.lab.analysis import read_jsonl
-from services.lab.load import LoadSpec
-from services.lab.scaling import Scaling, scaling_experiment
+from services.lab.experiments.scaling import Scaling, scaling_experiment
+from services.lab.measure.load import LoadSpec
 
 SHARDS = (1, 2, 4)
 # A new connection's first statements make asyncpg ask the server about the types they use (a

@@ -8,7 +8,7 @@ import statistics
 import time
 
 from services.lab.analysis import endpoint, fault_window
-from services.lab.experiment import VariantResult
+from services.lab.experiments.experiment import VariantResult
 from shortener import domain
 from shortener.config import ShortenerSettings
 

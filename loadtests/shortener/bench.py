@@ -19,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from loadtests.shortener.seed import link_store_url, seed_direct, warm
+from services.lab.backends.local.supervisor import down, down_if_running, up
 from services.lab.bench import BenchFigure, bare_ceiling, have_wrk, run_wrk, wrk_script
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import BenchOptions
-from services.lab.cost import CostMeter, cost_per_op
-from services.lab.load import LoadSpec, results_dir, run_load, verify
 from services.lab.machine import invoked_command, machine_spec
-from services.lab.supervisor import down, down_if_running, up
+from services.lab.measure.cost import CostMeter, cost_per_op
+from services.lab.measure.load import LoadSpec, results_dir, run_load, verify
 
 LINKS = 2000
 ZIPF_S = 1.1

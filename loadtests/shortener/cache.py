@@ -9,10 +9,17 @@ throttled without the cache, well below it with the cache, rather than as noise 
 from __future__ import annotations
 
 from loadtests.shortener.analysis import REDIRECT
-from services.lab import bottleneck
 from services.lab.analysis import endpoint, pct
-from services.lab.experiment import Check, Experiment, Measure, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.budgets import bottleneck
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Measure,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def _server(r: VariantResult, key: str) -> float:

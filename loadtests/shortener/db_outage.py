@@ -8,8 +8,14 @@ from __future__ import annotations
 from loadtests.shortener import analysis
 from loadtests.shortener.analysis import CREATE, REDIRECT, window
 from services.lab.analysis import pct
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def _db_outage(results: dict[str, VariantResult]) -> Outcome:

@@ -7,9 +7,17 @@ still ask of PostgreSQL (cache misses)."""
 
 from __future__ import annotations
 
+from services.lab.estimate.fleet import (
+    PARTITION_RULE,
+    POSTGRES,
+    EstimateModel,
+    Line,
+    LineBuilder,
+    Measured,
+    Workload,
+    memory_line,
+)
 from shortener.config import ShortenerSettings
-from services.lab.estimate import (PARTITION_RULE, POSTGRES, EstimateModel, Line, LineBuilder, Measured, Workload,
-                                   memory_line)
 
 ROW_OVERHEAD_B = 150  # tuple header, code, delete token, timestamps, and the code and URL-hash indexes
 REDIS_KEY_OVERHEAD_B = 100  # a Redis string key's bookkeeping (dict entry, object headers, TTL)

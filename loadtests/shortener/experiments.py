@@ -8,14 +8,14 @@ from __future__ import annotations
 from loadtests.shortener.cache import CACHE
 from loadtests.shortener.db_outage import DB_OUTAGE
 from loadtests.shortener.ids import IDS
+from loadtests.shortener.instance_failure import INSTANCE_FAILURE
 from loadtests.shortener.read_replicas import READ_REPLICAS
 from loadtests.shortener.read_your_writes import READ_YOUR_WRITES
-from loadtests.shortener.instance_failure import INSTANCE_FAILURE
 from loadtests.shortener.redis_outage import REDIS_OUTAGE
 from loadtests.shortener.scale_out import SCALE_OUT
 from loadtests.shortener.stampede import STAMPEDE
-from services.lab.capacity import capacity_experiment
-from services.lab.load import LoadSpec
+from services.lab.experiments.capacity import capacity_experiment
+from services.lab.measure.load import LoadSpec
 
 # The capacity curve: the engine's experiment, given this design's mix and SLO.
 CAPACITY = capacity_experiment(

@@ -9,8 +9,14 @@ from __future__ import annotations
 from loadtests.shortener import analysis
 from loadtests.shortener.analysis import CREATE
 from services.lab.analysis import endpoint, pct
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def creates_per_s(r: VariantResult) -> float:

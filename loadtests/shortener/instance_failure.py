@@ -8,8 +8,14 @@ from __future__ import annotations
 
 from loadtests.shortener.analysis import REDIRECT, success, window
 from services.lab.analysis import pct
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def _instance_failure(results: dict[str, VariantResult]) -> Outcome:

@@ -11,8 +11,21 @@ from loadtests.shortener.bench import bench
 from loadtests.shortener.estimate import ShortenerEstimate
 from loadtests.shortener.experiments import EXPERIMENTS
 from loadtests.shortener.gauges import gauges
-from loadtests.shortener.seed import MIN_CREATED_RATIO, link_store_url, seed as seed_through_api, seed_direct, warm
-from services.lab.contract import Check, Design, DesignPlugin, RunContext, Verification, completed
+from loadtests.shortener.seed import (
+    MIN_CREATED_RATIO,
+    link_store_url,
+    seed_direct,
+    warm,
+)
+from loadtests.shortener.seed import seed as seed_through_api
+from services.lab.contract import (
+    Check,
+    Design,
+    DesignPlugin,
+    RunContext,
+    Verification,
+    completed,
+)
 from services.lab.errors import LabCommandError
 
 HERE = Path(__file__).resolve().parent

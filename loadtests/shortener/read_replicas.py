@@ -14,10 +14,16 @@ share of the load.
 from __future__ import annotations
 
 from loadtests.shortener.analysis import REDIRECT
-from services.lab import bottleneck
 from services.lab.analysis import endpoint
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.budgets import bottleneck
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 # One server on 0.05 core carried ~1,300 redirects/s (cache off), and two replicas of 0.05 core
 # ran the machine to 83% before either reached its budget: the app tier's ~0.4 core-ms a request
@@ -110,7 +116,7 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
 
 
 def charts(out, results: dict[str, VariantResult]):
-    from services.lab.report import bar_chart
+    from services.lab.report.charts import bar_chart
 
     return [bar_chart({name_of(n): reads_per_s(results[name_of(n)]) for n in COUNTS}, out / "read_replicas.png",
                       f"shortener.read-replicas: redirects/s, cache off, each server {MEMBER_BUDGET:g} core",

@@ -11,8 +11,14 @@ replicas do, instead of replaying within the microseconds of a loopback hop.
 from __future__ import annotations
 
 from services.lab.analysis import endpoint, pct, read_jsonl
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 READ_BACK = "read-back after create"  # the endpoint name load.k6.js gives the read-backs
 MODES = {"replica, no token": "stale", "replica, LSN token": "token", "primary": "primary"}
@@ -84,7 +90,7 @@ def evaluate(results: dict[str, VariantResult]) -> Outcome:
 
 
 def charts(out, results: dict[str, VariantResult]):
-    from services.lab.report import bar_chart
+    from services.lab.report.charts import bar_chart
 
     return [
         bar_chart({n: 100 * (stale_share(r) or 0.0) for n, r in results.items()}, out / "read_your_writes_stale.png",

@@ -4,13 +4,13 @@ On one 2-core machine every instance shares the same cores, so adding instances 
 competing for them and says nothing about scale-out. Each instance is held to a small CPU budget
 (a cgroup quota) so that the instances, not the machine, run out first; a last variant lifts the
 budget to show where the wall moves next (Caddy, the generator). The engine's scaling experiment
-judges it (:mod:`services.lab.scaling`).
+judges it (:mod:`services.lab.experiments.scaling`).
 """
 
 from __future__ import annotations
 
-from services.lab.load import LoadSpec
-from services.lab.scaling import Scaling, scaling_experiment
+from services.lab.experiments.scaling import Scaling, scaling_experiment
+from services.lab.measure.load import LoadSpec
 
 # Each instance a twentieth of a core: four of them carry ~1,000 requests/s while Caddy, Redis and
 # the generator still have room on the machine, so the instances are what runs out at every N.

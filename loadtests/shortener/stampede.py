@@ -6,8 +6,14 @@ How many database reads one expiry of a hot key causes.
 from __future__ import annotations
 
 from loadtests.shortener import analysis
-from services.lab.experiment import Check, Experiment, Outcome, Variant, VariantResult
-from services.lab.load import LoadSpec
+from services.lab.experiments.experiment import (
+    Check,
+    Experiment,
+    Outcome,
+    Variant,
+    VariantResult,
+)
+from services.lab.measure.load import LoadSpec
 
 
 def reads_per_expiry(r: VariantResult) -> float:

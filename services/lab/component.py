@@ -5,6 +5,11 @@ from __future__ import annotations
 import signal
 from dataclasses import asdict, dataclass, field
 
+# Every PostgreSQL server the lab starts (plain or a Patroni member) counts its own statements, which
+# is what the cost meter (services/lab/measure/cost.py) reads.
+PG_SETTINGS = ["-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track=top",
+               "-c", "pg_stat_statements.track_utility=on"]
+
 
 @dataclass
 class Component:

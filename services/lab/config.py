@@ -50,7 +50,7 @@ class LabSettings(BaseSettings):
     # Shard i listens on postgres_port + i.
     postgres_port: int = Field(5432, ge=1, le=65535)
     postgres_shards: int = Field(2, ge=1, le=8)
-    # Streaming replicas per shard under Patroni (services/lab/replication.py); 0: a plain server each.
+    # Streaming replicas per shard under Patroni (services/lab/replication/layout.py); 0: a plain server each.
     postgres_replicas: int = 0
     postgres_replication: str = "async"  # or "sync": a commit waits for a replica
     patroni_port: int = Field(8008, ge=1, le=65535)  # member m of shard i: its REST API on + 10*m + i

@@ -27,7 +27,7 @@ design's load-test package (``loadtests/<design>/plugin.py``) subclasses :class:
 - ``gauges(window)``: the design's own live figures for ``sdlab top``, from one scrape window.
 - ``bench(settings, options, say)``: its benchmark, a ceiling measured in the same sitting.
 - ``cost_unit(spec, summary)``: what one operation of a run is, and how many completed, as
-  ``(name, count)``: the run's cost is divided by it (:mod:`services.lab.cost`).
+  ``(name, count)``: the run's cost is divided by it (:mod:`services.lab.measure.cost`).
 - ``experiments``: its experiments, each named ``<design>.<name>``.
 - ``fault_actions``: actions of its own for fault schedules, ``{name: fn(ctx, argument) -> message}``,
   written ``at 30% <action> <argument>`` (called from the fault runner's thread while the load runs;
@@ -113,7 +113,7 @@ class EndpointFigures(TypedDict, total=False):
 
 class RunSummary(TypedDict):
     """``summary.json`` of one load run (README, "What a run writes"): what the engine measured, then
-    what the design's checks found (``loss``, ``checks``) once :func:`services.lab.load.verify` ran."""
+    what the design's checks found (``loss``, ``checks``) once :func:`services.lab.measure.load.verify` ran."""
 
     name: str
     spec: dict[str, Any]  # the LoadSpec's fields
@@ -232,13 +232,13 @@ class DesignPlugin:
     k6_script: ClassVar[Path | None] = None
     open_loop: ClassVar[str] = "k6"  # or "script": the design's own generator, ``script_module``
     script_module: ClassVar[str | None] = None
-    experiments: ClassVar[Sequence[Any]] = ()  # services.lab.experiment.Experiment, each "<design>.<name>"
+    experiments: ClassVar[Sequence[Any]] = ()  # services.lab.experiments.experiment.Experiment, each "<design>.<name>"
     fault_actions: ClassVar[Mapping[str, FaultAction]] = {}
     commands: ClassVar[Sequence[DesignCommand]] = ()
     demo: ClassVar[Mapping[str, Any]] = {}  # LoadSpec fields for `sdlab demo` (rate, options, ...)
     # Its benchmark (``sdlab bench``): (settings, options, say) -> (report folder, figures); None: it has none.
     bench: Callable[[Any, BenchOptions, Callable[[str], None]], tuple[Path, dict]] | None = None
-    # How its measured costs size a fleet (``sdlab estimate``): a services.lab.estimate.EstimateModel;
+    # How its measured costs size a fleet (``sdlab estimate``): a services.lab.estimate.fleet.EstimateModel;
     # None: it has no estimate model, and the command says so.
     estimate_model: ClassVar[Any] = None
     # Its checks that need more than the public API, {description: why}: skipped with --target.

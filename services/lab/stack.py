@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from services.lab import binaries, machine, replicated_stack, replication
-from services.lab.component import Component
+from services.lab import binaries, machine
+from services.lab.component import PG_SETTINGS, Component
 from services.lab.config import DEPLOY_DIR, LabSettings
 from services.lab.contract import Design
-from services.lab.cost import PG_SETTINGS
 from services.lab.errors import LabCommandError
+from services.lab.replication import layout as replication
+from services.lab.replication import members as replicated_stack
 
 # Health paths every app instance serves (the kit's app factory adds them).
 LIVENESS_PATH = "/healthz"

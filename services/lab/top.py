@@ -22,7 +22,7 @@ from rich.table import Table
 
 from services.lab.backends.base import Backend, BudgetReader, ResourceSampler
 from services.lab.designs import plugin_for
-from services.lab.metrics_window import MetricsWindow
+from services.lab.measure.metrics_window import MetricsWindow
 from services.lab.state import LabState
 from services.lab.ui import STATE_STYLE, console
 

@@ -10,8 +10,9 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
-from services.lab.run_summary import generator_label
+from services.lab.measure.run_summary import generator_label
 from services.lab.state import ComponentStatus
+
 
 class _Console(Console):
     def on_broken_pipe(self) -> None:

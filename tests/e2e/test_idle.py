@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from services.lab.cost import CostMeter, idle_rates
+from services.lab.measure.cost import CostMeter, idle_rates
 from services.lab.state import load_state
 from tests.support.lab import Lab
 

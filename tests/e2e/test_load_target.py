@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from services.lab.target_load import TARGET_SKIPS
+from services.lab.measure.target_load import TARGET_SKIPS
 from tests.support.lab import Lab
 
 

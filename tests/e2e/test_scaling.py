@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.lab.cgroups import CgroupsUnavailable, CpuGroups
+from services.lab.budgets.cgroups import CgroupsUnavailable, CpuGroups
 from tests.support.lab import Lab
 
 

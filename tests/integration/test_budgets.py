@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.lab.cgroups import CgroupsUnavailable, CpuGroups, home_tag
+from services.lab.budgets.cgroups import CgroupsUnavailable, CpuGroups, home_tag
 from tests.support.lab import Lab
 
 INSTANCES = ("shortener-1", "shortener-2")

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from services.lab.cgroups import CgroupsUnavailable, CpuGroups
+from services.lab.budgets.cgroups import CgroupsUnavailable, CpuGroups
 
 
 def test_a_busy_loop_is_held_to_its_budget_and_the_group_says_it_was_throttled():

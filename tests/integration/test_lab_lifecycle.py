@@ -10,6 +10,7 @@ import sys
 import time
 
 import psutil
+
 from services.lab.procs import find_marked
 from tests.support.lab import REPO, Lab, alive
 

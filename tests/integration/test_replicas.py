@@ -17,8 +17,8 @@ import httpx
 import psutil
 import pytest
 
-from services.lab import replication
 from services.lab.procs import find_marked
+from services.lab.replication import layout as replication
 from tests.support.lab import Lab, free_port_block
 
 # Kill -> promotion is bounded by the leader key's lease (ttl) and one HA loop; then the app's

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.transforms import Bbox
 
-from services.lab import report
+from services.lab.report import charts as report
 
 # A file name a reader can type and a web page can link: no spaces, arrows or other punctuation.
 PLAIN_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")

@@ -118,7 +118,7 @@ class Engine:
 
 
 def _compose_cli() -> bool:
-    from services.lab.backends.compose_project import cli
+    from services.lab.backends.compose.project import cli
     from services.lab.errors import LabCommandError
 
     try:

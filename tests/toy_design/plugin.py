@@ -8,7 +8,15 @@ from pathlib import Path
 
 import httpx
 
-from services.lab.contract import Check, Design, DesignPlugin, LoadResult, LoadSpec, RunContext, Verification
+from services.lab.contract import (
+    Check,
+    Design,
+    DesignPlugin,
+    LoadResult,
+    LoadSpec,
+    RunContext,
+    Verification,
+)
 
 HERE = Path(__file__).resolve().parent
 

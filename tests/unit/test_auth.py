@@ -9,7 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.app import create_service_app
-from services.auth import LoginGuard, TokenSigner, bearer_token, check_user_name, sessions_router
+from services.auth import (
+    LoginGuard,
+    TokenSigner,
+    bearer_token,
+    check_user_name,
+    sessions_router,
+)
 from services.errors import InvalidInput, Unauthorized
 from shop.config import ShopSettings
 

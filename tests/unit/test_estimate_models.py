@@ -11,7 +11,7 @@ from loadtests.messaging.estimate import MessagingEstimate
 from loadtests.shop.estimate import ShopEstimate
 from loadtests.shortener.estimate import ShortenerEstimate
 from services.lab.cli import entry as cli
-from services.lab.estimate import Measured, workload
+from services.lab.estimate.fleet import Measured, workload
 
 
 def _work(rate: float = 1000, read_write=(9, 1), **changes):

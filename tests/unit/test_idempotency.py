@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from services.errors import InvalidInput
-from services.idempotency import MAX_IDEMPOTENCY_KEY, MissingIdempotencyKey, check_idempotency_key
+from services.idempotency import (
+    MAX_IDEMPOTENCY_KEY,
+    MissingIdempotencyKey,
+    check_idempotency_key,
+)
 
 
 @pytest.mark.parametrize("key", ["k", "order 1/2?#", " padded ", "a" * MAX_IDEMPOTENCY_KEY,

@@ -101,3 +101,26 @@ def test_nothing_in_services_imports_the_load_tests():
     found = sorted(f"{name} -> {target}" for name, targets in graph().items()
                    for target in targets if target == "loadtests" or target.startswith("loadtests."))
     assert found == []
+
+
+def room(module: str) -> str | None:
+    """The room of the engine a module stands in: its folder under services/lab, or the module itself."""
+    parts = module.split(".")
+    if parts[:2] != ["services", "lab"] or len(parts) < 3:
+        return None
+    return parts[2]
+
+
+def test_the_engine_s_rooms_import_each_other_one_way():
+    """Each folder of the engine counts as one room (docs/architecture.md): two rooms never import each
+    other, not even through different files (``report/`` uses ``measure/``, so nothing in ``measure/``
+    may use ``report/``)."""
+    rooms: dict[str, set[str]] = {}
+    for name, targets in graph().items():
+        here = room(name)
+        if here is None:
+            continue
+        rooms.setdefault(here, set()).update(r for t in targets if (r := room(t)) not in (None, here))
+    assert cycles(rooms) == []
+    assert {"backends", "budgets", "estimate", "experiments", "generators", "measure", "replication",
+            "report", "cli"} <= set(rooms)

@@ -6,8 +6,8 @@ import pytest
 
 from services.lab.bench import parse_wrk, wrk_script, zipf_cdf
 from services.lab.errors import LabCommandError
-from services.lab.faults import FaultStep, parse_schedule, windows
 from services.lab.generators.curves import SHAPE_NAMES, users_at
+from services.lab.measure.faults import FaultStep, parse_schedule, windows
 
 
 def test_shapes_over_a_run():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar, NoReturn, Protocol
 
-from services.lab.backends.toxiproxy import ToxiproxyCall
+from services.lab.backends.compose.toxiproxy import ToxiproxyCall
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
 from services.lab.progress import EventSink, Say, quiet
@@ -128,7 +128,7 @@ class Backend(ABC):
         return NoBudgets()
 
     def network_fault(self, calls: list[ToxiproxyCall]) -> str:
-        """Apply Toxiproxy calls (:func:`services.lab.backends.toxiproxy.toxic_calls`) to the stack's network."""
+        """Apply Toxiproxy calls (:func:`services.lab.backends.compose.toxiproxy.toxic_calls`) to the stack's network."""
         self.refuse("toxics")
 
     def add_postgres(self, total: int, on_event: EventSink = quiet) -> list[str]:

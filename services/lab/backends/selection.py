@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from services.lab.backends.base import Backend
-from services.lab.backends.compose import ComposeBackend
-from services.lab.backends.compose_project import active, default_project, recorded
-from services.lab.backends.local import LocalBackend
+from services.lab.backends.compose.backend import ComposeBackend
+from services.lab.backends.compose.project import active, default_project, recorded
+from services.lab.backends.local.backend import LocalBackend
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
 

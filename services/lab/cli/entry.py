@@ -13,9 +13,23 @@ from pydantic import ValidationError
 from services.lab import retry, ui
 from services.lab.cli.estimate_command import cmd_estimate
 from services.lab.cli.parser import build_parser
-from services.lab.cli.run_commands import (cmd_bench, cmd_demo, cmd_design, cmd_evidence, cmd_experiment, cmd_load,
-                                           run_design_command)
-from services.lab.cli.stack_commands import cmd_chaos, cmd_down, cmd_logs, cmd_status, cmd_top, cmd_up
+from services.lab.cli.run_commands import (
+    cmd_bench,
+    cmd_demo,
+    cmd_design,
+    cmd_evidence,
+    cmd_experiment,
+    cmd_load,
+    run_design_command,
+)
+from services.lab.cli.stack_commands import (
+    cmd_chaos,
+    cmd_down,
+    cmd_logs,
+    cmd_status,
+    cmd_top,
+    cmd_up,
+)
 from services.lab.designs import names as design_names
 from services.lab.errors import LabCommandError
 

@@ -6,11 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from services.lab import estimate, estimate_runs
 from services.lab.cli.common import design_options, read_write, settings_of
 from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
-from services.lab.estimate_report import Plan, as_json, markdown
+from services.lab.estimate import fleet as estimate
+from services.lab.estimate import runs as estimate_runs
+from services.lab.estimate.report import Plan, as_json, markdown
 
 
 def plan_for(design: str, model: estimate.EstimateModel, work: estimate.Workload, results: Path,

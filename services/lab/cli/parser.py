@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from services.lab import chaos, replication
-from services.lab.backends.toxiproxy import TOXICS
+from services.lab.backends.compose.toxiproxy import TOXICS
+from services.lab.backends.local import chaos
 from services.lab.cli import estimate_command
 from services.lab.designs import names as design_names
 from services.lab.errors import LabCommandError
+from services.lab.replication import layout as replication
 
 
 class CommandParser(argparse.ArgumentParser):

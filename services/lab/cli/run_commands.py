@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
-from services.lab import load, remeasure, report, target_load, ui
+from services.lab import ui
 from services.lab.backends.selection import local_backend
 from services.lab.cli.common import backend_of, design_options, read_write, settings_of
 from services.lab.cli.parser import CommandParser
-from services.lab.designs import names as design_names, plugin_for
+from services.lab.designs import names as design_names
+from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
-from services.lab.evidence import EVIDENCE_ROOT, copy_evidence
+from services.lab.measure import load, target_load
+from services.lab.report import charts as report
+from services.lab.report import remeasure
+from services.lab.report.evidence import EVIDENCE_ROOT, copy_evidence
 
 
 def open_loop_generator(design: str) -> str:
@@ -51,7 +55,7 @@ def cmd_load(args: argparse.Namespace) -> None:
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
-    from services.lab import experiment_runner as experiment
+    from services.lab.experiments import runner as experiment
 
     if not args.name:
         for exp in experiment.registry().values():

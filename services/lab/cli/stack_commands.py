@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from services.lab import budgets, machine, replication, ui
+from services.lab import machine, ui
+from services.lab.backends.compose.toxiproxy import TOXICS, toxic_calls
 from services.lab.backends.selection import backend_for_up
-from services.lab.backends.toxiproxy import TOXICS, toxic_calls
+from services.lab.budgets import rules as budgets
 from services.lab.cli.common import backend_of, settings_of
 from services.lab.errors import LabCommandError
+from services.lab.replication import layout as replication
 
 
 def cmd_up(args: argparse.Namespace) -> None:

@@ -9,9 +9,9 @@ open-loop generator. The engine runs it as it runs k6 and reads the same two thi
 
 Checkpoints: a generator with phases that are not its operations (connecting thousands of
 sockets first, closing them at the end) marks where its operations start and end, so that the
-run's cost per operation (:mod:`services.lab.cost`) counts only them: it creates
+run's cost per operation (:mod:`services.lab.measure.cost`) counts only them: it creates
 ``<SDLAB_CHECKPOINTS>/<name>.ready`` (``start``, ``end``) and waits  for
-``<name>.go``, which the engine creates once it has taken its reading (:mod:`services.lab.checkpoints`).
+``<name>.go``, which the engine creates once it has taken its reading (:mod:`services.lab.generators.checkpoints`).
 
 The generator gets ``SDLAB_HOST``, ``SDLAB_RATE``, ``SDLAB_DURATION_S``, ``SDLAB_SHAPE`` with
 ``SDLAB_STAGES`` (the k6 driver's stages, for a shaped run), ``SDLAB_MAX_VUS`` (when the spec bounds what is in

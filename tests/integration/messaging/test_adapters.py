@@ -17,7 +17,12 @@ from messaging.adapters.redis import BellListener, RedisInboxBell, RedisRegistry
 from messaging.adapters.sql import SqlConversationStore, SqlMessageStore
 from messaging.config import MessagingSettings
 from messaging.delivery import DeliveryReader
-from messaging.domain import Conversation, MessageSent, message_id_for, new_conversation_id
+from messaging.domain import (
+    Conversation,
+    MessageSent,
+    message_id_for,
+    new_conversation_id,
+)
 from messaging.ports import StoreUnavailable
 from services.clients.kafka import KafkaProducer, TopicSpec
 from services.clients.postgres import PgPool, dsn

@@ -18,7 +18,14 @@ from shop.ports import ProductQuery, ShardUnavailable
 from shop.scatter import decode_cursor, scatter_gather
 from shop.sharding import bucket_of_id, bucket_of_key
 from tests.integration.shop.conftest import lab_url
-from tests.integration.shop.helpers import MOVE_LOCK, absent_id, connect, sql, tag, user_on
+from tests.integration.shop.helpers import (
+    MOVE_LOCK,
+    absent_id,
+    connect,
+    sql,
+    tag,
+    user_on,
+)
 
 
 def _product(category: str, price_cents: int = 100, stock: int = 1, name: str | None = None) -> NewProduct:

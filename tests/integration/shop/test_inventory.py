@@ -14,7 +14,15 @@ import pytest
 from shop.adapters.sql_catalog import SqlCatalog, SqlInventory
 from shop.domain import Line, NewProduct, OutOfStock, UnknownProduct
 from shop.ports import Reserved
-from tests.integration.shop.helpers import absent_id, connect, in_an_hour, new_ids, now, sql, tag
+from tests.integration.shop.helpers import (
+    absent_id,
+    connect,
+    in_an_hour,
+    new_ids,
+    now,
+    sql,
+    tag,
+)
 
 STRATEGIES = ["conditional-update", "select-for-update"]
 

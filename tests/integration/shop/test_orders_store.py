@@ -18,7 +18,15 @@ from asyncpg.exceptions import UniqueViolationError
 
 from shop.adapters.sql_catalog import SqlCatalog, SqlInventory
 from shop.adapters.sql_orders import SqlOrders
-from shop.domain import Event, Line, NewProduct, Order, OrderItem, OrderStatus, StoredResponse
+from shop.domain import (
+    Event,
+    Line,
+    NewProduct,
+    Order,
+    OrderItem,
+    OrderStatus,
+    StoredResponse,
+)
 from shop.ports import Begun, Reserved, ShardUnavailable
 from shop.sharding import bucket_of_id, bucket_of_key
 from tests.integration.shop.helpers import (

@@ -22,7 +22,16 @@ from shop.adapters.sql_catalog import SqlCatalog, SqlInventory
 from shop.adapters.sql_orders import SqlOrders
 from shop.domain import Line, NewProduct, OrderItem, OrderStatus
 from shop.ports import ShardUnavailable
-from tests.integration.shop.helpers import absent_id, connect, event, in_an_hour, new_ids, now, tag, user_on
+from tests.integration.shop.helpers import (
+    absent_id,
+    connect,
+    event,
+    in_an_hour,
+    new_ids,
+    now,
+    tag,
+    user_on,
+)
 
 
 class Collector:

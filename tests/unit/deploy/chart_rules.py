@@ -17,7 +17,7 @@ import kubernetes_validate
 import yaml
 from pydantic_settings import BaseSettings
 
-from services.lab import budgets
+from services.lab.budgets import rules as budgets
 from services.lab.config import REPO_ROOT
 from services.lab.stack import LIVENESS_PATH, READINESS_PATH
 from services.settings import ServiceSettings
@@ -232,7 +232,7 @@ def cores(quantity: str) -> float:
 
 
 def budget_problems(objects: list[dict], values: Mapping) -> list[str]:
-    """Each workload's CPU request and limit is its budget as the lab resolves it (services/lab/budgets.py)."""
+    """Each workload's CPU request and limit is its budget as the lab resolves it (services/lab/budgets/rules.py)."""
     problems = []
     for w in of_kind(objects, *WORKLOADS):
         component = component_of(w)

@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-from services.lab.budgets import kind_of
+from services.lab.budgets.rules import kind_of
 from services.lab.config import REPO_ROOT
 from services.lab.designs import names as design_names
 from tests.unit.deploy import chart_rules as rules

@@ -8,7 +8,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.lab.analysis import EMPTY_ENDPOINT, endpoint, fault_window, fmt, ms, pct, percentile, read_jsonl
+from services.lab.analysis import (
+    EMPTY_ENDPOINT,
+    endpoint,
+    fault_window,
+    fmt,
+    ms,
+    pct,
+    percentile,
+    read_jsonl,
+)
 
 
 def test_percentile_is_nearest_rank_with_q_in_0_to_100():

@@ -1,6 +1,13 @@
 import pytest
 
-from services.lab.bottleneck import ScalingPoint, Usage, machine_share, name, usage_over, verdict
+from services.lab.budgets.bottleneck import (
+    ScalingPoint,
+    Usage,
+    machine_share,
+    name,
+    usage_over,
+    verdict,
+)
 
 
 def test_the_most_throttled_component_at_its_budget_is_named():

@@ -1,6 +1,13 @@
 import pytest
 
-from services.lab.budgets import BudgetError, describe, kind_of, merge, parse, resolve
+from services.lab.budgets.rules import (
+    BudgetError,
+    describe,
+    kind_of,
+    merge,
+    parse,
+    resolve,
+)
 
 STACK = ["caddy", "redis", "kafka", "postgres-0", "postgres-1", "shop-1", "shop-2", "shop-payments-1",
          "shop-worker-1"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.lab import report
-from services.lab.capacity import capacity_experiment, miss_reason
-from services.lab.experiment import Variant, VariantResult
-from services.lab.load import LoadResult, LoadSpec
+from services.lab.experiments.capacity import capacity_experiment, miss_reason
+from services.lab.experiments.experiment import Variant, VariantResult
+from services.lab.measure.load import LoadResult, LoadSpec
+from services.lab.report import charts as report
 from tests.support.charts import crosses, drawn, extent, has_unit, overlap  # noqa: F401 (drawn: a fixture)
 
 

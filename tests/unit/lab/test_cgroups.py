@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.lab.cgroups import CgroupsUnavailable, CpuGroups, home_tag
+from services.lab.budgets.cgroups import CgroupsUnavailable, CpuGroups, home_tag
 
 
 def v1_tree(root: Path) -> Path:
@@ -90,7 +90,7 @@ def test_no_cpu_controller_or_no_write_access_is_one_line(tmp_path, monkeypatch)
     with pytest.raises(CgroupsUnavailable, match="neither cgroup v2 cpu.max nor v1 cpu.cfs_quota_us"):
         CpuGroups.detect(tmp_path)
     v1_tree(tmp_path)
-    monkeypatch.setattr("services.lab.cgroups.os.access", lambda path, mode: False)
+    monkeypatch.setattr("services.lab.budgets.cgroups.os.access", lambda path, mode: False)
     with pytest.raises(CgroupsUnavailable, match="is not writable by this user") as err:
         CpuGroups.detect(tmp_path)
     assert "\n" not in str(err.value)

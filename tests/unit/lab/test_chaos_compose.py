@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab.backends import compose_project as compose, compose_stack, toxiproxy
+from services.lab.backends.compose import project as compose
+from services.lab.backends.compose import stack as compose_stack
+from services.lab.backends.compose import toxiproxy
 from services.lab.errors import LabCommandError
 
 
@@ -46,9 +48,9 @@ def test_toxic_without_toxiproxy_says_compose_is_needed():
 
 
 def test_network_faults_go_to_the_compose_backend_and_are_refused_locally(monkeypatch, tmp_path):
-    from services.lab.backends import compose as compose_backend
-    from services.lab.backends.compose import ComposeBackend
-    from services.lab.backends.local import LocalBackend
+    from services.lab.backends.compose import backend as compose_backend
+    from services.lab.backends.compose.backend import ComposeBackend
+    from services.lab.backends.local.backend import LocalBackend
     from services.lab.config import LabSettings
 
     settings = LabSettings(home=tmp_path, toxiproxy_url="http://toxiproxy.test:8474")

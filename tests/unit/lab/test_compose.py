@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from services.lab.config import DEPLOY_DIR, REPO_ROOT, LabSettings
-from services.lab.designs import names as design_names, resolve
+from services.lab.designs import names as design_names
+from services.lab.designs import resolve
 from services.lab.stack import LIVENESS_PATH, READINESS_PATH, plan_stack
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
@@ -109,7 +110,12 @@ def _exported_metric_names() -> set[str]:
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from messaging.metrics import GatewayCollector, GatewayStats, ack_latency, delivery_lag
+    from messaging.metrics import (
+        GatewayCollector,
+        GatewayStats,
+        ack_latency,
+        delivery_lag,
+    )
     from services.metrics import ClientGauges, HttpMetrics
     from shop.consumers import WorkerCollector
     from shop.metrics import ShopCollector

@@ -9,7 +9,8 @@ import os
 import pytest
 import yaml
 
-from services.lab.backends import compose_project as compose, compose_stack
+from services.lab.backends.compose import project as compose
+from services.lab.backends.compose import stack as compose_stack
 from services.lab.backends.selection import backend_for_up, select_backend
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
@@ -212,9 +213,9 @@ def test_local_only_operations_refuse_a_compose_deployment(settings):
 
 
 def test_command_line_sizes_override_every_variants_load():
-    from services.lab.experiment import Experiment, Variant
-    from services.lab.experiment_runner import _spec
-    from services.lab.load import LoadSpec
+    from services.lab.experiments.experiment import Experiment, Variant
+    from services.lab.experiments.runner import _spec
+    from services.lab.measure.load import LoadSpec
 
     exp = Experiment("d.x", "t", "q", LoadSpec(design="d", duration_s=30, seed_count=2000), [], lambda r: None)
     variant = Variant("v", load={"seed_count": 500, "rate": 50})

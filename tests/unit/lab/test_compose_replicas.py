@@ -13,9 +13,11 @@ import pytest
 import yaml
 
 from services.clients.read_routing import member_urls
-from services.lab.backends import compose_project as compose, compose_replicas, compose_replication_status as status
-from services.lab.backends import compose_stack
-from services.lab.backends.compose_replication_status import ServerAnswer, roles_of
+from services.lab.backends.compose import project as compose
+from services.lab.backends.compose import replicas as compose_replicas
+from services.lab.backends.compose import replication_status as status
+from services.lab.backends.compose import stack as compose_stack
+from services.lab.backends.compose.replication_status import ServerAnswer, roles_of
 from services.lab.cli import entry as cli
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.errors import LabCommandError

@@ -14,8 +14,8 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from services.lab.backends.compose_stack import budget_override
-from services.lab.budgets import resolve
+from services.lab.backends.compose.stack import budget_override
+from services.lab.budgets.rules import resolve
 from services.lab.config import REPO_ROOT
 
 SCHEMA = json.loads((Path(__file__).parent / "compose_spec.json").read_text())

@@ -1,6 +1,6 @@
 """The cost per operation: the background subtracted at its own rate, restarts, the report's table."""
 
-from services.lab.cost import Reading, cost_lines, cost_per_op, idle_rates
+from services.lab.measure.cost import Reading, cost_lines, cost_per_op, idle_rates
 
 
 def reading(at, cpu, statements=None, pids=None):

@@ -9,8 +9,8 @@ from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
 from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
-from services.lab.faults import parse_schedule
 from services.lab.generators.locust_driver import locust_stats
+from services.lab.measure.faults import parse_schedule
 from services.lab.stack import plan_stack
 
 

@@ -9,7 +9,8 @@ import sys
 
 from services.lab.config import REPO_ROOT
 from services.lab.contract import DesignPlugin
-from services.lab.designs import names as design_names, plugins
+from services.lab.designs import names as design_names
+from services.lab.designs import plugins
 
 ENGINE = REPO_ROOT / "services" / "lab"
 # Concepts of the designs that a design-agnostic engine has no reason to name.

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from services.lab import estimate as est
 from services.lab.errors import LabCommandError
-from services.lab.estimate import Measured, Term
-from services.lab.estimate_report import Plan, as_json, markdown
-from services.lab.estimate_runs import measured
+from services.lab.estimate import fleet as est
+from services.lab.estimate.fleet import Measured, Term
+from services.lab.estimate.report import Plan, as_json, markdown
+from services.lab.estimate.runs import measured
 
 
 def work(**changes) -> est.Workload:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from services.lab.errors import LabCommandError
-from services.lab.evidence import copy_evidence
+from services.lab.report.evidence import copy_evidence
 
 
 def test_an_experiment_run_is_copied_without_raw_output(tmp_path):

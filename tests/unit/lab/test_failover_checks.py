@@ -10,8 +10,8 @@ import pytest
 from loadtests.messaging import failover as messaging_failover
 from loadtests.shop import failover as shop_failover
 from services.lab.contract import LoadResult
-from services.lab.experiment import Variant, VariantResult
-from services.lab.replication_status import failover_checks
+from services.lab.experiments.experiment import Variant, VariantResult
+from services.lab.replication.status import failover_checks
 
 RAN = {"faults": [{"action": "kill"}, {"action": "restart"}]}
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from messaging.config import MessagingSettings
-from services.lab.backends import compose_project as compose
+from services.lab.backends.compose import project as compose
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.designs import resolve
 from services.lab.lab_secrets import ensure, read, secrets_path

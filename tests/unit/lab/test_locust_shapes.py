@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 
 from services.lab.config import REPO_ROOT
-from services.lab.designs import names as design_names, plugin_for
+from services.lab.designs import names as design_names
+from services.lab.designs import plugin_for
 from services.lab.generators.curves import users_at
-from services.lab.generators.locust_driver import SHAPE_ADDON, TIMELINE_ADDON, LocustDriver
+from services.lab.generators.locust_driver import (
+    SHAPE_ADDON,
+    TIMELINE_ADDON,
+    LocustDriver,
+)
 
 # Run in a child: importing Locust monkey-patches the interpreter (gevent), which the test process must not get.
 PROBE = """

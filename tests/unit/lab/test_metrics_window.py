@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.lab.metrics_window import MetricsWindow, quantile
+from services.lab.measure.metrics_window import MetricsWindow, quantile
 
 
 def _scrape(requests_200: int, requests_503: int, buckets: dict[str, int], hits: int, in_flight: int = 0) -> str:

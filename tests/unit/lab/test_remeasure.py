@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from services.lab import remeasure
-from services.lab.evidence import EVIDENCE_ROOT
+from services.lab.report import remeasure
+from services.lab.report.evidence import EVIDENCE_ROOT
 
 
 def _evidence(root: Path, label: str, command: str | None) -> Path:

@@ -7,12 +7,15 @@ import re
 
 import pytest
 
-from services.lab import machine, replicated_stack, replication, supervisor
+from services.lab import machine
+from services.lab.backends.local import supervisor
 from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
 from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
-from services.lab.replication_status import roles_of
+from services.lab.replication import layout as replication
+from services.lab.replication import members as replicated_stack
+from services.lab.replication.status import roles_of
 from services.lab.stack import plan_stack
 from services.lab.state import LabState, RunningComponent
 from services.settings import split_urls

@@ -12,7 +12,13 @@ import httpx
 from rich.console import Console
 
 from services.lab import top
-from services.lab.replication_status import LagSampler, MemberLag, lag_seconds, read, replica_lags
+from services.lab.replication.status import (
+    LagSampler,
+    MemberLag,
+    lag_seconds,
+    read,
+    replica_lags,
+)
 from services.lab.state import ComponentStatus, LabState, RunningComponent
 from services.lab.ui import lag_text
 

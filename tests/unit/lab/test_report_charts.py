@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 from loadtests.messaging.ordering import ORDERING
-from services.lab import report
-from services.lab.experiment import Variant, VariantResult
-from services.lab.experiment_report import draw_charts, plain_name
-from services.lab.load import LoadResult
-from services.lab.scaling import Scaling
+from services.lab.experiments.experiment import Variant, VariantResult
+from services.lab.experiments.report import draw_charts, plain_name
+from services.lab.experiments.scaling import Scaling
+from services.lab.measure.load import LoadResult
+from services.lab.report import charts as report
 from tests.support.charts import PLAIN_FILE_NAME, drawn, extent, has_unit, overlap  # noqa: F401 (drawn: a fixture)
 
 # Two workers stopped 0.3 s apart, as messaging.ordering's schedule does at 1% of the run.

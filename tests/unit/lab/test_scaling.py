@@ -1,9 +1,13 @@
 """The scaling experiment's judgement, on made-up runs: it passes only where the result counts."""
 
-from services.lab.load import LoadResult, LoadSpec
-from services.lab.bottleneck import Usage
-from services.lab.scaling import Scaling, scaled_is_bottleneck, scaling_experiment
-from services.lab.experiment import VariantResult
+from services.lab.budgets.bottleneck import Usage
+from services.lab.experiments.experiment import VariantResult
+from services.lab.experiments.scaling import (
+    Scaling,
+    scaled_is_bottleneck,
+    scaling_experiment,
+)
+from services.lab.measure.load import LoadResult, LoadSpec
 
 
 def run(variant, rps: float, used: float, machine: float, n: int, budget: float = 0.1) -> VariantResult:

@@ -7,7 +7,8 @@ import pytest
 from services.lab import binaries
 from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
-from services.lab.designs import names as design_names, resolve
+from services.lab.designs import names as design_names
+from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
 from services.lab.stack import plan_stack
 

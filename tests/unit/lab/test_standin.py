@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from services.lab import standin
+from services.lab.backends.compose import standin
 from services.lab.errors import LabCommandError
 
 

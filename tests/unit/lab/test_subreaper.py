@@ -9,7 +9,8 @@ import time
 
 import psutil
 
-from services.lab import procs, subreaper
+from services.lab import procs
+from services.lab.replication import subreaper
 
 # Starts a server the way Patroni does (a new session, not waited for), prints its pid and exits.
 DAEMONIZE = ("import subprocess, sys; "

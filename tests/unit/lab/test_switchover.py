@@ -6,12 +6,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.lab import replicated_stack, switchover as switchover_module
 from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
+from services.lab.replication import members as replicated_stack
+from services.lab.replication import switchover as switchover_module
+from services.lab.replication.switchover import plan, switchover
 from services.lab.state import LabState, RunningComponent
-from services.lab.switchover import plan, switchover
 
 
 def _cluster(*members):

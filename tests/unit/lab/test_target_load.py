@@ -14,13 +14,22 @@ import pytest
 
 from loadtests.messaging import plugin as messaging_plugin
 from loadtests.messaging.seed import ws_url
-from loadtests.shop import checks as shop_checks, plugin as shop_plugin
+from loadtests.shop import checks as shop_checks
+from loadtests.shop import plugin as shop_plugin
 from loadtests.shortener import plugin as shortener_plugin
-from services.lab import load, report, target_load
 from services.lab.cli import entry as cli
 from services.lab.config import LabSettings
-from services.lab.contract import Check, DesignPlugin, LoadResult, LoadSpec, RunContext, Verification
+from services.lab.contract import (
+    Check,
+    DesignPlugin,
+    LoadResult,
+    LoadSpec,
+    RunContext,
+    Verification,
+)
 from services.lab.errors import LabCommandError
+from services.lab.measure import load, target_load
+from services.lab.report import charts as report
 
 
 def _ctx(tmp_path: Path, design: str, target: str | None = "http://deploy.example:80/", state=None) -> RunContext:

@@ -13,11 +13,12 @@ import time
 import psutil
 import pytest
 
-from services.lab import procs, throttle
-from services.lab.chaos import ACTIONS
+from services.lab import procs
+from services.lab.backends.local import throttle
+from services.lab.backends.local.chaos import ACTIONS
 from services.lab.config import REPO_ROOT
 from services.lab.errors import LabCommandError
-from services.lab.faults import FaultStep, parse_schedule, windows
+from services.lab.measure.faults import FaultStep, parse_schedule, windows
 
 
 def test_duty_cycle_is_pause_over_period_in_milliseconds():

@@ -7,15 +7,16 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from services.lab.backends.local.prepare import prepare_caddy
+from services.lab.bench import run_bench
 from services.lab.cli import entry as cli
 from services.lab.cli.parser import build_parser
-from services.lab.bench import run_bench
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import DesignPlugin, LoadSpec
-from services.lab.designs import names as design_names, plugin_for, resolve
+from services.lab.designs import names as design_names
+from services.lab.designs import plugin_for, resolve
 from services.lab.errors import LabCommandError
-from services.lab.load import generator_for
-from services.lab.prepare import prepare_caddy
+from services.lab.measure.load import generator_for
 from services.lab.stack import plan_stack
 
 

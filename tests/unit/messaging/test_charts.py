@@ -6,9 +6,9 @@ from pathlib import Path
 
 from loadtests.messaging.fanout import FANOUT, GROUPS
 from loadtests.messaging.samples import ACK, DELIVER
-from services.lab.experiment import Variant, VariantResult
-from services.lab.experiment_report import draw_charts
-from services.lab.load import LoadResult
+from services.lab.experiments.experiment import Variant, VariantResult
+from services.lab.experiments.report import draw_charts
+from services.lab.measure.load import LoadResult
 from tests.support.charts import drawn, has_unit  # noqa: F401 (drawn: a fixture)
 
 SEND_RATE = 10.0

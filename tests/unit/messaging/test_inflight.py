@@ -43,7 +43,7 @@ def test_without_a_limit_nothing_is_ever_full_and_a_limit_below_one_is_refused()
 def test_the_engine_hands_the_specs_bound_to_the_designs_own_generator(tmp_path):
     from services.lab.contract import LoadSpec
     from services.lab.designs import plugin_for
-    from services.lab.load import generator_for
+    from services.lab.measure.load import generator_for
 
     messaging = plugin_for("messaging")
     bounded = generator_for(messaging, LoadSpec("messaging", generator="script", rate=10, max_vus=50), "http://x",

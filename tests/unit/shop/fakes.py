@@ -14,10 +14,28 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from services.consistency import FROM_PRIMARY, ReadConsistency
-from shop.domain import (Event, Line, NewProduct, Order, OrderItem, OrderStatus, OutOfStock, Product, StoredResponse,
-                         UnknownProduct)
-from shop.ports import (Begun, Charge, GateAnswer, PaymentsUnavailable, ProductQuery, Reserved, ShardPage,
-                        ShardUnavailable)
+from shop.domain import (
+    Event,
+    Line,
+    NewProduct,
+    Order,
+    OrderItem,
+    OrderStatus,
+    OutOfStock,
+    Product,
+    StoredResponse,
+    UnknownProduct,
+)
+from shop.ports import (
+    Begun,
+    Charge,
+    GateAnswer,
+    PaymentsUnavailable,
+    ProductQuery,
+    Reserved,
+    ShardPage,
+    ShardUnavailable,
+)
 from shop.sharding import EPOCH_MS, ShardMap, bucket_of_key, compose_id, initial_map
 
 BUCKETS = 256

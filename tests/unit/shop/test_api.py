@@ -19,7 +19,14 @@ from shop.domain import MAX_NAME, MAX_PRICE_CENTS, OrderStatus
 from shop.saga import CheckoutSaga
 from shop.service import ShopService
 from shop.sharding import compose_id
-from tests.unit.shop.fakes import Clock, FakeCache, FakeCarts, FakeCatalog, FakeOrders, FakePayments
+from tests.unit.shop.fakes import (
+    Clock,
+    FakeCache,
+    FakeCarts,
+    FakeCatalog,
+    FakeOrders,
+    FakePayments,
+)
 
 
 @dataclass

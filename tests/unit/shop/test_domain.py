@@ -8,8 +8,20 @@ from datetime import datetime, timezone
 import pytest
 
 from services.errors import InvalidInput
-from shop.domain import (MAX_CATEGORY, MAX_NAME, MAX_PRICE_CENTS, MAX_STOCK, Line, NewProduct, Order, OrderItem,
-                         OrderStatus, Product, merge_lines, request_fingerprint)
+from shop.domain import (
+    MAX_CATEGORY,
+    MAX_NAME,
+    MAX_PRICE_CENTS,
+    MAX_STOCK,
+    Line,
+    NewProduct,
+    Order,
+    OrderItem,
+    OrderStatus,
+    Product,
+    merge_lines,
+    request_fingerprint,
+)
 from shop.sharding import compose_id
 
 

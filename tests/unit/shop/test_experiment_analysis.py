@@ -9,8 +9,8 @@ import pytest
 from loadtests.shop import analysis as a
 from loadtests.shop.idempotency import retry_figures
 from loadtests.shop.outage import outage_figures
-from loadtests.shop.shard_scaling import WARMUP_S, scaling_figures
 from loadtests.shop.scatter_gather import listing_figures
+from loadtests.shop.shard_scaling import WARMUP_S, scaling_figures
 from shop.sharding import bucket_of_key, compose_id, initial_map
 
 T0 = 1_800_000_000.0  # the run's started_at (wall clock, seconds)

@@ -8,14 +8,24 @@ from types import SimpleNamespace
 
 import pytest
 
-from loadtests.shop.flash_sale import (FLASH_SALE, STRATEGIES, _charts, _flash_sale, load_start_ms, paid_answers,
-                                       paid_times_ms, selling, sold_out_answers, stock_tries)
+from loadtests.shop.flash_sale import (
+    FLASH_SALE,
+    STRATEGIES,
+    _charts,
+    _flash_sale,
+    load_start_ms,
+    paid_answers,
+    paid_times_ms,
+    selling,
+    sold_out_answers,
+    stock_tries,
+)
 from loadtests.shop.plugin import flash_stock
 from services.lab.errors import LabCommandError
-from services.lab.load import LoadSpec
+from services.lab.measure.load import LoadSpec
+from shop.api import render
 from shop.config import ShopSettings
 from shop.domain import Line
-from shop.api import render
 from shop.saga import CheckoutSaga
 from tests.unit.shop.fakes import FakeCatalog, FakeGate, FakeOrders, FakePayments
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from loadtests.shop.outage import VARIANT, charts
-from services.lab.experiment import Variant, VariantResult
-from services.lab.load import LoadResult
+from services.lab.experiments.experiment import Variant, VariantResult
+from services.lab.measure.load import LoadResult
 from tests.support.charts import crosses, drawn, extent, has_unit, overlap  # noqa: F401 (drawn: a fixture)
 
 

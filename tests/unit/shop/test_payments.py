@@ -15,7 +15,13 @@ from fastapi.testclient import TestClient
 from services.errors import InvalidInput
 from shop.adapters.payments import HttpPayments
 from shop.config import ShopSettings
-from shop.payments.domain import MAX_AMOUNT_CENTS, ChargeRow, check_amount, check_reference, decide
+from shop.payments.domain import (
+    MAX_AMOUNT_CENTS,
+    ChargeRow,
+    check_amount,
+    check_reference,
+    decide,
+)
 from shop.payments.main import create_app
 from shop.ports import Charge, PaymentsUnavailable
 

@@ -14,15 +14,35 @@ from types import SimpleNamespace
 import pytest
 
 from services.errors import InvalidInput, Unavailable
-from shop.config import ShopSettings
-from shop.domain import (IdempotencyKeyInUse, IdempotencyKeyReused, Line, NewProduct, Order, OrderItem, OrderStatus,
-                         OutOfStock, PaymentDeclined, PaymentNotTaken, StoredResponse, UnknownProduct,
-                         request_fingerprint)
-from shop.consumers import SoldMarker, Sweeper
-from shop.ports import CacheUnavailable, Charge, PaymentsUnavailable, ShardUnavailable
 from shop.api import render
+from shop.config import ShopSettings
+from shop.consumers import SoldMarker, Sweeper
+from shop.domain import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    Line,
+    NewProduct,
+    Order,
+    OrderItem,
+    OrderStatus,
+    OutOfStock,
+    PaymentDeclined,
+    PaymentNotTaken,
+    StoredResponse,
+    UnknownProduct,
+    request_fingerprint,
+)
+from shop.ports import CacheUnavailable, Charge, PaymentsUnavailable, ShardUnavailable
 from shop.saga import CheckoutSaga, payment_key
-from tests.unit.shop.fakes import Clock, FakeCarts, FakeCatalog, FakeGate, FakeInventory, FakeOrders, FakePayments
+from tests.unit.shop.fakes import (
+    Clock,
+    FakeCarts,
+    FakeCatalog,
+    FakeGate,
+    FakeInventory,
+    FakeOrders,
+    FakePayments,
+)
 
 USER = "alice"
 LEASE_S = 10

@@ -10,7 +10,14 @@ import pytest
 from services.errors import InvalidInput, Unavailable
 from shop.domain import Product
 from shop.ports import ProductQuery, ShardPage, ShardUnavailable
-from shop.scatter import CURSOR, Listing, decode_cursor, encode_cursor, merge, scatter_gather
+from shop.scatter import (
+    CURSOR,
+    Listing,
+    decode_cursor,
+    encode_cursor,
+    merge,
+    scatter_gather,
+)
 from tests.unit.shop.fakes import FakeCatalog
 
 

@@ -4,10 +4,23 @@ map and the resharding plan (pure functions, no I/O)."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from shop.sharding import (BUCKET_BITS, EPOCH_MS, MAX_BUCKETS, SEQ_BITS, BucketMove, ShardMap, bucket_of_id,
-                           bucket_of_key, compose_id, initial_map, parse_id, plan_moves)
+from shop.sharding import (
+    BUCKET_BITS,
+    EPOCH_MS,
+    MAX_BUCKETS,
+    SEQ_BITS,
+    BucketMove,
+    ShardMap,
+    bucket_of_id,
+    bucket_of_key,
+    compose_id,
+    initial_map,
+    parse_id,
+    plan_moves,
+)
 
 MAX_MS = (1 << 41) - 1
 

@@ -16,7 +16,13 @@ from services.consistency import STALE_OK, ReadConsistency
 from shortener import domain
 from shortener.config import ShortenerSettings
 from shortener.domain import Link, LinkClicked
-from shortener.ports import Allowance, CacheEntry, CacheUnavailable, InsertOutcome, StoreUnavailable
+from shortener.ports import (
+    Allowance,
+    CacheEntry,
+    CacheUnavailable,
+    InsertOutcome,
+    StoreUnavailable,
+)
 from shortener.service import ShortenerService
 
 

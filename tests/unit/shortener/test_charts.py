@@ -6,9 +6,9 @@ from pathlib import Path
 
 from loadtests.shortener.analysis import REDIRECT
 from loadtests.shortener.cache import CACHE
-from services.lab.experiment import Variant, VariantResult
-from services.lab.experiment_report import draw_charts
-from services.lab.load import LoadResult
+from services.lab.experiments.experiment import Variant, VariantResult
+from services.lab.experiments.report import draw_charts
+from services.lab.measure.load import LoadResult
 from tests.support.charts import drawn, has_unit  # noqa: F401 (drawn: a fixture)
 
 CREATE = "/api/v1/links"

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from loadtests.shortener.analysis import REDIRECT
-from loadtests.shortener.read_replicas import (COUNTS, MEMBER_BUDGET, PRIMARY_BUDGET, READ_REPLICAS, evaluate, max_lag, name_of,
-                                               reads_per_s)
-from services.lab.budgets import resolve
+from loadtests.shortener.read_replicas import (
+    COUNTS,
+    MEMBER_BUDGET,
+    PRIMARY_BUDGET,
+    READ_REPLICAS,
+    evaluate,
+    max_lag,
+    name_of,
+    reads_per_s,
+)
+from services.lab.budgets.rules import resolve
 from services.lab.contract import LoadResult
-from services.lab.experiment import Variant, VariantResult
+from services.lab.experiments.experiment import Variant, VariantResult
 
 
 def _result(n: int, rps: float, *, replica_cores: float, machine: float = 60.0) -> VariantResult:

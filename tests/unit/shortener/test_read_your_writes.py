@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loadtests.shortener.read_your_writes import MODES, READ_BACK, READ_YOUR_WRITES, _after_load, evaluate
+from loadtests.shortener.read_your_writes import (
+    MODES,
+    READ_BACK,
+    READ_YOUR_WRITES,
+    _after_load,
+    evaluate,
+)
 from services.lab.contract import LoadResult
-from services.lab.experiment import Variant, VariantResult
+from services.lab.experiments.experiment import Variant, VariantResult
 
 
 def _log(tmp_path: Path, name: str, statuses: list[int], token: bool) -> LoadResult:

@@ -7,7 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from services.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, RateLimited, Unavailable
+from services.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unavailable,
+)
 from shortener.domain import ShortenUrl, hash_code
 from shortener.ports import CacheEntry
 from tests.unit.shortener.fakes import link, make_service, utcnow

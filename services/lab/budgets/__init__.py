@@ -1,0 +1,1 @@
+"""CPU budgets per component: the rules (pure), the cgroups that enforce them, and the bottleneck they name."""

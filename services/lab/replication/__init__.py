@@ -1,0 +1,1 @@
+"""Replicated PostgreSQL (``sdlab up --replicas N``): Patroni layout, members, roles and lag, switchover."""

@@ -1,0 +1,96 @@
+"""``sdlab evidence --remeasure``: run every reference run again, at one commit, and replace its evidence.
+
+Each folder under ``docs/evidence/`` holds the ``summary.json`` of the run it shows, and that
+summary names the command that made it. Re-measuring runs each command again, one at a time, on a
+clean working tree (so that every new summary names the same commit), and copies each new run over
+its folder. Folders named ``before-*`` are skipped: they are the baselines of a before/after
+comparison, kept at the commit before the change they measure. A run that fails its checks is
+still copied (the evidence shows what happened) and listed in the summary at the end.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.lab.config import REPO_ROOT
+from services.lab.errors import LabCommandError
+from services.lab.report.evidence import EVIDENCE_ROOT, copy_run
+
+BASELINE_PREFIX = "before-"
+
+
+@dataclass(frozen=True)
+class Item:
+    folder: Path  # under docs/evidence/
+    command: list[str]  # sdlab's arguments, without "sdlab"
+
+    def label(self, root: Path) -> str:
+        return str(self.folder.relative_to(root))
+
+
+def plan(root: Path = EVIDENCE_ROOT, only: str | None = None) -> tuple[list[Item], list[tuple[str, str]]]:
+    """(what to run again, what is skipped and why), in a stable order."""
+    items, skipped = [], []
+    for summary in sorted(root.glob("**/summary.json")):
+        folder = summary.parent
+        label = str(folder.relative_to(root))
+        if only and not fnmatch.fnmatch(label, only):
+            continue
+        if folder.name.startswith(BASELINE_PREFIX):
+            skipped.append((label, "a before/after baseline, kept at the commit before the change"))
+            continue
+        command = json.loads(summary.read_text()).get("command") or ""
+        words = shlex.split(command)
+        if words[:1] != ["sdlab"] or len(words) < 2:
+            skipped.append((label, f"its summary names no sdlab command ({command or 'none'})"))
+            continue
+        items.append(Item(folder, words[1:]))
+    return items, skipped
+
+
+def require_clean_tree() -> str:
+    """The commit every new run will name; refuses a working tree with changes."""
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                           capture_output=True, text=True, check=False).stdout.strip()
+    if dirty:
+        raise LabCommandError("the working tree has changes: commit or stash them, so that every run names one commit")
+    return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                          check=False).stdout.strip()
+
+
+def run_all(items: list[Item], scratch: Path, say: Callable[[str], None], root: Path = EVIDENCE_ROOT,
+            runner: Callable[[list[str], dict[str, str]], int] | None = None) -> list[dict]:
+    """Each item's command in a results folder of its own, its run copied over its evidence."""
+    runner = runner or _run_sdlab
+    outcomes = []
+    for n, item in enumerate(items, 1):
+        results = scratch / f"{n:02d}"
+        results.mkdir(parents=True, exist_ok=True)
+        say(f"{n}/{len(items)} {item.label(root)}: sdlab {shlex.join(item.command)}")
+        started = time.monotonic()
+        code = runner(item.command, {"SDLAB_RESULTS": str(results)})
+        runs = sorted(p for p in results.iterdir() if (p / "summary.json").exists())
+        outcome = {"evidence": item.label(root), "command": "sdlab " + shlex.join(item.command), "exit": code,
+                   "minutes": round((time.monotonic() - started) / 60, 1)}
+        if runs:
+            copy_run(runs[-1], item.folder)
+            outcome["passed"] = json.loads((runs[-1] / "summary.json").read_text()).get("passed")
+        else:
+            outcome["passed"] = None  # no run folder: nothing copied, the old evidence stays
+        say(f"    exit {code}, passed {outcome['passed']}, {outcome['minutes']} min")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _run_sdlab(args: list[str], env: dict[str, str]) -> int:
+    return subprocess.run([sys.executable, "-m", "services.lab.cli", *args], cwd=REPO_ROOT,
+                          env={**os.environ, **env}, check=False).returncode

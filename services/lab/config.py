@@ -87,6 +87,13 @@ class LabSettings(BaseSettings):
     def _split(cls, value: object) -> object:
         return split_urls(value) if value is not None else []
 
+    @field_validator("results")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # A relative SDLAB_RESULTS means "from where I ran sdlab"; the generators run elsewhere (k6
+        # opens a relative path from its script's folder), so it is made whole here, once.
+        return value.expanduser().resolve()
+
     @property
     def state_dir(self) -> Path:
         return self.home.resolve()

@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--remeasure", action="store_true",
                     help="run the command each docs/evidence/ folder names again, one at a time on a clean working "
                          "tree (every run at one commit), and replace its evidence; before-* baselines are kept")
-    ev.add_argument("--only", metavar="GLOB",
-                    help="with --remeasure: the folders to run again, a glob under docs/evidence/ (e.g. '<design>/*')")
+    ev.add_argument("--only", metavar="GLOB", action="append",
+                    help="with --remeasure: the folders to run again, a glob under docs/evidence/ (e.g. '<design>/*'); "
+                         "repeat it to run several, in the order given")
     ev.add_argument("--dry-run", action="store_true", help="with --remeasure: list what would run, run nothing")
 
     dm = sub.add_parser("demo", help="start the stack, run a short load on each design, print the numbers")

@@ -37,13 +37,15 @@ class Item:
         return str(self.folder.relative_to(root))
 
 
-def plan(root: Path = EVIDENCE_ROOT, only: str | None = None) -> tuple[list[Item], list[tuple[str, str]]]:
-    """(what to run again, what is skipped and why), in a stable order."""
+def plan(root: Path = EVIDENCE_ROOT, only: str | list[str] | None = None) -> tuple[list[Item], list[tuple[str, str]]]:
+    """(what to run again, what is skipped and why): in the order of the globs in ``only`` (the first
+    that matches a folder places it), then by folder."""
+    globs = [only] if isinstance(only, str) else list(only or [])
     items, skipped = [], []
-    for summary in sorted(root.glob("**/summary.json")):
+    for summary in sorted(root.glob("**/summary.json"), key=lambda s: (_rank(s.parent, root, globs), s)):
         folder = summary.parent
         label = str(folder.relative_to(root))
-        if only and not fnmatch.fnmatch(label, only):
+        if globs and _rank(folder, root, globs) == len(globs):
             continue
         if folder.name.startswith(BASELINE_PREFIX):
             skipped.append((label, "a before/after baseline, kept at the commit before the change"))
@@ -55,6 +57,11 @@ def plan(root: Path = EVIDENCE_ROOT, only: str | None = None) -> tuple[list[Item
             continue
         items.append(Item(folder, words[1:]))
     return items, skipped
+
+
+def _rank(folder: Path, root: Path, globs: list[str]) -> int:
+    label = str(folder.relative_to(root))
+    return next((i for i, glob in enumerate(globs) if fnmatch.fnmatch(label, glob)), len(globs))
 
 
 def require_clean_tree() -> str:
@@ -73,7 +80,7 @@ def run_all(items: list[Item], scratch: Path, say: Callable[[str], None], root: 
     runner = runner or _run_sdlab
     outcomes = []
     for n, item in enumerate(items, 1):
-        results = scratch / f"{n:02d}"
+        results = (scratch / f"{n:02d}").resolve()  # absolute: the generators open files under it
         results.mkdir(parents=True, exist_ok=True)
         say(f"{n}/{len(items)} {item.label(root)}: sdlab {shlex.join(item.command)}")
         started = time.monotonic()

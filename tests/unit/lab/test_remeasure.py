@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from services.lab.config import LabSettings
 from services.lab.report import remeasure
 from services.lab.report.evidence import EVIDENCE_ROOT
 
@@ -29,6 +30,16 @@ def test_every_folder_runs_its_own_command_and_baselines_are_kept(tmp_path):
     assert [label for label, _ in skipped] == ["messaging/odd", "shortener/cost/before-create"]
     only, _ = remeasure.plan(tmp_path, only="shop/*")
     assert [i.label(tmp_path) for i in only] == ["shop/reshard"]
+    ordered, _ = remeasure.plan(tmp_path, only=["shortener/cost/*", "shop/*", "nothing/*"])
+    assert [i.label(tmp_path) for i in ordered] == ["shortener/cost/after-create", "shop/reshard"]
+
+
+def test_a_relative_results_folder_is_made_whole(tmp_path, monkeypatch):
+    """k6 opens the seed file under the results folder relative to its script: a relative
+    SDLAB_RESULTS made every k6 run of a re-measurement die at start (exit 107)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SDLAB_RESULTS", "runs")
+    assert LabSettings().results == tmp_path.resolve() / "runs"
 
 
 def test_each_new_run_replaces_its_evidence_and_a_run_that_made_nothing_leaves_it(tmp_path):

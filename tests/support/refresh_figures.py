@@ -7,15 +7,24 @@ numbers only: a sentence that interprets them ("the primary ran out first") stil
 
     python -m tests.support.refresh_figures            # rewrite, then list what is left to do by hand
     python -m tests.support.refresh_figures --dry-run  # list the changes only
+
+It also prints the ``sdlab estimate`` examples again (README and each walkthrough's section 2), which read
+the bench and load evidence.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
+from services.lab.cli import entry as cli
+from services.lab.config import REPO_ROOT
 from tests.unit.doc_figures import (
     DOCS,
     NUMBER,
@@ -27,6 +36,7 @@ from tests.unit.doc_figures import (
     problems,
     summary_path,
 )
+from tests.unit.test_doc_estimates import EXAMPLES
 from tests.unit.test_doc_figures import FIGURES
 
 REGISTRIES = {"shortener.md": "figures_shortener.py", "messaging.md": "figures_messaging.py", "shop.md": "figures_shop.py"}
@@ -83,10 +93,28 @@ def refresh(figure: Figure, dry_run: bool) -> str | None:
     return f"{figure.doc} {figure.id}: {figure.text!r} -> {new_text!r}"
 
 
+def refresh_estimates(dry_run: bool) -> list[str]:
+    """Each ``sdlab estimate`` example in the README and the walkthroughs, replaced by the command's output
+    on the runs it names (tests/unit/test_doc_estimates.py holds them to it)."""
+    changed = []
+    for doc, command, shown in EXAMPLES:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            cli.main(shlex.split(command)[1:])
+        fresh = out.getvalue().rstrip("\n")
+        if fresh != shown:
+            changed.append(f"{doc}: `{command}` printed again")
+            if not dry_run:
+                path = REPO_ROOT / doc
+                path.write_text(path.read_text().replace(shown, fresh, 1))
+    return changed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
+    os.chdir(REPO_ROOT)  # the estimate examples name docs/evidence/... relative to the repository
     left = []
     for figure in FIGURES:
         try:
@@ -96,6 +124,8 @@ def main() -> None:
             continue
         if line:
             print(line)
+    for line in refresh_estimates(args.dry_run):
+        print(line)
     for line in left:
         print("BY HAND:", line)
     # Registry entries are read at import: rerun after a rewrite to see figures a first pass moved.

@@ -3,7 +3,7 @@
 Each folder under ``docs/evidence/`` holds the ``summary.json`` of the run it shows, and that
 summary names the command that made it. Re-measuring runs each command again, one at a time, on a
 clean working tree (so that every new summary names the same commit), and copies each new run over
-its folder. Folders named ``before-*`` are skipped: they are the baselines of a before/after
+its folder. A load run gets a fresh stack of its design first (``sdlab up DESIGN``), taken down after. Folders named ``before-*`` are skipped: they are the baselines of a before/after
 comparison, kept at the commit before the change they measure. A run that fails its checks is
 still copied (the evidence shows what happened) and listed in the summary at the end.
 """
@@ -35,6 +35,13 @@ class Item:
 
     def label(self, root: Path) -> str:
         return str(self.folder.relative_to(root))
+
+    def stack(self) -> list[str] | None:
+        """The ``up`` a load run needs first (its doc says ``sdlab up DESIGN && sdlab load ...``): a fresh
+        stack of that design, taken down after. Experiments and benchmarks start their own."""
+        if self.command[:1] != ["load"] or len(self.command) < 2 or "--target" in self.command:
+            return None
+        return ["up", self.command[1]]
 
 
 def plan(root: Path = EVIDENCE_ROOT, only: str | list[str] | None = None) -> tuple[list[Item], list[tuple[str, str]]]:
@@ -84,7 +91,13 @@ def run_all(items: list[Item], scratch: Path, say: Callable[[str], None], root: 
         results.mkdir(parents=True, exist_ok=True)
         say(f"{n}/{len(items)} {item.label(root)}: sdlab {shlex.join(item.command)}")
         started = time.monotonic()
-        code = runner(item.command, {"SDLAB_RESULTS": str(results)})
+        env = {"SDLAB_RESULTS": str(results)}
+        stack = item.stack()
+        code = runner(stack, env) if stack else 0
+        if code == 0:
+            code = runner(item.command, env)
+        if stack:
+            runner(["down"], env)
         runs = sorted(p for p in results.iterdir() if (p / "summary.json").exists())
         outcome = {"evidence": item.label(root), "command": "sdlab " + shlex.join(item.command), "exit": code,
                    "minutes": round((time.monotonic() - started) / 60, 1)}

@@ -74,3 +74,20 @@ def test_the_repositorys_evidence_names_its_commands():
     items, skipped = remeasure.plan(EVIDENCE_ROOT)
     assert len(items) >= 30
     assert all(why.startswith("a before/after baseline") for _, why in skipped), skipped
+
+
+def test_a_load_run_gets_a_fresh_stack_of_its_design_and_an_experiment_starts_its_own(tmp_path):
+    root = tmp_path / "evidence"
+    _evidence(root, "shortener/cost/after-create", "sdlab load shortener --open --rate 200 --duration 30")
+    _evidence(root, "shop/reshard", "sdlab experiment shop.reshard")
+    calls = []
+
+    def runner(args, env):
+        calls.append(args)
+        return 1 if args == ["up", "shortener"] else 0
+
+    outcomes = remeasure.run_all(remeasure.plan(root)[0], tmp_path / "scratch", lambda line: None, root=root,
+                                 runner=runner)
+    # the experiment alone; the load run's stack did not start, so no load, and the stack is taken down
+    assert calls == [["experiment", "shop.reshard"], ["up", "shortener"], ["down"]]
+    assert [o["exit"] for o in outcomes] == [0, 1]

@@ -17,7 +17,7 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 
-{{/* A value by the lab's budget names (services/lab/budgets.py): the component's own name, else the
+{{/* A value by the lab's budget names (services/lab/budgets/rules.py): the component's own name, else the
 longest key that is a prefix of it followed by "-", else the default. Args: (list map name default). */}}
 {{- define "sdlab.lookup" -}}
 {{- $map := index . 0 -}}

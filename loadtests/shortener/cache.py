@@ -47,8 +47,7 @@ PG_BUDGET = 0.05
 
 def database_use(r: VariantResult) -> bottleneck.Usage | None:
     """PostgreSQL's mean CPU against its budget over the run."""
-    budgets = {k: v for k, v in (r.summary.get("budgets") or {}).items() if k.startswith("postgres")}
-    usages = bottleneck.usage_over(r.load.timeline, budgets)
+    usages = bottleneck.usage_with_prefix(r.load.timeline, r.summary.get("budgets") or {}, "postgres")
     return usages[0] if usages else None
 
 

@@ -64,8 +64,7 @@ def reads_per_s(r: VariantResult) -> float:
 
 
 def replica_usage(r: VariantResult) -> list[bottleneck.Usage]:
-    budgets = {k: v for k, v in (r.summary.get("budgets") or {}).items() if k.startswith("postgres-0-")}
-    return bottleneck.usage_over(r.load.timeline, budgets)
+    return bottleneck.usage_with_prefix(r.load.timeline, r.summary.get("budgets") or {}, "postgres-0-")
 
 
 def max_lag(r: VariantResult) -> tuple[float | None, float | None]:

@@ -189,20 +189,29 @@ def find_marked(marker: str) -> list[psutil.Process]:
     return found
 
 
-def kill_marked(marker: str, timeout_s: float = 5.0) -> int:
-    """SIGTERM then SIGKILL every marked process; returns how many there were."""
-    procs = find_marked(marker)
+def terminate_then_kill(procs: list[psutil.Process], grace_s: float, reap_s: float = 5.0) -> None:
+    """SIGTERM each process, SIGKILL those still alive after ``grace_s``, then wait up to ``reap_s`` for them.
+
+    A paused process (``sdlab chaos pause``, SIGSTOP) keeps a SIGTERM it handles pending until it runs
+    again, so each is resumed too; for a process that runs, the SIGCONT does nothing.
+    """
     for proc in procs:
         try:
             proc.terminate()
             proc.resume()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
     for proc in alive:
         try:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(alive, timeout=timeout_s)
+    psutil.wait_procs(alive, timeout=reap_s)
+
+
+def kill_marked(marker: str, timeout_s: float = 5.0) -> int:
+    """SIGTERM then SIGKILL every marked process; returns how many there were."""
+    procs = find_marked(marker)
+    terminate_then_kill(procs, timeout_s, reap_s=timeout_s)
     return len(procs)

@@ -162,12 +162,15 @@ class ShardRouter:
                 await asyncio.sleep(1.0)
 
     # --- reads and writes ------------------------------------------------------------------
-    def _pool(self, shard: int) -> PgPool:
+    def _url(self, shard: int) -> str:
+        """The shard's server; refused while it has no pool (a map loads once every server it names has one)."""
         url = self.map.shards[shard]
-        pool = self._pools.get(url)
-        if pool is None:  # a map is loaded only once every server it names has a pool
+        if url not in self._pools:
             raise ShardUnavailable(f"no connection pool for shard {shard} yet")
-        return pool
+        return url
+
+    def _pool(self, shard: int) -> PgPool:
+        return self._pools[self._url(shard)]
 
     def pool(self, shard: int) -> PgPool:
         return self._pool(shard)
@@ -189,8 +192,7 @@ class ShardRouter:
         return await self._reader(shard).read(lambda c: c.fetchrow(sql, *args), consistency)
 
     def _reader(self, shard: int) -> ReadRouter:
-        self._pool(shard)  # the same refusals as a primary's read
-        return self._readers[self.map.shards[shard]]
+        return self._readers[self._url(shard)]  # the same refusals as a primary's read
 
     def readers(self) -> list[ReadRouter]:
         return list(self._readers.values())

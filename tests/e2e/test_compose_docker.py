@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -20,8 +19,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.support.compose_deployment import compose_deployment
 from tests.support.engine import Engine, engine_problem
-from tests.support.lab import Lab
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500)]
 PORTS = {"shortener": 8080, "messaging": 8081, "shop": 8082}
@@ -42,21 +41,8 @@ def engine():
 
 @pytest.fixture(scope="module")
 def deployment(engine, tmp_path_factory):
-    home = tmp_path_factory.mktemp("compose")
-    lab = Lab(home=home, env={"SDLAB_HOME": str(home), "SDLAB_RESULTS": str(home / "results"),
-                              "COMPOSE_PROJECT_NAME": f"sdlab-e2e-{os.getpid()}"})
-    started = time.monotonic()
-    up = lab.run("up", "--compose", "--standin", timeout=1200, check=False)
-    print(f"sdlab up --compose --standin: {time.monotonic() - started:.0f} s")
-    try:
-        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    with compose_deployment(tmp_path_factory.mktemp("compose"), f"sdlab-e2e-{os.getpid()}") as lab:
         yield lab
-    finally:
-        down = lab.run("down", "--volumes", timeout=300, check=False)
-        assert down.returncode == 0, down.stdout + down.stderr
-        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project="
-                               f"{lab.env['COMPOSE_PROJECT_NAME']}"], capture_output=True, text=True)
-        assert left.stdout.strip() == "", "containers left behind by `sdlab down`"
 
 
 def _url(design: str) -> str:

@@ -20,26 +20,16 @@ import httpx
 import pytest
 
 from tests.e2e.test_compose_docker import _shop_smoke, engine  # noqa: F401  (engine: the Docker engine fixture)
-from tests.support.lab import Lab
+from tests.support.compose_deployment import compose_deployment
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
 def replicated(engine, tmp_path_factory):  # noqa: F811
-    home = tmp_path_factory.mktemp("compose-replicas")
-    lab = Lab(home=home, env={"SDLAB_HOME": str(home), "SDLAB_RESULTS": str(home / "results"),
-                              "COMPOSE_PROJECT_NAME": f"sdlab-e2e-replicas-{os.getpid()}"})
-    started = time.monotonic()
-    up = lab.run("up", "--compose", "--standin", "shortener", "shop", "--replicas", "1", "--replication", "sync",
-                 timeout=1200, check=False)
-    print(f"sdlab up --compose --standin shortener shop --replicas 1: {time.monotonic() - started:.0f} s")
-    try:
-        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    with compose_deployment(tmp_path_factory.mktemp("compose-replicas"), f"sdlab-e2e-replicas-{os.getpid()}",
+                            "shortener", "shop", "--replicas", "1", "--replication", "sync") as lab:
         yield lab
-    finally:
-        down = lab.run("down", "--volumes", timeout=300, check=False)
-        assert down.returncode == 0, down.stdout + down.stderr
 
 
 async def _on_replica(address: str, code: str, deadline_s: float = 10.0) -> tuple[bool, str | None]:

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import psutil
 
+from services.lab.procs import terminate_then_kill
+
 DOCKERD_LOG = Path("/tmp/sdlab-dockerd.log")
 # dockerd's own shutdown waits up to 15 s for containers (none are left after `sdlab down`).
 STOP_GRACE_S = 30.0
@@ -64,19 +66,7 @@ def stop_process_tree(process: Process, grace_s: float = STOP_GRACE_S) -> None:
     except psutil.NoSuchProcess:
         return
     for group in ([root], tree[1:]):
-        alive = [p for p in group if p.is_running()]
-        for proc in alive:
-            try:
-                proc.terminate()
-            except psutil.NoSuchProcess:
-                pass
-        _, stubborn = psutil.wait_procs(alive, timeout=grace_s)
-        for proc in stubborn:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(stubborn, timeout=5)
+        terminate_then_kill([p for p in group if p.is_running()], grace_s)
     if isinstance(process, subprocess.Popen):
         process.poll()  # reap it, so no zombie is left under this interpreter
 

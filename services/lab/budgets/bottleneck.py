@@ -42,6 +42,12 @@ def usage_over(rows: Sequence[Mapping], budgets: Mapping[str, float]) -> list[Us
     return out
 
 
+def usage_with_prefix(rows: Sequence[Mapping], budgets: Mapping[str, float], prefix: str) -> list[Usage]:
+    """:func:`usage_over` for the budgeted components whose names start with ``prefix`` (``postgres``: every
+    PostgreSQL server; ``postgres-0-``: the first one's replicas, not the first one itself)."""
+    return usage_over(rows, {k: v for k, v in budgets.items() if k.startswith(prefix)})
+
+
 def machine_share(rows: Sequence[Mapping]) -> float | None:
     """The machine's mean busy share (0-1) over rows carrying ``machine_cpu`` (100 = all cores)."""
     seen = [r["machine_cpu"] for r in rows if r.get("machine_cpu") is not None]

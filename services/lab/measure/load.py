@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from services.lab.backends.base import Backend
+from services.lab.backends.base import Backend, BudgetReader
 from services.lab.backends.selection import select_backend
 from services.lab.budgets import bottleneck
 from services.lab.config import REPO_ROOT, LabSettings
@@ -41,7 +41,8 @@ from services.lab.measure import metrics_scrape, table_sizes
 from services.lab.measure.cost import CostMeter, cost_per_op
 from services.lab.measure.cpu import CpuSampler
 from services.lab.measure.faults import FaultRunner, FaultStep, parse_schedule
-from services.lab.measure.run_summary import LiveLine, fill, summarize
+from services.lab.measure.generator_watch import watch_generator
+from services.lab.measure.run_summary import fill, summarize
 from services.lab.replication.status import LagSampler
 
 GENERATORS = ("locust", "k6", "script")
@@ -106,6 +107,31 @@ def generator_for(plugin: DesignPlugin, spec: LoadSpec, host: str, out: Path, en
 TAIL_S = 1.0  # after the generator ends, the stack's trailing work still counts
 
 
+class StackReadings:
+    """The lab's stack read beside the generator (:class:`~services.lab.measure.generator_watch.StackSamplers`):
+    the cost meter at the generator's checkpoints, each second's memory and CPU budgets, and every
+    ``refresh_every_s`` seconds the components found again (those a fault restarted have new pids)."""
+
+    def __init__(self, backend: Backend, sampler: CpuSampler, meter: CostMeter, budgets: BudgetReader) -> None:
+        self.backend, self.sampler, self.meter, self.budgets = backend, sampler, meter, budgets
+        self.marks: dict = {}  # the generator's checkpoints (its operations' start and end): the stack's readings then
+        self.rss_mib: dict[int, dict[str, float]] = {}
+        self.budget: dict[int, dict] = {}
+
+    def checkpoint(self, name: str) -> None:
+        self.marks[name] = self.meter.read()
+
+    def before_sample(self, tick: int) -> None:
+        if tick % self.backend.refresh_every_s == self.backend.refresh_every_s - 1:
+            now_state = self.backend.find_state()
+            self.sampler.refresh(now_state)
+            self.meter.refresh(now_state)
+
+    def after_sample(self, t: int) -> None:
+        self.rss_mib[t] = self.sampler.rss_mib
+        self.budget[t] = self.budgets.sample()
+
+
 def _idle(meter: CostMeter, seconds: float) -> list:
     """Readings a second apart for ``seconds`` before the load: the background to subtract."""
     time.sleep(1.0)  # what seeding set off settles first
@@ -165,61 +191,32 @@ def run_load(
 
         runner = FaultRunner(steps, apply_fault, on_event=say)
         runner.start(t0)
-    seconds: list[dict] = []
-    cpu_rows: list[dict] = []
-    rss_rows: dict[int, dict[str, float]] = {}
-    machine_rows: dict[int, float | None] = {}
-    budget_rows: dict[int, dict] = {}
-    live = LiveLine(say)
-    marks: dict = {}  # the generator's checkpoints (its operations' start and end): the stack's readings then
+    stack = StackReadings(backend, sampler, meter, budget_sampler)
     lag_sampler.start()
     try:
-        while proc.poll() is None:
-            for _ in range(10):
-                time.sleep(0.1)
-                name = driver.pending_checkpoint()
-                if name is not None:
-                    marks[name] = meter.read()
-                    driver.release(name)
-            if len(cpu_rows) % backend.refresh_every_s == backend.refresh_every_s - 1:
-                now_state = backend.find_state()  # components a fault restarted have new pids
-                sampler.refresh(now_state)
-                meter.refresh(now_state)
-            cpu = sampler.sample()
-            cpu_rows.append({"t": int(time.time() - t0_wall), **cpu})
-            rss_rows[cpu_rows[-1]["t"]] = sampler.rss_mib
-            machine_rows[cpu_rows[-1]["t"]] = sampler.machine_percent
-            budget_rows[cpu_rows[-1]["t"]] = budget_sampler.sample()
-            seconds += driver.take()
-            live.show(time.monotonic() - t0, seconds, cpu)
-    except BaseException:
-        proc.terminate()  # interrupted: stop the generator, keep no half-written summary
-        proc.wait(timeout=30)
-        raise
+        watched = watch_generator(driver, proc, sampler, t0_wall, t0, say, stack)
     finally:
         lag_sampler.stop()
-        live.close()
-    seconds += driver.finish()
-    elapsed = time.monotonic() - t0
+    seconds, elapsed = watched.seconds, watched.elapsed
     # The work a run leaves behind (an outbox relayed, a consumer's last batch) is its cost too.
     time.sleep(TAIL_S)
     meter.refresh(backend.find_state() or state)
     run_end = meter.read()
     after = metrics_scrape.scrape(state, spec.design, out / "metrics", "after")
     timeline = fill(seconds, elapsed)
-    cpu_by_t = {row["t"]: row for row in cpu_rows}
     for row in timeline:
-        row["cpu"] = {k: v for k, v in cpu_by_t.get(row["t"], {}).items() if k != "t"}
-        row["rss_mib"] = rss_rows.get(row["t"], {})
-        row["machine_cpu"] = machine_rows.get(row["t"])  # % of all cores, every process on the machine
+        reading = watched.readings.get(row["t"], {})
+        row["cpu"] = reading.get("cpu", {})
+        row["rss_mib"] = stack.rss_mib.get(row["t"], {})
+        row["machine_cpu"] = reading.get("machine_cpu")  # % of all cores, every process on the machine
         if state.budgets:  # per budgeted component: cores used, share of its periods throttled
-            row["budget"] = budget_rows.get(row["t"], {})
+            row["budget"] = stack.budget.get(row["t"], {})
         if lag_sampler.active:  # per replica: its role and replication lag in bytes and seconds
             row["replication"] = lag_sampler.rows.get(row["t"], {})
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     summary = summarize(spec, driver, timeline, seconds, elapsed, before, after, runner)
     op, ops = plugin.cost_unit(spec, summary)
-    window = (marks.get("start", run_start), marks.get("end", run_end))
+    window = (stack.marks.get("start", run_start), stack.marks.get("end", run_end))
     summary["cost_per_op"] = cost_per_op(idle, window, op, ops, meter.unavailable)
     summary["tables"] = table_sizes.measure(state)
     summary["budgets"] = dict(state.budgets)

@@ -30,6 +30,7 @@ from services.lab.contract import (
 from services.lab.designs import plugin_for
 from services.lab.errors import LabCommandError
 from services.lab.measure.cpu import CpuSampler
+from services.lab.measure.generator_watch import watch_generator
 from services.lab.measure.load import (
     check_spec,
     generator_env,
@@ -38,7 +39,7 @@ from services.lab.measure.load import (
     verify_in,
     write_seed,
 )
-from services.lab.measure.run_summary import LiveLine, fill, summarize
+from services.lab.measure.run_summary import fill, summarize
 
 # What a load run measures on the lab's own stack and cannot at a target, and why.
 TARGET_SKIPS = (
@@ -85,31 +86,11 @@ def run_target_load(settings: LabSettings, spec: LoadSpec, target: str, *, say: 
     t0_wall, t0 = time.time(), time.monotonic()
     proc = driver.start(t0_wall, REPO_ROOT)
     sampler = CpuSampler(None, psutil.Process(proc.pid))  # the load generator only
-    seconds: list[dict] = []
-    cpu_rows: dict[int, dict] = {}
-    live = LiveLine(say)
-    try:
-        while proc.poll() is None:
-            for _ in range(10):
-                time.sleep(0.1)
-                name = driver.pending_checkpoint()
-                if name is not None:  # a checkpoint marks the stack's readings; there are none to take here
-                    driver.release(name)
-            cpu = sampler.sample()
-            cpu_rows[int(time.time() - t0_wall)] = {"cpu": cpu, "machine_cpu": sampler.machine_percent}
-            seconds += driver.take()
-            live.show(time.monotonic() - t0, seconds, cpu)
-    except BaseException:
-        proc.terminate()  # interrupted: stop the generator, keep no half-written summary
-        proc.wait(timeout=30)
-        raise
-    finally:
-        live.close()
-    seconds += driver.finish()
-    elapsed = time.monotonic() - t0
+    watched = watch_generator(driver, proc, sampler, t0_wall, t0, say)
+    seconds, elapsed = watched.seconds, watched.elapsed
     timeline = fill(seconds, elapsed)
     for row in timeline:
-        row.update(cpu_rows.get(row["t"], {"cpu": {}, "machine_cpu": None}))
+        row.update(watched.readings.get(row["t"], {"cpu": {}, "machine_cpu": None}))
     (out / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     summary = summarize(spec, driver, timeline, seconds, elapsed, {}, {}, None)
     summary["started_at"] = t0_wall

@@ -6,6 +6,7 @@ from services.lab.budgets.bottleneck import (
     machine_share,
     name,
     usage_over,
+    usage_with_prefix,
     verdict,
 )
 
@@ -31,6 +32,25 @@ def test_usage_and_machine_share_average_the_timeline_rows():
     (redis,) = usage_over(rows, {"redis": 0.5, "kafka": 1.0})
     assert (redis.used_cores, redis.throttled_share) == (pytest.approx(0.3), pytest.approx(0.6))
     assert not redis.at_budget and machine_share(rows) == 0.5 and machine_share([]) is None
+
+
+def test_usage_with_a_prefix_averages_only_the_components_so_named():
+    rows = [{"budget": {"postgres-0": {"cores": 0.1, "throttled": 0.9},
+                        "postgres-0-1": {"cores": 0.04, "throttled": 0.5},
+                        "postgres-0-2": {"cores": 0.02, "throttled": 0.1},
+                        "redis": {"cores": 0.3, "throttled": 0.0}}},
+            {"budget": {"postgres-0": {"cores": 0.08, "throttled": 0.7},
+                        "postgres-0-1": {"cores": 0.02, "throttled": 0.3}}},
+            {}]
+    budgets = {"postgres-0": 0.1, "postgres-0-1": 0.04, "postgres-0-2": 0.04, "redis": 0.5}
+    replicas = usage_with_prefix(rows, budgets, "postgres-0-")
+    assert [(u.component, u.budget_cores) for u in replicas] == [("postgres-0-1", 0.04), ("postgres-0-2", 0.04)]
+    assert (replicas[0].used_cores, replicas[0].throttled_share) == (pytest.approx(0.03), pytest.approx(0.4))
+    assert (replicas[1].used_cores, replicas[1].throttled_share) == (0.02, 0.1)  # one second read it
+    servers = usage_with_prefix(rows, budgets, "postgres")
+    assert [u.component for u in servers] == ["postgres-0", "postgres-0-1", "postgres-0-2"]
+    assert servers[0] == usage_over(rows, {"postgres-0": 0.1})[0]
+    assert usage_with_prefix(rows, budgets, "kafka") == [] and usage_with_prefix(rows, {}, "postgres") == []
 
 
 def test_scaling_passes_only_when_the_scaled_part_is_the_bottleneck_and_the_machine_has_room():

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+
+import psutil
 
 from services.lab import procs
 
@@ -36,3 +40,46 @@ def test_servers_that_overwrote_their_environment_are_found_by_the_folder_they_r
         for p in (*mine, other_home, unrelated):
             p.kill()
             p.wait()
+
+
+def _child(on_sigterm: str) -> tuple[subprocess.Popen, psutil.Process]:
+    """A Python child that has set up its SIGTERM handling (``on_sigterm`` runs first) and says so."""
+    code = f"import signal, sys, time; {on_sigterm}; print('ready', flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    return child, psutil.Process(child.pid)
+
+
+def test_terminate_then_kill_kills_only_what_outlives_its_grace():
+    obeys, obeys_ps = _child("pass")
+    ignores, ignores_ps = _child("signal.signal(signal.SIGTERM, signal.SIG_IGN)")
+    try:
+        started = time.monotonic()
+        procs.terminate_then_kill([obeys_ps, ignores_ps], grace_s=0.5)
+        took = time.monotonic() - started
+        # psutil reaps its own children and keeps the status it read (negative: the signal that ended it).
+        assert obeys_ps.returncode == -signal.SIGTERM
+        assert ignores_ps.returncode == -signal.SIGKILL
+        assert 0.5 <= took < 5
+    finally:
+        for child in (obeys, ignores):
+            child.kill()
+            child.wait()
+
+
+def test_terminate_then_kill_resumes_a_paused_process_so_that_it_handles_its_sigterm():
+    handles, handles_ps = _child("signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))")
+    try:
+        handles_ps.suspend()
+        procs.terminate_then_kill([handles_ps], grace_s=10)
+        assert handles_ps.returncode == 3  # its own exit, not the SIGKILL after the grace
+    finally:
+        handles.kill()
+        handles.wait()
+
+
+def test_terminate_then_kill_passes_over_a_process_already_gone():
+    gone, gone_ps = _child("pass")
+    gone.kill()
+    gone.wait()
+    procs.terminate_then_kill([gone_ps], grace_s=0.5)  # no NoSuchProcess

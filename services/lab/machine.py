@@ -24,12 +24,22 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+# What a run's commit vouches for: the code and its settings. The evidence a run is copied into is not
+# part of it, so a re-measurement that copies each run in as it goes still names a clean commit.
+NOT_CODE = ":(exclude)docs/evidence"
+
+
+def changed_files(root: Path = REPO_ROOT) -> str:
+    """Tracked files that differ from HEAD, outside docs/evidence (empty when the code is the commit's)."""
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", NOT_CODE], cwd=root,
+                          capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+
+
 def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = changed_files()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return f"{sha}{'+dirty' if dirty else ''}" if sha else "unknown"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from services.lab.config import REPO_ROOT
 from services.lab.errors import LabCommandError
+from services.lab.machine import changed_files
 from services.lab.report.evidence import EVIDENCE_ROOT, copy_run
 
 BASELINE_PREFIX = "before-"
@@ -73,9 +74,7 @@ def _rank(folder: Path, root: Path, globs: list[str]) -> int:
 
 def require_clean_tree() -> str:
     """The commit every new run will name; refuses a working tree with changes."""
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, check=False).stdout.strip()
-    if dirty:
+    if changed_files():  # the evidence it copies in as it goes does not count (a second run may follow)
         raise LabCommandError("the working tree has changes: commit or stash them, so that every run names one commit")
     return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                           check=False).stdout.strip()

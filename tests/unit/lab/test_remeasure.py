@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from services.lab.config import LabSettings
+from services.lab.machine import changed_files
 from services.lab.report import remeasure
 from services.lab.report.evidence import EVIDENCE_ROOT
 
@@ -91,3 +93,20 @@ def test_a_load_run_gets_a_fresh_stack_of_its_design_and_an_experiment_starts_it
     # the experiment alone; the load run's stack did not start, so no load, and the stack is taken down
     assert calls == [["experiment", "shop.reshard"], ["up", "shortener"], ["down"]]
     assert [o["exit"] for o in outcomes] == [0, 1]
+
+
+def test_evidence_copied_in_does_not_make_the_commit_dirty(tmp_path):
+    """The re-measurement at 2a51ccb copied each run into docs/evidence as it went, and every later run
+    named its commit '+dirty' although the code was the commit's."""
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "docs/evidence/x").mkdir(parents=True)
+    (tmp_path / "docs/evidence/x/summary.json").write_text("{}")
+    (tmp_path / "code.py").write_text("A = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    (tmp_path / "docs/evidence/x/summary.json").write_text('{"new": 1}')
+    assert changed_files(tmp_path) == ""
+    (tmp_path / "code.py").write_text("A = 2\n")
+    assert "code.py" in changed_files(tmp_path)

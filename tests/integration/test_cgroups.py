@@ -1,4 +1,5 @@
-"""A real quota on this kernel: a busy loop in a 0.2-core group is held to its share."""
+"""Real limits on this kernel: a busy loop in a 0.2-core group is held to its share, and a process
+that wants more memory than its group's limit is killed by the kernel (the group counts it)."""
 
 import subprocess
 import sys
@@ -8,6 +9,11 @@ import uuid
 import pytest
 
 from services.lab.budgets.cgroups import CgroupsUnavailable, CpuGroups
+from services.lab.budgets.memory_cgroups import MemoryGroups
+
+MiB = 2**20
+# Every page written, so the memory is really charged (an untouched allocation may stay unbacked).
+ALLOCATE = "import sys; n = int(sys.argv[1]) * 2**20; b = bytearray(n); b[::4096] = b'x' * len(b[::4096]); print('kept')"
 
 
 def test_a_busy_loop_is_held_to_its_budget_and_the_group_says_it_was_throttled():
@@ -35,3 +41,41 @@ def test_a_busy_loop_is_held_to_its_budget_and_the_group_says_it_was_throttled()
     finally:
         groups.clean(tag)
     assert tag not in [p.name for p in (groups.cpu_root / "sdlab").iterdir()]
+
+
+@pytest.fixture
+def memory_groups():
+    try:
+        groups = MemoryGroups.detect()
+    except CgroupsUnavailable as exc:
+        pytest.skip(str(exc))
+    tag = "test-" + uuid.uuid4().hex[:8]
+    try:
+        yield groups, tag
+    finally:
+        groups.clean(tag)
+    assert tag not in [p.name for p in (groups.roots[0] / "sdlab").iterdir()]
+
+
+def _allocate(group, mib: int) -> subprocess.CompletedProcess:
+    return subprocess.run(group.join_command([sys.executable, "-c", ALLOCATE, str(mib)]), capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_a_process_past_its_memory_budget_is_oom_killed_and_the_group_counts_it(memory_groups):
+    groups, tag = memory_groups
+    group = groups.create(tag, "hungry", 64 * MiB)
+    assert group.limit_bytes() == 64 * MiB
+    before = group.oom_kills()
+    done = _allocate(group, 200)
+    # No swap to hide in (memory + swap is held to the limit too): the kernel kills it (SIGKILL).
+    assert done.returncode == -9 and "kept" not in done.stdout, (done.returncode, done.stdout, done.stderr)
+    assert group.oom_kills() == before + 1
+
+
+def test_a_process_within_its_memory_budget_runs_to_the_end(memory_groups):
+    groups, tag = memory_groups
+    group = groups.create(tag, "modest", 64 * MiB)
+    done = _allocate(group, 20)
+    assert done.returncode == 0 and "kept" in done.stdout, (done.returncode, done.stderr)
+    assert group.oom_kills() == 0

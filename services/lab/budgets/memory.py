@@ -52,11 +52,11 @@ def sizes(given: Mapping[str, int | str]) -> dict[str, int]:
 
 
 def show(size: int) -> str:
-    """``268435456`` -> ``256 MiB``; ``1 GiB``; an odd size in MiB with one decimal."""
+    """``268435456`` -> ``256 MiB``; ``1 GiB``; an odd size with one decimal (``286.1 MiB``, ``23.6 GiB``)."""
     for unit, factor in (("GiB", 2**30), ("MiB", 2**20)):
         if size % factor == 0:
             return f"{size // factor} {unit}"
-    return f"{size / 2**20:.1f} MiB"
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
 
 
 def resolve(budgets: Mapping[str, int], components: Iterable[str], machine_bytes: int) -> dict[str, int]:

@@ -76,6 +76,7 @@ def test_limits_may_add_up_to_more_than_the_machine_since_each_is_a_ceiling():
 
 def test_show_describe_and_a_variants_sizes():
     assert (show(256 * MiB), show(2 * GiB), show(300_000_000)) == ("256 MiB", "2 GiB", "286.1 MiB")
+    assert show(25_324_953_600) == "23.6 GiB"  # a machine's odd total
     assert describe({"redis": 64 * MiB, "postgres-0": GiB}) == "postgres-0 1 GiB, redis 64 MiB"
     assert describe({}) == "none"
     assert sizes({"postgres": "256M", "redis": 64 * MiB}) == {"postgres": 256 * MiB, "redis": 64 * MiB}

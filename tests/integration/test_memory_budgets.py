@@ -74,7 +74,9 @@ def test_top_shows_rss_against_the_memory_budget(limited):
     rows = {c["name"]: c for c in frame["components"]}
     assert rows["shortener-1"]["memory_budget_bytes"] == 256 * MiB and rows["shortener-1"]["rss_mib"] < 256
     assert rows["caddy"]["memory_budget_bytes"] is None
-    assert "memory" in lab.run("top", "--once").stdout  # the column (Rich may wrap its header)
+    text = lab.run("top", "--once", env={"COLUMNS": "250"}).stdout  # wide: Rich would wrap the cells
+    assert "RSS % of memory budget" in text
+    assert "of 256 MiB" in next(line for line in text.splitlines() if line.lstrip("│ ").startswith("shortener-1 "))
 
 
 def test_an_oom_kill_in_a_budgeted_group_is_reported_by_status(limited):

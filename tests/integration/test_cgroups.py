@@ -8,12 +8,13 @@ import uuid
 
 import pytest
 
-from services.lab.budgets.cgroups import CgroupsUnavailable, CpuGroups
+from services.lab.budgets.cgroups import CgroupsUnavailable, CpuGroups, join_command
 from services.lab.budgets.memory_cgroups import MemoryGroups
 
 MiB = 2**20
 # Every page written, so the memory is really charged (an untouched allocation may stay unbacked).
-ALLOCATE = "import sys; n = int(sys.argv[1]) * 2**20; b = bytearray(n); b[::4096] = b'x' * len(b[::4096]); print('kept')"
+ALLOCATE = ("import sys; b = bytearray(int(sys.argv[1]) * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+            "print('kept')")
 
 
 def test_a_busy_loop_is_held_to_its_budget_and_the_group_says_it_was_throttled():
@@ -79,3 +80,23 @@ def test_a_process_within_its_memory_budget_runs_to_the_end(memory_groups):
     done = _allocate(group, 20)
     assert done.returncode == 0 and "kept" in done.stdout, (done.returncode, done.stderr)
     assert group.oom_kills() == 0
+
+
+def test_a_process_with_both_budgets_is_in_its_cpu_group_and_its_memory_group(memory_groups):
+    groups, tag = memory_groups
+    try:
+        cpu = CpuGroups.detect()
+    except CgroupsUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        dirs = cpu.create(tag, "both", 0.5).dirs + groups.create(tag, "both", 64 * MiB).dirs
+        done = subprocess.run(join_command(dirs, ["cat", "/proc/self/cgroup"]), capture_output=True, text=True,
+                              timeout=30, check=True)
+    finally:
+        cpu.clean(tag)
+    mine = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in done.stdout.splitlines()}
+    path = f"/sdlab/{tag}/both"
+    if groups.version == 1:  # v1: one line per hierarchy, named by its controllers
+        assert mine["memory"] == path and path in {mine.get("cpu"), mine.get("cpu,cpuacct")}, mine
+    else:
+        assert mine[""] == path, mine

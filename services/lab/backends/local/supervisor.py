@@ -135,9 +135,8 @@ def up(
     budget: dict[str, float] | None = None,
     memory: dict[str, int] | None = None,
 ) -> LabState:
-    """Start the stack and return once every component is ready (like ``docker compose up -d``).
-    ``budget`` (NAME=cores, over the SDLAB_BUDGETS setting) runs components in CPU-limited groups,
-    ``memory`` (NAME=bytes, over SDLAB_MEMORY_BUDGETS) in memory-limited ones."""
+    """Start the stack and return once every component is ready (like ``docker compose up -d``); ``budget``
+    (NAME=cores) and ``memory`` (NAME=bytes), over SDLAB_BUDGETS and SDLAB_MEMORY_BUDGETS, put parts in cgroups."""
     designs = resolve(design_names)
     home = settings.state_dir
     with exclusive(home):

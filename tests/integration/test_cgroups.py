@@ -8,8 +8,10 @@ import uuid
 
 import pytest
 
+from services.lab.budgets import local
 from services.lab.budgets.cgroups import CgroupsUnavailable, CpuGroups, join_command
 from services.lab.budgets.memory_cgroups import MemoryGroups
+from services.lab.state import ComponentStatus, LabState
 
 MiB = 2**20
 # Every page written, so the memory is really charged (an untouched allocation may stay unbacked).
@@ -100,3 +102,27 @@ def test_a_process_with_both_budgets_is_in_its_cpu_group_and_its_memory_group(me
         assert mine["memory"] == path and path in {mine.get("cpu"), mine.get("cpu,cpuacct")}, mine
     else:
         assert mine[""] == path, mine
+
+
+def test_local_mode_s_glue_on_this_kernel_an_oom_kill_is_the_reason_status_gives(tmp_path):
+    """apply -> the spawn command -> the kernel's kill -> status's reason -> release, without a stack."""
+    try:
+        MemoryGroups.detect()
+    except CgroupsUnavailable as exc:
+        pytest.skip(str(exc))
+    state = LabState(home=tmp_path / "home", marker="m", designs=[])
+    local.apply(state, {}, ["hog-1", "calm-1"], {"hog": 64 * MiB, "calm": 64 * MiB})
+    try:
+        procs = {name: subprocess.Popen(local.command(state, name, [sys.executable, "-c", ALLOCATE, str(mib)],
+                                                      None)[0], stdout=subprocess.DEVNULL)
+                 for name, mib in (("hog-1", 200), ("calm-1", 20))}
+        codes = {name: p.wait(timeout=60) for name, p in procs.items()}
+        assert codes == {"hog-1": -9, "calm-1": 0}
+        rows = [ComponentStatus("hog-1", "app", None, "", "down", "process gone"),
+                ComponentStatus("calm-1", "app", None, "", "down", "process gone")]
+        local.annotate(state, rows)
+        assert rows[0].detail == "killed by the kernel at its memory budget of 64 MiB (out of memory)"
+        assert (rows[1].detail, rows[1].oom_kills) == ("process gone", 0)
+    finally:
+        local.release(state.home)
+    assert MemoryGroups.detect().components(state.cgroup_tag) == []

@@ -70,6 +70,9 @@ class LabSettings(BaseSettings):
     # CPU budgets, like a small machine per component: "NAME=CORES,..." (NAME a component, its kind
     # or a prefix such as a design's name: postgres-1, postgres). `sdlab up --budget` adds to these.
     budgets: str = ""
+    # Memory budgets, a hard limit per component: "NAME=SIZE,..." (SIZE in bytes or 256M, 1G: binary
+    # units), NAME as for CPU budgets. `sdlab up --memory` adds to these.
+    memory_budgets: str = ""
     # Compose mode only: the Toxiproxy API that network faults go through.
     toxiproxy_url: str = "http://127.0.0.1:8474"
 

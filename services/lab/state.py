@@ -48,6 +48,8 @@ class ComponentStatus:
     state: str  # ready | degraded | unready | paused | down | external | external-down
     detail: str = ""
     budget_cores: float | None = None  # its CPU budget (sdlab up --budget); None: unlimited
+    memory_budget_bytes: int | None = None  # its memory limit (sdlab up --memory); None: unlimited
+    oom_kills: int | None = None  # processes the kernel killed at that limit (None: no memory budget)
     role: str | None = None  # a replicated PostgreSQL member: primary | replica (sync) ...
     lag_bytes: int | None = None  # a replica's replication lag, as Patroni reports it
     lag_s: float | None = None  # the same in seconds (services/lab/replication_status.lag_seconds)
@@ -67,6 +69,9 @@ class LabState:
     # CPU budgets: as asked (names, kinds or prefixes) and as given (cores per component).
     budget_spec: dict[str, float] = field(default_factory=dict)
     budgets: dict[str, float] = field(default_factory=dict)
+    # Memory budgets, the same way: as asked and as given (bytes per component).
+    memory_spec: dict[str, int] = field(default_factory=dict)
+    memory_budgets: dict[str, int] = field(default_factory=dict)
     cgroup_tag: str | None = None
 
     def dialable(self, text: str) -> str:
@@ -91,6 +96,8 @@ class LabState:
             "ports": self.ports,
             "budget_spec": self.budget_spec,
             "budgets": self.budgets,
+            "memory_spec": self.memory_spec,
+            "memory_budgets": self.memory_budgets,
             "cgroup_tag": self.cgroup_tag,
         }
         tmp = self.path.with_suffix(".tmp")
@@ -126,6 +133,8 @@ def load_state(home: Path) -> LabState | None:
         ports=data.get("ports", {}),
         budget_spec=data.get("budget_spec", {}),
         budgets=data.get("budgets", {}),
+        memory_spec=data.get("memory_spec", {}),
+        memory_budgets=data.get("memory_budgets", {}),
         cgroup_tag=data.get("cgroup_tag"),
     )
 

@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 
 from services.lab.backends.base import Backend, BudgetReader, ResourceSampler
+from services.lab.budgets import memory as memory_budgets
 from services.lab.designs import plugin_for
 from services.lab.measure.metrics_window import MetricsWindow
 from services.lab.state import LabState
@@ -39,6 +40,8 @@ class ComponentRow:
     role: str | None = None  # a replicated PostgreSQL member: primary | replica (sync) ...
     lag_bytes: int | None = None
     lag_s: float | None = None
+    memory_budget_bytes: int | None = None  # its memory limit; None: unlimited
+    oom_kills: int | None = None  # processes of it the kernel killed at that limit
 
 
 _REPLICATION_FIELDS = ("role", "lag_bytes", "lag_s")
@@ -100,7 +103,7 @@ def frame(backend: Backend, usage: ResourceSampler, before: dict[str, str],
         cpu, rss = used.get(s.name, (None, None))
         out.components.append(ComponentRow(s.name, s.state, s.pid, cpu, rss, s.budget_cores,
                                            throttling.get(s.name, {}).get("throttled"), s.role, s.lag_bytes,
-                                           s.lag_s))
+                                           s.lag_s, s.memory_budget_bytes, s.oom_kills))
     for c in state.components.values():
         if c.kind == "app":
             http = window.http([c.name]) if c.name in after and c.name in before else {}
@@ -112,6 +115,15 @@ def frame(backend: Backend, usage: ResourceSampler, before: dict[str, str],
 
 def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
+
+
+def _of_memory(c: ComponentRow) -> str:
+    """The tree's RSS as a share of its memory budget: ``81 of 256 MiB``, with its OOM kills if any."""
+    if c.memory_budget_bytes is None:
+        return "-"
+    share = None if c.rss_mib is None else 100 * c.rss_mib * 2**20 / c.memory_budget_bytes
+    kills = f", {c.oom_kills} OOM kill(s)" if c.oom_kills else ""
+    return f"{_num(share, '.0f')} of {memory_budgets.show(c.memory_budget_bytes)}{kills}"
 
 
 def replicated(f: Frame) -> bool:
@@ -132,9 +144,11 @@ def render(f: Frame) -> Group:
     parts = Table(title=f"System Design Lab: components (CPU: 100% = one core; window {f.seconds:.1f} s)",
                   title_justify="left")
     budgeted = any(c.budget_cores is not None for c in f.components)
+    memory_budgeted = any(c.memory_budget_bytes is not None for c in f.components)
     with_replicas = replicated(f)
     columns = [("component", "left"), ("state", "left"), ("pid", "right"), ("CPU %", "right"), ("RSS MiB", "right")]
     columns += [("CPU % of budget", "right"), ("throttled %", "right")] if budgeted else []
+    columns += [("RSS % of memory budget", "right")] if memory_budgeted else []
     columns += [("role", "left"), ("lag B", "right"), ("lag s", "right")] if with_replicas else []
     for col, justify in columns:
         parts.add_column(col, justify=justify)
@@ -146,6 +160,8 @@ def render(f: Frame) -> Group:
                          else c.cpu_percent / c.budget_cores)
             cells += [_num(of_budget, ".0f") + ("" if c.budget_cores is None else f" of {c.budget_cores:g}"),
                       _num(None if c.throttled is None else 100 * c.throttled, ".0f")]
+        if memory_budgeted:
+            cells.append(_of_memory(c))
         if with_replicas:
             cells += [c.role or "-", _num(c.lag_bytes, ","), _num(c.lag_s, ".1f")]
         parts.add_row(*cells)

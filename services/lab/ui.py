@@ -10,6 +10,7 @@ from dataclasses import asdict
 from rich.console import Console
 from rich.table import Table
 
+from services.lab.budgets import memory as memory_budgets
 from services.lab.measure.run_summary import generator_label
 from services.lab.state import ComponentStatus
 
@@ -64,6 +65,13 @@ def lag_text(lag_bytes: int | None, lag_s: float | None) -> str:
                                         "" if lag_s is None else f"{lag_s:.1f} s") if part)
 
 
+def memory_cell(limit: int | None, oom_kills: int | None) -> str:
+    """A memory budget as ``status`` prints it: ``256 MiB``, with the OOM kills at it when there were any."""
+    if limit is None:
+        return "-"
+    return memory_budgets.show(limit) + (f", {oom_kills} OOM kill(s)" if oom_kills else "")
+
+
 def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bool, host: str) -> None:
     if as_json:
         payload = {
@@ -74,9 +82,10 @@ def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bo
         return
     table = Table(title="System Design Lab", title_justify="left")
     budgeted = any(r.budget_cores is not None for r in rows)
+    memory_budgeted = any(r.memory_budget_bytes is not None for r in rows)
     replicated = any(r.role is not None for r in rows)
     for col in (("component", "pid", "address", "state", "detail") + (("role", "lag") if replicated else ())
-                + (("CPU budget",) if budgeted else ())):
+                + (("CPU budget",) if budgeted else ()) + (("memory budget",) if memory_budgeted else ())):
         table.add_column(col)
     for r in rows:
         style = STATE_STYLE.get(r.state, "")
@@ -85,6 +94,8 @@ def print_status(rows: list[ComponentStatus], ports: dict[str, int], as_json: bo
             cells += [r.role or "-", lag_text(r.lag_bytes, r.lag_s)]
         if budgeted:
             cells.append("-" if r.budget_cores is None else f"{r.budget_cores:g} core")
+        if memory_budgeted:
+            cells.append(memory_cell(r.memory_budget_bytes, r.oom_kills))
         table.add_row(*cells)
     console.print(table)
     for design, port in ports.items():

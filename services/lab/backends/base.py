@@ -51,10 +51,10 @@ class VariantStacks(ABC):
 
     @abstractmethod
     def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int | str], same_stack: bool,
-              budgets: dict[str, float] | None = None) -> Backend:
+              budgets: dict[str, float] | None = None, memory: dict[str, int] | None = None) -> Backend:
         """The variant's stack up and ready (``sizes``: the instances, workers, shards, replicas and
-        replication mode it sets;
-        ``budgets``: CPU budgets by component, kind or prefix), as the backend to run its load on."""
+        replication mode it sets; ``budgets``: CPU budgets by component, kind or prefix; ``memory``:
+        memory budgets in bytes, the same way), as the backend to run its load on."""
 
     @abstractmethod
     def close(self) -> None:
@@ -84,8 +84,9 @@ class Backend(ABC):
 
     @abstractmethod
     def up(self, designs: list[str], *, on_event: EventSink = quiet, say: Say = print, standin: bool = False,
-           budget: dict[str, float] | None = None) -> None:
-        """Start the designs' stack and return once it is ready; ``budget``: CPU budgets (NAME -> cores)."""
+           budget: dict[str, float] | None = None, memory: dict[str, int] | None = None) -> None:
+        """Start the designs' stack and return once it is ready; ``budget``: CPU budgets (NAME -> cores),
+        ``memory``: memory budgets (NAME -> bytes)."""
 
     @abstractmethod
     def down(self, *, volumes: bool = False, on_event: EventSink = quiet) -> str:

@@ -5,6 +5,8 @@ cgroup v2 (``cpu.max``) where the unified hierarchy has the cpu controller, else
 ``sdlab/<tag>/<component>``, the tag naming one lab home, so that ``down`` and a crashed stack's
 cleanup remove exactly that home's groups. Where no group can be made (not root, no delegation, no
 cpu controller) :meth:`CpuGroups.detect` raises :class:`CgroupsUnavailable` with a one-line reason.
+:class:`Groups` (making, finding and removing a home's groups) serves the memory groups too
+(:mod:`services.lab.budgets.memory_cgroups`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pwd
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 # The scheduler period a quota is counted over. Docker and Kubernetes use 100 ms; a small budget
 # over 100 ms lets a process run 5 ms and then stand still 95 ms, so every request it serves waits
@@ -27,12 +30,14 @@ MIN_QUOTA_US = 1_000
 
 def period_for(cores: float) -> int:
     return max(PERIOD_US, min(1_000_000, round(MIN_QUOTA_US / cores)))
+
+
 FS_ROOT = Path("/sys/fs/cgroup")
 _TOP = "sdlab"
 
 
 class CgroupsUnavailable(RuntimeError):
-    """CPU budgets cannot work here; the message says why in one line."""
+    """Budgets (CPU or memory) cannot work here; the message says why in one line."""
 
 
 @dataclass(frozen=True)
@@ -50,17 +55,28 @@ def home_tag(home: Path) -> str:
     return hashlib.sha1(str(Path(home).resolve()).encode()).hexdigest()[:10]
 
 
-def _write(path: Path, text: str) -> None:
+def write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _stat(path: Path) -> dict[str, int]:
+def read_stat(path: Path) -> dict[str, int]:
     out = {}
     for line in path.read_text().splitlines():
         key, _, value = line.partition(" ")
         if value.strip().isdigit():
             out[key] = int(value)
     return out
+
+
+def join_command(dirs: tuple[Path, ...], argv: list[str], user: str | None = None) -> list[str]:
+    """``argv`` wrapped so the process joins the groups in ``dirs`` before it execs: its children, forked
+    from the first instruction on, are inside too (adding a pid after spawn races with them).
+    With ``user`` the wrapper joins as root and only then drops to that user (with its own
+    group only), since a user may not move itself into root's group."""
+    joins = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in dict.fromkeys(dirs))
+    drop = (f"setpriv --reuid={shlex.quote(user)} --regid={pwd.getpwnam(user).pw_gid} --clear-groups -- "
+            if user else "")
+    return ["sh", "-c", f'{joins} && exec {drop}"$@"', "sh", *argv]
 
 
 @dataclass(frozen=True)
@@ -71,18 +87,11 @@ class Group:
     dirs: tuple[Path, ...]
 
     def join_command(self, argv: list[str], user: str | None = None) -> list[str]:
-        """``argv`` wrapped so the process joins the group before it execs: its children, forked
-        from the first instruction on, are inside too (adding a pid after spawn races with them).
-        With ``user`` the wrapper joins as root and only then drops to that user (with its own
-        group only), since a user may not move itself into root's group."""
-        joins = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.dirs)
-        drop = (f"setpriv --reuid={shlex.quote(user)} --regid={pwd.getpwnam(user).pw_gid} --clear-groups -- "
-                if user else "")
-        return ["sh", "-c", f'{joins} && exec {drop}"$@"', "sh", *argv]
+        return join_command(self.dirs, argv, user)
 
     def add(self, pid: int) -> None:
         for d in self.dirs:
-            _write(d / "cgroup.procs", str(pid))
+            write(d / "cgroup.procs", str(pid))
 
     def cores(self) -> float | None:
         """The quota in force, in cores (None: unlimited)."""
@@ -93,7 +102,7 @@ class Group:
         return None if quota < 0 else quota / int((self.dirs[0] / "cpu.cfs_period_us").read_text())
 
     def sample(self) -> CpuSample:
-        stat = _stat(self.dirs[0] / "cpu.stat")
+        stat = read_stat(self.dirs[0] / "cpu.stat")
         if self.version == 2:
             return CpuSample(stat.get("usage_usec", 0) / 1e6, stat.get("nr_periods", 0),
                              stat.get("nr_throttled", 0), stat.get("throttled_usec", 0) / 1e6)
@@ -102,72 +111,41 @@ class Group:
                          stat.get("throttled_time", 0) / 1e9)
 
 
-class CpuGroups:
-    """Creates, finds and removes the lab's groups in whichever hierarchy this machine has."""
+class Groups:
+    """The lab's groups in one controller's hierarchies (``roots``): made, found by home tag and removed."""
 
-    def __init__(self, version: int, cpu_root: Path, acct_root: Path | None = None) -> None:
+    what = "budgets"  # said in a refusal: "CPU budgets need ..."
+
+    def __init__(self, version: int, roots: tuple[Path, ...]) -> None:
         self.version = version
-        self.cpu_root = cpu_root
-        self.acct_root = acct_root if acct_root is not None and acct_root.resolve() != cpu_root.resolve() else None
+        self.roots = roots
 
-    @classmethod
-    def detect(cls, fs_root: Path = FS_ROOT) -> CpuGroups:
-        for unified in (fs_root, fs_root / "unified"):
-            controllers = unified / "cgroup.controllers"
-            if controllers.is_file() and "cpu" in controllers.read_text().split():
-                return cls._checked(cls(2, unified))
-        cpu = fs_root / "cpu"
-        if (cpu / "cpu.cfs_quota_us").is_file():
-            acct = fs_root / "cpuacct"
-            return cls._checked(cls(1, cpu, acct if (acct / "cpuacct.usage").is_file() else cpu))
-        raise CgroupsUnavailable("CPU budgets need the cgroup cpu controller, and this machine mounts neither "
-                                 f"cgroup v2 cpu.max nor v1 cpu.cfs_quota_us under {fs_root}")
-
-    @staticmethod
-    def _checked(groups: CpuGroups) -> CpuGroups:
-        for root in groups._roots():
+    def _checked(self) -> Self:
+        for root in self.roots:
             if not os.access(root, os.W_OK):
-                raise CgroupsUnavailable(f"CPU budgets need cgroups the lab can create, and {root} is not "
+                raise CgroupsUnavailable(f"{self.what} need cgroups the lab can create, and {root} is not "
                                          "writable by this user (run as root or delegate a cgroup to it)")
-        return groups
-
-    def _roots(self) -> list[Path]:
-        return [self.cpu_root] + ([self.acct_root] if self.acct_root else [])
+        return self
 
     def _dirs(self, *parts: str) -> tuple[Path, ...]:
-        return tuple(root.joinpath(_TOP, *parts) for root in self._roots())
+        return tuple(root.joinpath(_TOP, *parts) for root in self.roots)
 
-    def create(self, tag: str, component: str, cores: float) -> Group:
-        """The component's group with a quota of ``cores`` (made anew if it is left from a crash)."""
+    def _make(self, tag: str, component: str, controller: str) -> tuple[Path, ...]:
+        """The component's directories, made anew if a crash left them; in v2 with ``controller``
+        enabled on the way down (a v2 group only has the controllers its parent hands on)."""
         if self.version == 2:
-            self._enable_cpu(self.cpu_root)
-            for level in (self.cpu_root / _TOP, self.cpu_root / _TOP / tag):
+            root = self.roots[0]
+            _enable(root, controller)
+            for level in (root / _TOP, root / _TOP / tag):
                 level.mkdir(exist_ok=True)
-                self._enable_cpu(level)
-        group = self.group(tag, component)
-        for d in group.dirs:
+                _enable(level, controller)
+        dirs = self._dirs(tag, component)
+        for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
-        period = period_for(cores)
-        quota = max(MIN_QUOTA_US, round(cores * period))
-        if self.version == 2:
-            _write(group.dirs[0] / "cpu.max", f"{quota} {period}")
-        else:
-            _write(group.dirs[0] / "cpu.cfs_period_us", str(period))
-            _write(group.dirs[0] / "cpu.cfs_quota_us", str(quota))
-        return group
-
-    @staticmethod
-    def _enable_cpu(level: Path) -> None:
-        control = level / "cgroup.subtree_control"
-        enabled = control.read_text().split() if control.exists() else []
-        if "cpu" not in enabled:
-            _write(control, "+cpu")
-
-    def group(self, tag: str, component: str) -> Group:
-        return Group(self.version, self._dirs(tag, component))
+        return dirs
 
     def components(self, tag: str) -> list[str]:
-        base = self.cpu_root / _TOP / tag
+        base = self.roots[0] / _TOP / tag
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
     def clean(self, tag: str) -> list[str]:
@@ -178,16 +156,70 @@ class CpuGroups:
             if not base.is_dir():
                 continue
             for leaf in [p for p in base.iterdir() if p.is_dir()] + [base]:
-                self._remove(leaf, base.parent.parent)
+                _remove(leaf, base.parent.parent)
         return removed
 
-    @staticmethod
-    def _remove(leaf: Path, root: Path) -> None:
-        procs = leaf / "cgroup.procs"
-        for pid in (procs.read_text().split() if procs.exists() else []):
-            try:
-                _write(root / "cgroup.procs", pid)
-            except OSError as exc:
-                if exc.errno != errno.ESRCH:  # gone meanwhile: nothing to move
-                    raise
-        leaf.rmdir()  # in a cgroupfs the control files go with the directory
+
+def _enable(level: Path, controller: str) -> None:
+    control = level / "cgroup.subtree_control"
+    enabled = control.read_text().split() if control.exists() else []
+    if controller not in enabled:
+        write(control, f"+{controller}")
+
+
+def _remove(leaf: Path, root: Path) -> None:
+    procs = leaf / "cgroup.procs"
+    for pid in (procs.read_text().split() if procs.exists() else []):
+        try:
+            write(root / "cgroup.procs", pid)
+        except OSError as exc:
+            if exc.errno != errno.ESRCH:  # gone meanwhile: nothing to move
+                raise
+    leaf.rmdir()  # in a cgroupfs the control files go with the directory
+
+
+def unified_with(fs_root: Path, controller: str) -> Path | None:
+    """The cgroup v2 hierarchy (mounted at ``fs_root`` or, hybrid, at ``fs_root/unified``) that has ``controller``."""
+    for unified in (fs_root, fs_root / "unified"):
+        controllers = unified / "cgroup.controllers"
+        if controllers.is_file() and controller in controllers.read_text().split():
+            return unified
+    return None
+
+
+class CpuGroups(Groups):
+    """The CPU quota groups, in whichever hierarchy this machine has."""
+
+    what = "CPU budgets"
+
+    def __init__(self, version: int, cpu_root: Path, acct_root: Path | None = None) -> None:
+        self.cpu_root = cpu_root
+        self.acct_root = acct_root if acct_root is not None and acct_root.resolve() != cpu_root.resolve() else None
+        super().__init__(version, (cpu_root,) + ((self.acct_root,) if self.acct_root else ()))
+
+    @classmethod
+    def detect(cls, fs_root: Path = FS_ROOT) -> CpuGroups:
+        unified = unified_with(fs_root, "cpu")
+        if unified is not None:
+            return cls(2, unified)._checked()
+        cpu = fs_root / "cpu"
+        if (cpu / "cpu.cfs_quota_us").is_file():
+            acct = fs_root / "cpuacct"
+            return cls(1, cpu, acct if (acct / "cpuacct.usage").is_file() else cpu)._checked()
+        raise CgroupsUnavailable("CPU budgets need the cgroup cpu controller, and this machine mounts neither "
+                                 f"cgroup v2 cpu.max nor v1 cpu.cfs_quota_us under {fs_root}")
+
+    def create(self, tag: str, component: str, cores: float) -> Group:
+        """The component's group with a quota of ``cores`` (made anew if it is left from a crash)."""
+        group = Group(self.version, self._make(tag, component, "cpu"))
+        period = period_for(cores)
+        quota = max(MIN_QUOTA_US, round(cores * period))
+        if self.version == 2:
+            write(group.dirs[0] / "cpu.max", f"{quota} {period}")
+        else:
+            write(group.dirs[0] / "cpu.cfs_period_us", str(period))
+            write(group.dirs[0] / "cpu.cfs_quota_us", str(quota))
+        return group
+
+    def group(self, tag: str, component: str) -> Group:
+        return Group(self.version, self._dirs(tag, component))

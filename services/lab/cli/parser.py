@@ -7,6 +7,7 @@ from pathlib import Path
 
 from services.lab.backends.compose.toxiproxy import TOXICS
 from services.lab.backends.local import chaos
+from services.lab.budgets import memory as memory_rules
 from services.lab.cli import estimate_command
 from services.lab.designs import names as design_names
 from services.lab.errors import LabCommandError
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="CPU budgets, like a small machine per component: NAME is a component (postgres-1), "
                          "its kind (postgres) or a prefix (a design's name); every component it names gets CORES "
                          "(adds to SDLAB_BUDGETS)")
+    up.add_argument("--memory", action="append", metavar="NAME=SIZE[,NAME=SIZE...]",
+                    help="memory budgets, a hard limit per component (local mode: a memory cgroup, past which "
+                         "the kernel kills a process of it; compose: mem_limit): NAME as for --budget; SIZE in "
+                         f"bytes or with a binary unit (256M = 256 MiB, 1G, 512MiB), at least "
+                         f"{memory_rules.FLOOR_BYTES // 2**20}M and at most the machine's memory "
+                         "(adds to SDLAB_MEMORY_BUDGETS)")
     up.add_argument("--compose", action="store_true",
                     help="run under docker compose (`docker compose up -d --build --wait`) instead of local processes")
     up.add_argument("--standin", action="store_true",

@@ -7,6 +7,7 @@ import argparse
 from services.lab import machine, ui
 from services.lab.backends.compose.toxiproxy import TOXICS, toxic_calls
 from services.lab.backends.selection import backend_for_up
+from services.lab.budgets import memory as memory_rules
 from services.lab.budgets import rules as budgets
 from services.lab.cli.common import backend_of, settings_of
 from services.lab.errors import LabCommandError
@@ -25,7 +26,8 @@ def cmd_up(args: argparse.Namespace) -> None:
         replication.check(settings.postgres_replicas, settings.postgres_replication, settings.postgres_shards,
                           machine.size())
     budget = budgets.merge(*(budgets.parse(b) for b in args.budget or []))
-    backend.up(args.designs, on_event=ui.Progress(), say=ui.say, standin=args.standin, budget=budget)
+    memory = budgets.merge(*(memory_rules.parse(m) for m in args.memory or []))
+    backend.up(args.designs, on_event=ui.Progress(), say=ui.say, standin=args.standin, budget=budget, memory=memory)
     state, rows = backend.status()
     ui.print_status(rows, state.ports, False, settings.host)
     ui.console.print(backend.running_note)

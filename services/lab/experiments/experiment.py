@@ -34,6 +34,8 @@ class Variant:
     # CPU budgets (NAME -> cores, over the lab's SDLAB_BUDGETS): a small machine per component,
     # so that the scaled part, not the shared machine, is what runs out.
     budgets: dict[str, float] = field(default_factory=dict)
+    # Memory budgets (NAME -> SIZE such as "256M", or bytes; over SDLAB_MEMORY_BUDGETS): a hard limit each.
+    memory: dict[str, int | str] = field(default_factory=dict)
     load: dict = field(default_factory=dict)  # LoadSpec fields to override
     # Run on the stack the variant before left running (no restart; its data and seed kept).
     same_stack: bool = False

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from services.lab.backends.base import Backend
 from services.lab.backends.selection import select_backend
+from services.lab.budgets import memory as memory_rules
 from services.lab.config import LabSettings
 from services.lab.contract import LoadSpec
 from services.lab.designs import plugins
@@ -79,7 +80,8 @@ def run_experiment(
     sizes = {"duration_s": duration_s, "users": users, "seed_count": seed_count}
     stacks = (backend or select_backend(settings)).variant_stacks(exp.design, say, on_event)
     stacks.check(exp.name, [v.name for v in exp.variants
-                            if v.instances or v.workers or v.shards or v.budgets or v.replicas or v.replication])
+                            if v.instances or v.workers or v.shards or v.budgets or v.memory or v.replicas
+                            or v.replication])
     out = results_dir(f"experiment-{name}", settings.results)
     say(f"experiment {exp.name}{stacks.label}: {exp.question}")
     say(f"results: {out}")
@@ -92,7 +94,7 @@ def run_experiment(
                                                      ("shards", variant.shards), ("replicas", variant.replicas),
                                                      ("replication", variant.replication)) if count}
             stack = stacks.enter(variant.name, app_env=variant.app_env, sizes=sized, same_stack=variant.same_stack,
-                                 budgets=variant.budgets)
+                                 budgets=variant.budgets, memory=memory_rules.sizes(variant.memory))
             if not variant.same_stack:
                 last_seed = None
             vsettings = stack.settings

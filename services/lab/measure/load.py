@@ -220,6 +220,9 @@ def run_load(
     summary["cost_per_op"] = cost_per_op(idle, window, op, ops, meter.unavailable)
     summary["tables"] = table_sizes.measure(state)
     summary["budgets"] = dict(state.budgets)
+    summary["memory_budgets"] = dict(state.memory_budgets)  # bytes; beside, not inside, the CPU record
+    if state.memory_budgets:  # processes the kernel killed at a memory budget (since the stack started)
+        summary["oom_kills"] = {row.name: row.oom_kills for row in backend.status()[1] if row.oom_kills}
     summary["bottleneck"] = bottleneck.name(bottleneck.usage_over(timeline, state.budgets),
                                             bottleneck.machine_share(timeline))
     # The wall-clock instant of t=0 (of the timeline and the fault times), to place what the

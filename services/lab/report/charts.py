@@ -12,6 +12,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
 
 from services.lab.analysis import fmt  # noqa: E402
+from services.lab.budgets import memory as memory_budgets  # noqa: E402
 from services.lab.budgets import rules as budgets  # noqa: E402
 from services.lab.measure.cost import cost_lines  # noqa: E402
 from services.lab.measure.run_summary import generator_label  # noqa: E402
@@ -23,6 +24,11 @@ LABEL_STEP = 0.1  # a fault label's line, as a share of the panel's height
 def budget_lines(summary: dict) -> list[str]:
     """The budgets in force and what limited the run (the line is there with or without budgets)."""
     lines = [f"- CPU budgets: {budgets.describe(summary['budgets'])}"] if summary.get("budgets") else []
+    if summary.get("memory_budgets"):
+        lines.append(f"- memory budgets: {memory_budgets.describe(summary['memory_budgets'])}")
+    if summary.get("oom_kills"):
+        lines.append("- processes OOM-killed at a memory budget: "
+                     + ", ".join(f"{name} {n}" for name, n in sorted(summary["oom_kills"].items())))
     if summary.get("bottleneck"):
         lines.append(f"- {summary['bottleneck']}")
     return lines + ([""] if lines else [])

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from services.lab.backends.compose.stack import budget_override
+from services.lab.budgets.memory import resolve as memory_resolve
 from services.lab.budgets.rules import resolve
 from services.lab.config import REPO_ROOT
 
@@ -60,3 +61,16 @@ def test_the_budget_override_is_valid_compose_and_sets_cpus():
     override = yaml.safe_load(budget_override(resolved))
     assert override == {"services": {"caddy": {"cpus": 0.5}, "postgres-0": {"cpus": 0.05}, "postgres-1": {"cpus": 0.05}}}
     assert _errors(override) == []
+
+
+def test_memory_budgets_join_the_same_override_as_mem_limit_with_swap_held_to_it():
+    services = COMPOSE["services"]
+    limits = memory_resolve({"postgres-1": 256 * 2**20, "shortener": 512 * 2**20}, services, 64 * 2**30)
+    override = yaml.safe_load(budget_override(resolve({"postgres": 0.05}, services, 2), limits))
+    assert override["services"]["postgres-0"] == {"cpus": 0.05}
+    assert override["services"]["postgres-1"] == {"cpus": 0.05, "mem_limit": 256 * 2**20, "memswap_limit": 256 * 2**20}
+    shortener = [s for s in services if s.startswith("shortener-")]
+    assert shortener and all(override["services"][s] == {"mem_limit": 512 * 2**20, "memswap_limit": 512 * 2**20}
+                             for s in shortener)
+    assert _errors(override) == []
+    assert _errors({"services": {"redis": {"mem_limit": [256]}}}), "the schema checks mem_limit"

@@ -36,8 +36,9 @@ class ComposeBackend(Backend):
         return self.deployment
 
     def up(self, designs: list[str], *, on_event: EventSink = quiet, say: Say = print, standin: bool = False,
-           budget: dict[str, float] | None = None) -> None:
-        self.deployment = compose_stack.up(self.settings, designs, standin=standin, say=say, budget=budget)
+           budget: dict[str, float] | None = None, memory: dict[str, int] | None = None) -> None:
+        self.deployment = compose_stack.up(self.settings, designs, standin=standin, say=say, budget=budget,
+                                           memory=memory)
 
     def down(self, *, volumes: bool = False, on_event: EventSink = quiet) -> str:
         return compose_stack.down(self.settings, self._dep, volumes=volumes)
@@ -92,14 +93,15 @@ class ComposeVariants(VariantStacks):
         if self.design not in self.deployment.designs:
             raise LabCommandError(f"{self.design} is not in the compose deployment; `sdlab up --compose {self.design}`")
         if sized:
-            raise LabCommandError(f"{experiment} changes how many instances or servers run, or their CPU budgets "
+            raise LabCommandError(f"{experiment} changes how many instances or servers run, or their budgets "
                                   f"({', '.join(sized)}); "
                                   "compose mode runs the file's topology, so run it in local mode")
 
     def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int | str], same_stack: bool,
-              budgets: dict[str, float] | None = None) -> ComposeBackend:
-        if sizes or budgets:
-            raise LabCommandError(f"variant {variant} needs local mode (it sizes the stack or budgets its CPU)")
+              budgets: dict[str, float] | None = None, memory: dict[str, int] | None = None) -> ComposeBackend:
+        if sizes or budgets or memory:
+            raise LabCommandError(f"variant {variant} needs local mode (it sizes the stack or budgets its CPU "
+                                  "or memory)")
         if same_stack:
             self.say(f"== {variant}: on the same services")
             return self.backend

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import yaml
 
 from services.lab import lab_secrets
@@ -19,6 +20,7 @@ from services.lab.backends.compose import (
 )
 from services.lab.backends.compose import standin as standin_images
 from services.lab.backends.compose.project import Deployment
+from services.lab.budgets import memory as memory_rules
 from services.lab.budgets import rules as budgets
 from services.lab.config import LabSettings
 from services.lab.designs import names as design_names
@@ -37,24 +39,32 @@ def services(dep: Deployment, designs: list[str]) -> list[str]:
     return [s for s in listed if not any(s.startswith(f"{d}-") for d in others)]
 
 
-def budget_override(resolved: dict[str, float]) -> str:
-    """Compose's form of the lab's CPU budgets: ``cpus:`` per service (a CFS quota, as in local mode)."""
-    return yaml.safe_dump({"services": {name: {"cpus": cores} for name, cores in sorted(resolved.items())}})
+def budget_override(resolved: dict[str, float], memory: dict[str, int] | None = None) -> str:
+    """Compose's form of the lab's budgets: ``cpus:`` per service (a CFS quota, as in local mode) and
+    ``mem_limit:`` with ``memswap_limit:`` equal (a hard limit that swap cannot get around)."""
+    services: dict[str, dict] = {name: {"cpus": cores} for name, cores in resolved.items()}
+    for name, size in (memory or {}).items():
+        services.setdefault(name, {}).update(mem_limit=size, memswap_limit=size)
+    return yaml.safe_dump({"services": dict(sorted(services.items()))})
 
 
-def _budgets_for(settings: LabSettings, dep: Deployment, chosen: list[str], budget: dict[str, float] | None) -> None:
+def _budgets_for(settings: LabSettings, dep: Deployment, chosen: list[str], budget: dict[str, float] | None,
+                 memory: dict[str, int] | None) -> None:
     spec = budgets.merge(budgets.parse(settings.budgets), budget)
+    memory_spec = budgets.merge(memory_rules.parse(settings.memory_budgets), memory)
     path = settings.state_dir / "compose.budgets.yml"
     path.unlink(missing_ok=True)
-    if not spec:
+    if not spec and not memory_spec:
         return
+    resolved = budgets.resolve(spec, chosen, os.cpu_count() or 1) if spec else {}
+    limits = memory_rules.resolve(memory_spec, chosen, psutil.virtual_memory().total) if memory_spec else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(budget_override(budgets.resolve(spec, chosen, os.cpu_count() or 1)))
+    path.write_text(budget_override(resolved, limits))
     dep.files.append(str(path))
 
 
 def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callable[[str], None],
-       budget: dict[str, float] | None = None) -> Deployment:
+       budget: dict[str, float] | None = None, memory: dict[str, int] | None = None) -> Deployment:
     names = [d.name for d in resolve(designs)]
     if load_state(settings.state_dir) is not None:
         raise LabCommandError(f"a local lab runs from {settings.state_dir} (and holds the ports); "
@@ -72,7 +82,7 @@ def up(settings: LabSettings, designs: list[str], *, standin: bool, say: Callabl
     if set(names) != set(design_names()):
         dep.files.append(str(_balancer_for(settings, dep, names)))
     chosen = services(dep, names)
-    _budgets_for(settings, dep, chosen, budget)
+    _budgets_for(settings, dep, chosen, budget, memory)
     say(f"docker compose up -d --build --wait ({len(chosen)} services of {', '.join(names)}; project {project})")
     compose_project.save(settings, dep)  # first: a failed or interrupted up is still taken down by `sdlab down`
     compose_project.run(dep, "up", "-d", "--build", "--wait", "--remove-orphans", *chosen,

@@ -11,6 +11,7 @@ from services.lab import procs
 from services.lab.backends.base import Backend, VariantStacks
 from services.lab.backends.local import supervisor
 from services.lab.backends.local.chaos import local_chaos
+from services.lab.budgets import memory as memory_rules
 from services.lab.budgets.local import BudgetSampler
 from services.lab.config import LabSettings
 from services.lab.errors import LabCommandError
@@ -25,8 +26,8 @@ class LocalBackend(Backend):
     running_note = "The lab keeps running in the background; stop it with `sdlab down`."
 
     def up(self, designs: list[str], *, on_event: EventSink = quiet, say: Say = print, standin: bool = False,
-           budget: dict[str, float] | None = None) -> None:
-        supervisor.up(self.settings, designs, on_event=on_event, budget=budget)
+           budget: dict[str, float] | None = None, memory: dict[str, int] | None = None) -> None:
+        supervisor.up(self.settings, designs, on_event=on_event, budget=budget, memory=memory)
 
     def down(self, *, volumes: bool = False, on_event: EventSink = quiet) -> str:
         stopped = supervisor.down(self.settings, on_event=on_event)
@@ -99,7 +100,7 @@ class LocalVariants(VariantStacks):
         supervisor.down_if_running(self.settings, self.say, "each variant starts a stack of its own")
 
     def enter(self, variant: str, *, app_env: dict[str, str], sizes: dict[str, int | str], same_stack: bool,
-              budgets: dict[str, float] | None = None) -> LocalBackend:
+              budgets: dict[str, float] | None = None, memory: dict[str, int] | None = None) -> LocalBackend:
         if self.running is not None and same_stack:
             self.say(f"== {variant}: on the same stack")
             return self.running
@@ -115,10 +116,12 @@ class LocalVariants(VariantStacks):
         self.close()
         shutil.rmtree(vsettings.state_dir, ignore_errors=True)
         said = [f"{k}={v}" for k, v in app_env.items()] + [f"budget {k}={v:g}" for k, v in (budgets or {}).items()]
+        said += [f"memory {k}={memory_rules.show(v)}" for k, v in (memory or {}).items()]
         if sizes.get("replicas"):
             said.append(f"{sizes['replicas']} replica(s) per server, {sizes.get('replication', 'async')}")
         self.say(f"== {variant}: starting the stack" + (f" ({', '.join(said)})" if said else ""))
-        supervisor.up(vsettings, [self.design], on_event=self.on_event, app_env=app_env, budget=budgets)
+        supervisor.up(vsettings, [self.design], on_event=self.on_event, app_env=app_env, budget=budgets,
+                      memory=memory)
         self.running = LocalBackend(vsettings)
         return self.running
 

@@ -17,6 +17,7 @@ from services.lab.backends.local import throttle
 from services.lab.backends.local.prepare import prepare, prepare_caddy
 from services.lab.backends.local.probes import external_probe, try_probe
 from services.lab.budgets import local as local_budgets
+from services.lab.budgets import memory as memory_budgets
 from services.lab.budgets import rules as budgets
 from services.lab.config import REPO_ROOT, LabSettings
 from services.lab.contract import Design
@@ -132,9 +133,10 @@ def up(
     on_event: EventSink = quiet,
     app_env: dict[str, str] | None = None,
     budget: dict[str, float] | None = None,
+    memory: dict[str, int] | None = None,
 ) -> LabState:
-    """Start the stack and return once every component is ready (like ``docker compose up -d``).
-    ``budget`` (NAME=cores, over the SDLAB_BUDGETS setting) runs components in CPU-limited groups."""
+    """Start the stack and return once every component is ready (like ``docker compose up -d``); ``budget``
+    (NAME=cores) and ``memory`` (NAME=bytes), over SDLAB_BUDGETS and SDLAB_MEMORY_BUDGETS, put parts in cgroups."""
     designs = resolve(design_names)
     home = settings.state_dir
     with exclusive(home):
@@ -154,7 +156,8 @@ def up(
         state = LabState(home=home, marker=str(home), designs=[d.name for d in designs], ports=ports)
         state.external = [vars(e) for e in plan.external]
         local_budgets.apply(state, budgets.merge(budgets.parse(settings.budgets), budget),
-                            [c.name for c in plan.components])
+                            [c.name for c in plan.components],
+                            budgets.merge(memory_budgets.parse(settings.memory_budgets), memory))
         state.save()
         try:
             for component in plan.infra:
@@ -303,6 +306,5 @@ def status(settings: LabSettings) -> tuple[LabState, list[ComponentStatus]]:
         return rows
 
     rows = asyncio.run(gather())
-    for row in rows:
-        row.budget_cores = state.budgets.get(row.name)
+    local_budgets.annotate(state, rows)
     return state, rows

@@ -9,6 +9,7 @@ import psutil
 
 from services.lab import procs
 from services.lab.backends.base import Backend, VariantStacks
+from services.lab.backends.local import status as local_status
 from services.lab.backends.local import supervisor
 from services.lab.backends.local.chaos import local_chaos
 from services.lab.budgets import memory as memory_rules
@@ -43,7 +44,7 @@ class LocalBackend(Backend):
         return supervisor.watched_state(self.settings)
 
     def status(self) -> tuple[LabState, list[ComponentStatus]]:
-        return supervisor.status(self.settings)
+        return local_status.status(self.settings)
 
     def logs(self, component: str, lines: int, follow: bool) -> None:
         folder = self.settings.state_dir / "logs"

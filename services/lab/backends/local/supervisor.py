@@ -15,7 +15,7 @@ from pathlib import Path
 from services.lab import lab_secrets, procs
 from services.lab.backends.local import throttle
 from services.lab.backends.local.prepare import prepare, prepare_caddy
-from services.lab.backends.local.probes import external_probe, try_probe
+from services.lab.backends.local.probes import try_probe
 from services.lab.budgets import local as local_budgets
 from services.lab.budgets import memory as memory_budgets
 from services.lab.budgets import rules as budgets
@@ -25,10 +25,8 @@ from services.lab.designs import resolve
 from services.lab.errors import LabCommandError
 from services.lab.progress import EventSink, quiet
 from services.lab.replication import members as replicated_stack
-from services.lab.replication import status as replication_status
 from services.lab.stack import Component, StackPlan, plan_stack, postgres_component
 from services.lab.state import (
-    ComponentStatus,
     LabState,
     RunningComponent,
     exclusive,
@@ -272,39 +270,3 @@ def require_state(settings: LabSettings) -> LabState:
         raise LabCommandError(f"the lab is not running (no state in {settings.state_dir}); start it with `sdlab up` "
                                "(or `sdlab up --compose`)")
     return state
-
-
-async def _status_of(c: RunningComponent) -> ComponentStatus:
-    ref = c.ref
-    if not ref.alive():
-        return ComponentStatus(c.name, c.kind, None, c.address, "down", "process gone")
-    if ref.paused():
-        return ComponentStatus(c.name, c.kind, c.pid, c.address, "paused", "SIGSTOP")
-    state, reason = await try_probe(c.kind, c.address, c.url)
-    return ComponentStatus(c.name, c.kind, c.pid, c.address, state, reason)
-
-
-async def _status_of_external(part: dict[str, str]) -> ComponentStatus:
-    try:
-        await asyncio.wait_for(external_probe(part["kind"], part["url"]), 2.0)
-        return ComponentStatus(part["name"], part["kind"], None, part["url"], "external", "reachable")
-    except Exception as exc:  # reported, not raised: status must show every row
-        return ComponentStatus(part["name"], part["kind"], None, part["url"], "external-down", str(exc)[:120])
-
-
-def status(settings: LabSettings) -> tuple[LabState, list[ComponentStatus]]:
-    state = watched_state(settings)
-
-    async def gather() -> list[ComponentStatus]:
-        rows = list(
-            await asyncio.gather(
-                *(_status_of(c) for c in state.components.values()),
-                *(_status_of_external(p) for p in state.external),
-            )
-        )
-        await replication_status.annotate(list(state.components.values()), rows)
-        return rows
-
-    rows = asyncio.run(gather())
-    local_budgets.annotate(state, rows)
-    return state, rows

@@ -3,9 +3,11 @@
 Each folder under ``docs/evidence/`` holds the ``summary.json`` of the run it shows, and that
 summary names the command that made it. Re-measuring runs each command again, one at a time, on a
 clean working tree (so that every new summary names the same commit), and copies each new run over
-its folder. A load run gets a fresh stack of its design first (``sdlab up DESIGN``), taken down after. Folders named ``before-*`` are skipped: they are the baselines of a before/after
-comparison, kept at the commit before the change they measure. A run that fails its checks is
-still copied (the evidence shows what happened) and listed in the summary at the end.
+its folder. A load run gets a fresh stack of its design first (``sdlab up DESIGN``), taken down
+after. Folders named ``before-*`` are skipped, and so are the runs beside them: a before/after pair
+is measured in one sitting, at the commits before and after its change, or the difference would
+measure the machine as much as the change. A run that fails its checks is still copied (the
+evidence shows what happened) and listed in the summary at the end.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def plan(root: Path = EVIDENCE_ROOT, only: str | list[str] | None = None) -> tup
             continue
         if folder.name.startswith(BASELINE_PREFIX):
             skipped.append((label, "a before/after baseline, kept at the commit before the change"))
+            continue
+        if any(sibling.name.startswith(BASELINE_PREFIX) for sibling in folder.parent.iterdir()):
+            # Re-measured alone, an "after" would be compared with a "before" from another sitting, and
+            # the difference would measure the machine as much as the change.
+            skipped.append((label, "the after of a before/after pair, kept with its baseline in the sitting that compared them"))
             continue
         command = json.loads(summary.read_text()).get("command") or ""
         words = shlex.split(command)

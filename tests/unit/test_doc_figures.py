@@ -29,9 +29,10 @@ FIGURES = [*SHORTENER, *MESSAGING, *SHOP]
 
 
 # The commit (and machine) a walkthrough's rows ran at unless the row names its own ("at `abfecda`, an Intel Xeon"),
-# as each doc's text says; E5 is named in the shortener's Evidence section.
-UNNAMED_RUNS = {"shortener.md": ("5097fbe", "AMD EPYC"), "messaging.md": ("456c597", "Intel"), "shop.md": ("0a15ab2", "Intel")}
-UNNAMED_EXCEPTIONS = {"E5": ("a7ab427", "AMD EPYC")}
+# as each doc's text says: one re-measurement of every row (sdlab evidence --remeasure).
+REMEASURED = ("2a51ccb", "Intel")
+UNNAMED_RUNS = {"shortener.md": REMEASURED, "messaging.md": REMEASURED, "shop.md": REMEASURED}
+UNNAMED_EXCEPTIONS: dict[str, tuple[str, str]] = {}
 NAMED_RUN = re.compile(r"\bat `([0-9a-f]{7})`, an? (Intel Xeon|AMD EPYC)")
 ROW = re.compile(r"^\| *([EMS]\d+) *\|")
 ROWS = [(doc, block) for doc in UNNAMED_RUNS for block in blocks((DOCS / doc).read_text()) if ROW.match(block)]

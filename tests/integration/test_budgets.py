@@ -48,7 +48,7 @@ def test_status_shows_each_budget(budgeted):
     assert {n: rows[n]["budget_cores"] for n in (*INSTANCES, "shortener-analytics-1", "redis")} == {
         "shortener-1": 0.2, "shortener-2": 0.2, "shortener-analytics-1": 0.2, "redis": 0.5}
     assert rows["caddy"]["budget_cores"] is None and rows["postgres-0"]["budget_cores"] is None
-    table = lab.run("status").stdout
+    table = lab.run("status", env={"COLUMNS": "250"}).stdout  # wide: Rich would wrap the headers
     assert "CPU budget" in table and "0.2 core" in table
 
 
@@ -111,7 +111,7 @@ def test_status_shows_each_memory_budget(budgeted):
         **{n: 256 * MiB for n in SHORTENER}, "postgres-0": 512 * MiB, "postgres-1": 512 * MiB}
     assert rows["caddy"]["memory_budget_bytes"] is None and rows["redis"]["memory_budget_bytes"] is None
     assert rows["shortener-1"]["budget_cores"] == 0.2 and rows["shortener-1"]["oom_kills"] == 0
-    table = lab.run("status").stdout
+    table = lab.run("status", env={"COLUMNS": "250"}).stdout  # wide: Rich would wrap the headers
     assert "memory budget" in table and "256 MiB" in table
 
 

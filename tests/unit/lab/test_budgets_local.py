@@ -2,7 +2,6 @@
 fake v1 cgroup trees; the kernel's side is in tests/integration/test_cgroups.py."""
 
 import functools
-from pathlib import Path
 
 import pytest
 
@@ -11,6 +10,7 @@ from services.lab.budgets.cgroups import CpuGroups, home_tag
 from services.lab.budgets.memory_cgroups import MemoryGroups
 from services.lab.errors import LabCommandError
 from services.lab.state import ComponentStatus, LabState
+from tests.support.cgroupfs import rmdir_like_cgroupfs
 from tests.unit.lab.test_cgroups import v1_tree as cpu_tree
 from tests.unit.lab.test_memory_cgroups import v1_tree as memory_tree
 
@@ -28,15 +28,7 @@ def fs(tmp_path, monkeypatch):
     monkeypatch.setattr(MemoryGroups, "detect", functools.partial(DETECT_MEMORY, root))
     monkeypatch.setattr(local, "machine_memory", lambda: 4096 * MiB)
     monkeypatch.setattr(local, "machine_cores", lambda: 2)
-    real = Path.rmdir
-
-    def rmdir(self):  # a cgroupfs removes a group's control files with its directory
-        for f in self.iterdir():
-            if f.is_file():
-                f.unlink()
-        real(self)
-
-    monkeypatch.setattr(Path, "rmdir", rmdir)
+    rmdir_like_cgroupfs(monkeypatch)
     return root
 
 

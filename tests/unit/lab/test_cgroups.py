@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from services.lab.budgets.cgroups import CgroupsUnavailable, CpuGroups, home_tag
+from tests.support.cgroupfs import rmdir_like_cgroupfs
 
 
 def v1_tree(root: Path) -> Path:
@@ -62,21 +63,8 @@ def test_join_command_joins_every_hierarchy_before_exec(tmp_path):
     assert "exec setpriv --reuid=nobody --regid=" in as_nobody[2] and as_nobody[2].endswith('--clear-groups -- "$@"')
 
 
-def _rmdir_like_cgroupfs(monkeypatch):
-    """A cgroupfs removes a group's control files with its directory; a plain folder does not."""
-    real = Path.rmdir
-
-    def rmdir(self):
-        for f in self.iterdir():
-            if f.is_file():
-                f.unlink()
-        real(self)
-
-    monkeypatch.setattr(Path, "rmdir", rmdir)
-
-
 def test_clean_removes_only_this_homes_groups(tmp_path, monkeypatch):
-    _rmdir_like_cgroupfs(monkeypatch)
+    rmdir_like_cgroupfs(monkeypatch)
     groups = CpuGroups.detect(v1_tree(tmp_path))
     groups.create("mine", "postgres-0", 0.1)
     groups.create("mine", "redis", 0.1)

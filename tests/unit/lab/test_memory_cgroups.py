@@ -8,6 +8,7 @@ import pytest
 from services.lab.budgets import memory_cgroups
 from services.lab.budgets.cgroups import CgroupsUnavailable
 from services.lab.budgets.memory_cgroups import MemoryGroups
+from tests.support.cgroupfs import rmdir_like_cgroupfs
 
 MiB = 2**20
 V1_UNLIMITED = "9223372036854771712"
@@ -106,15 +107,7 @@ def test_no_memory_controller_or_no_write_access_is_one_line(tmp_path, monkeypat
 
 
 def test_clean_removes_only_this_homes_groups(tmp_path, monkeypatch):
-    real = Path.rmdir
-
-    def rmdir(self):  # a cgroupfs removes a group's control files with its directory
-        for f in self.iterdir():
-            if f.is_file():
-                f.unlink()
-        real(self)
-
-    monkeypatch.setattr(Path, "rmdir", rmdir)
+    rmdir_like_cgroupfs(monkeypatch)
     groups = MemoryGroups.detect(v1_tree(tmp_path, swap=False))
     for tag, name in (("mine", "postgres-0"), ("mine", "redis"), ("theirs", "redis")):
         groups.create(tag, name, 64 * MiB)
